@@ -1,0 +1,4 @@
+"""remote, pull, verify, validate."""
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,184 @@
+"""render, deploy, promote, rollback, status, ci."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from modelreg.cli.output import emit_json, handle_errors, note, short, table, when, who
+
+push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
+dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
+force_option = click.option("--force", is_flag=True, help="Overwrite manifests that were edited by hand.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _print_result(result: "object", as_json: bool) -> None:
+    if as_json:
+        return emit_json(result.to_json())  # type: ignore[attr-defined]
+    r = result
+    if r.noop:  # type: ignore[attr-defined]
+        click.echo(f"{r.tag} is already live in {r.env} (commit {short(r.commit)}): nothing to do.")  # type: ignore[attr-defined]
+        return None
+    verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[r.action]  # type: ignore[attr-defined]
+    prefix = "Would have " + verb.lower() if r.dry_run else verb  # type: ignore[attr-defined]
+    was = f" (was {r.previous_version})" if r.previous_version else ""  # type: ignore[attr-defined]
+    target = f"{r.model} in {r.env} to {r.version}" if r.action == "rollback" else f"{r.tag} to {r.env}"  # type: ignore[attr-defined]
+    click.echo(f"{prefix} {target}{was}: {', '.join(r.files)}" + ("" if r.dry_run else f", commit {short(r.commit)}"))  # type: ignore[attr-defined]
+    if r.pushed:  # type: ignore[attr-defined]
+        click.echo("Pushed the deploy branch.")
+    return None
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--env", "env", required=True, help="Environment whose settings shape the manifests.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the manifests into this folder instead of printing them.")
+@click.pass_obj
+@handle_errors
+def render(repo: str, ref: str, env: str, output: Path | None) -> None:
+    """Render the manifests of REF for ENV, from the templates and settings at REF's tag.
+
+    Example: modelreg render churn@v3 --env prod -o out/
+    """
+    from modelreg.registry import open_registry
+    from modelreg.render import render as run_render
+    from modelreg.versions import resolve
+
+    registry = open_registry(repo)
+    rendered = run_render(registry, resolve(registry, ref), env)
+    if output is None:
+        click.echo("---\n".join(data.decode() for data in rendered.files.values()), nl=False)
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for name, data in rendered.files.items():
+        (output / name).write_bytes(data)
+        click.echo(str(output / name))
+
+
+def _deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool, action: str) -> None:
+    from modelreg.deploy import DeployOptions, deploy as run_deploy
+    from modelreg.registry import open_registry
+
+    result = run_deploy(open_registry(repo), ref, env, DeployOptions(push=push, dry_run=dry_run, force=force), action)
+    _print_result(result, as_json)
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--env", "env", required=True, help="Environment to deploy to.")
+@push_option
+@dry_run_option
+@force_option
+@json_option
+@click.pass_obj
+@handle_errors
+def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Deploy REF to ENV: render it and commit the manifests to the deploy branch.
+
+    Your working tree, index and current branch are not touched. An environment that
+    `requires` another accepts only versions that were live there.
+
+    Example: modelreg deploy churn@v3 --env staging --push
+    """
+    _deploy(repo, ref, env, push, dry_run, force, as_json, "deploy")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--to", "env", required=True, help="Environment to promote to (e.g. prod).")
+@push_option
+@dry_run_option
+@force_option
+@json_option
+@click.pass_obj
+@handle_errors
+def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Promote REF to an environment: a deploy, recorded as a promotion.
+
+    Example: modelreg promote churn@v3 --to prod
+    """
+    _deploy(repo, ref, env, push, dry_run, force, as_json, "promote")
+
+
+@click.command()
+@click.argument("version", required=False)
+@click.option("--env", "env", help="Environment to roll back (default: the last one in modelreg.yaml).")
+@click.option("--model", "model", help="Model to roll back (default: the only or default model).")
+@push_option
+@dry_run_option
+@force_option
+@json_option
+@click.pass_obj
+@handle_errors
+def rollback(repo: str, version: str | None, env: str | None, model: str | None, push: bool, dry_run: bool,
+             force: bool, as_json: bool) -> None:
+    """Put an environment back to VERSION (default: the version live before the current one).
+
+    The manifests committed are byte for byte those of VERSION's earlier deploy, in a new
+    commit: history only grows, so the cluster's auto-sync can stay on.
+
+    Example: modelreg rollback v2 --env prod
+    """
+    from modelreg.deploy import DeployOptions, rollback as run_rollback
+    from modelreg.registry import open_registry
+
+    result = run_rollback(open_registry(repo), version, env, model, DeployOptions(push=push, dry_run=dry_run, force=force))
+    _print_result(result, as_json)
+
+
+@click.command()
+@click.option("--env", "env", help="Only this environment.")
+@click.option("--no-render", is_flag=True, help="Skip the fresh render (drift then means hand edits only).")
+@json_option
+@click.pass_obj
+@handle_errors
+def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
+    """What is live in each environment, and whether the deploy branch still matches it.
+
+    DRIFT is `none`, `edited` (the files differ from the deploy commit: edited by hand) or
+    `stale` (they differ from a fresh render of the tag).
+    """
+    from modelreg.registry import open_registry
+    from modelreg.status import status as run_status
+
+    states = run_status(open_registry(repo), env, check_render=not no_render)
+    if as_json:
+        return emit_json([s.to_json() for s in states])
+    if not states:
+        return click.echo("Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV")
+    table(["env", "model", "version", "since", "by", "action", "commit", "drift"],
+          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift] for s in states])
+
+
+@click.command()
+@click.option("--push/--no-push", default=True, help="Push the deploy branch (default: push).")
+@json_option
+@click.pass_obj
+@handle_errors
+def ci(repo: str, push: bool, as_json: bool) -> None:
+    """Run from GitHub Actions: do what the triggering event asks.
+
+    A tag push (GITHUB_EVENT_NAME=push, GITHUB_REF_TYPE=tag) deploys that tag to the first
+    environment. workflow_dispatch reads MODELREG_ACTION (deploy, promote, rollback),
+    MODELREG_REF and MODELREG_ENV.
+    """
+    from modelreg.ci import plan
+    from modelreg.deploy import DeployOptions, deploy as run_deploy, rollback as run_rollback
+    from modelreg.registry import open_registry
+
+    registry = open_registry(repo)
+    step = plan(registry, os.environ)
+    note(f"modelreg ci: {step.action} {step.ref or '(previous version)'} in {step.env}")
+    options = DeployOptions(push=push)
+    if step.action == "rollback":
+        result = run_rollback(registry, step.ref, step.env, None, options)
+    else:
+        assert step.ref is not None
+        result = run_deploy(registry, step.ref, step.env, options, step.action)
+    _print_result(result, as_json)
+
+
+COMMANDS = [render, deploy, promote, rollback, status, ci]

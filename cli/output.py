@@ -1,0 +1,79 @@
+"""Printing: tables for people, JSON for scripts, dates in local-free UTC."""
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+import click
+
+from modelreg.errors import ModelregError
+
+
+class InternalError(click.ClickException):
+    """A bug in modelreg: one line, exit 3."""
+
+    exit_code = 3
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one stderr line (exit 1) and bugs into exit 3, as pre-commit does."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ModelregError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            if os.environ.get("MODELREG_DEBUG"):
+                traceback.print_exc()
+            raise InternalError(f"internal error {type(exc).__name__}: {exc} "
+                                "(a bug in modelreg; MODELREG_DEBUG=1 shows the traceback)") from None
+
+    return wrapper
+
+
+def when(timestamp: int) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def short(commit: str | None) -> str:
+    return commit[:8] if commit else "-"
+
+
+def who(author: str) -> str:
+    return author.split(" <")[0] if author else "-"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    click.echo("\n".join(lines))
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def note(message: str) -> None:
+    """A remark for people, on stderr so that stdout stays parseable."""
+    click.echo(message, err=True)
+
+
+def progress_bar(total: int, label: str) -> Any:
+    """A byte progress bar on stderr, shown only on a terminal."""
+    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=False,
+                             show_percent=True, show_eta=True)

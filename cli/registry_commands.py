@@ -1,0 +1,160 @@
+"""init, register, list, show, history."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelreg.cli.output import emit_json, handle_errors, note, progress_bar, short, table, when, who
+
+
+@click.command()
+@click.option("--remote", metavar="URL", help="DVC remote for artifacts: a directory, s3://bucket/prefix, ...")
+@click.option("--default-model", metavar="NAME", help="Model that bare version tags (v3) refer to.")
+@click.option("--force", is_flag=True, help="Overwrite scaffolded files you have changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+@handle_errors
+def init(repo: str, remote: str | None, default_model: str | None, force: bool, as_json: bool) -> None:
+    """Make this git repo (git-init'ing it if needed) a model registry.
+
+    Sets up DVC, writes modelreg.yaml, copies the manifest templates to templates/ and the
+    GitHub Actions workflow to .github/workflows/modelreg.yml, and commits them. Running it
+    again changes nothing; files you changed are kept unless --force.
+
+    Example: modelreg init --remote /mnt/models-store --default-model churn
+    """
+    from modelreg.init import init as run_init
+
+    result = run_init(Path(repo), remote=remote, default_model=default_model, force=force)
+    if as_json:
+        return emit_json(result.to_json())
+    for rel in result.created:
+        click.echo(f"created  {rel}")
+    for rel in result.updated:
+        click.echo(f"updated  {rel}")
+    for rel in result.kept:
+        note(f"kept     {rel} (you changed it; --force overwrites)")
+    if result.commit:
+        click.echo(f"Registry ready at {result.root} (commit {short(result.commit)}).")
+    else:
+        click.echo(f"{result.root} is already a modelreg registry: nothing changed.")
+    if not remote and result.created:
+        note("No DVC remote yet: artifacts stay in the local cache. Add one with `modelreg init --remote URL`.")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--version", "version", metavar="VERSION", help="Version to register (default: the next one).")
+@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Semver part to bump (semver registries).")
+@click.option("-m", "--message", default="", help="What changed in this version.")
+@click.option("--metric", "metrics", multiple=True, metavar="K=V", help="A metric to record (repeatable).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A parameter to record (repeatable).")
+@click.option("--card", "card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A YAML file merged into the model card (description, signature, lineage...).")
+@click.option("--no-push", is_flag=True, help="Do not push the artifact to the DVC remote.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+@handle_errors
+def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
+             metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
+             as_json: bool) -> None:
+    """Register PATH (a file or a model folder) as a new version of model NAME.
+
+    The artifact is copied to models/NAME/, tracked with DVC and pushed to the remote, the
+    card models/NAME/model.yaml is written, and one commit is tagged NAME@VERSION.
+
+    Example: modelreg register churn ./model.pt -m "retrained on March data" --metric auc=0.91
+    """
+    from modelreg.digest import size_of
+    from modelreg.inspect import inspector
+    from modelreg.register import RegisterRequest, register as run_register
+    from modelreg.registry import open_registry
+
+    registry = open_registry(repo)
+    request = RegisterRequest(name=name, path=path, version=version, bump=bump, message=message,
+                              metrics=metrics, params=params, card_file=card_file, push=not no_push)
+    total = size_of(path) if path.exists() else 0
+    with progress_bar(total, f"Registering {path.name}") as bar:
+        result = run_register(registry, request, progress=bar.update, inspect=inspector(note))
+    if as_json:
+        return emit_json(result.to_json())
+    click.echo(f"Registered {result.tag} ({result.pointer.size} bytes, sha256 {result.sha256[:12]}) "
+               f"in commit {short(result.commit)}.")
+    if result.pushed:
+        click.echo("Artifact pushed to the DVC remote.")
+    elif not result.has_remote:
+        note("No DVC remote configured: the artifact is only in the local cache. "
+             "Add one: modelreg remote add URL, then dvc push.")
+    else:
+        note("Not pushed (--no-push): run `dvc push` before others use this version.")
+    click.echo(f"Publish it: git push origin HEAD {result.tag}")
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of {model, latest, versions, invalid}.")
+@click.pass_obj
+@handle_errors
+def list_(repo: str, as_json: bool) -> None:
+    """List the models: latest version, when and by whom, how many versions."""
+    from modelreg.registry import open_registry
+    from modelreg.versions import list_models
+
+    models = list_models(open_registry(repo))
+    if as_json:
+        return emit_json([m.to_json() for m in models])
+    if not models:
+        return click.echo("No models yet. Register one: modelreg register NAME PATH")
+    table(["model", "latest", "registered", "by", "versions", "invalid"],
+          [[m.model, m.latest.version if m.latest else "-", when(m.latest.timestamp) if m.latest else "-",
+            who(m.latest.author) if m.latest else "-", m.count, m.invalid or ""] for m in models])
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: {version, card, pointer, versions}.")
+@click.pass_obj
+@handle_errors
+def show(repo: str, ref: str, as_json: bool) -> None:
+    """Show the card of a version (NAME, NAME@VERSION or a bare VERSION) and the model's versions."""
+    import yaml
+
+    from modelreg.registry import open_registry
+    from modelreg.versions import resolve
+
+    found = resolve(open_registry(repo), ref)
+    if as_json:
+        return emit_json({"version": found.info.to_json(), "card": found.card,
+                          "pointer": found.pointer.__dict__, "versions": [v.to_json() for v in found.versions]})
+    click.echo(f"{found.info.tag}  commit {short(found.info.commit)}  {when(found.info.timestamp)}  {who(found.info.author)}")
+    click.echo(yaml.safe_dump(found.card, sort_keys=False, allow_unicode=True).rstrip())
+    click.echo("")
+    table(["version", "tag", "registered", "by", "status"],
+          [[v.version, v.tag, when(v.timestamp), who(v.author), "ok" if v.valid else f"invalid: {v.problem}"]
+           for v in reversed(found.versions)])
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--env", help="Only deploys and rollbacks in this environment.")
+@click.option("-n", "--limit", type=int, default=None, help="Show at most this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of events, newest first.")
+@click.pass_obj
+@handle_errors
+def history(repo: str, model: str | None, env: str | None, limit: int | None, as_json: bool) -> None:
+    """Registrations, deploys and rollbacks, newest first (of one MODEL, or all)."""
+    from modelreg.history import history as run_history
+    from modelreg.registry import open_registry
+
+    events = run_history(open_registry(repo), model=model, env=env)[:limit]
+    if as_json:
+        return emit_json([e.to_json() for e in events])
+    if not events:
+        return click.echo("No history yet.")
+    table(["when", "action", "model", "version", "env", "by", "commit", "note"],
+          [[when(e.timestamp), e.action, e.model, e.version, e.env or "", who(e.author), short(e.commit), e.note]
+           for e in events])
+
+
+COMMANDS = [init, register, list_, show, history]

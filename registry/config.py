@@ -1,0 +1,178 @@
+"""modelreg.yaml: loaded into frozen dataclasses and validated on load.
+
+An unknown key or a wrong type is one error that names the key, e.g.
+`environments.prod.replicas: expected an integer, got "three"`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelreg.errors import ConfigError
+from modelreg.refs import NAME_RE, SCHEMES
+
+CONFIG_FILE = "modelreg.yaml"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str = ""
+    namespace: str = ""
+    replicas: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 3
+    target_cpu_percent: int = 75
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "2Gi"
+    gpu: int = 0
+    requires: str | None = None
+    validate: bool = False
+
+
+@dataclass(frozen=True)
+class Deploy:
+    branch: str = "deploy"
+    remote: str = "origin"
+    path: str = "{env}/{model}"
+
+
+@dataclass(frozen=True)
+class Serving:
+    kind: str = "deployment"
+    image: str = "ghcr.io/modelreg/torch-server:0.1"
+    port: int = 8080
+    init_image: str = "amazon/aws-cli:2.17.0"
+    runtime: str = "kserve-torchserve"
+    model_format: str = "pytorch"
+    model_dir: str = "/models"
+
+
+@dataclass(frozen=True)
+class Config:
+    models_dir: str = "models"
+    default_model: str | None = None
+    versions: str = "integer"
+    kubernetes_version: str = "1.30"
+    environments: dict[str, Environment] = field(default_factory=dict)
+    deploy: Deploy = field(default_factory=Deploy)
+    serving: Serving = field(default_factory=Serving)
+
+    def env(self, name: str) -> Environment:
+        if name not in self.environments:
+            raise ConfigError(f"unknown environment {name!r}: modelreg.yaml has {', '.join(self.environments)}")
+        return self.environments[name]
+
+
+DEFAULT_ENVIRONMENTS = {"staging": {}, "prod": {"requires": "staging", "replicas": 2}}
+TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping"}
+
+
+def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
+    if value is None and optional:
+        return None
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not ok:
+        raise ConfigError(f"{key}: expected {TYPE_WORDS[expected]}, got {json.dumps(value, default=str)}")
+    return value
+
+
+def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) -> Any:
+    data = _check_type({} if data is None else data, dict, key or "modelreg.yaml", False)
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    values = dict(extra or {})
+    for name, value in data.items():
+        where = f"{key}.{name}" if key else str(name)
+        if name not in hints or name in values:
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(set(hints) - set(values)))})")
+        hint = str(hints[name])
+        base = {"int": int, "str": str, "bool": bool}.get(hint.split(" ")[0], None)
+        if base is not None:
+            values[name] = _check_type(value, base, where, "None" in hint)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def parse_config(text: str | bytes) -> Config:
+    """Parse and validate the text of modelreg.yaml."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"modelreg.yaml is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("modelreg.yaml: expected a mapping of settings at the top level")
+    envs_raw = data.pop("environments", None)
+    envs_raw = DEFAULT_ENVIRONMENTS if envs_raw is None else _check_type(envs_raw, dict, "environments", False)
+    deploy = _build(Deploy, data.pop("deploy", None), "deploy")
+    serving = _build(Serving, data.pop("serving", None), "serving")
+    envs = {}
+    for name, settings in envs_raw.items():
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ConfigError(f"environments.{name}: an environment name must be a DNS-1123 label (staging, prod)")
+        envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
+        if not envs[name].namespace:
+            envs[name] = dataclasses.replace(envs[name], namespace=name)
+    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving})
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: Config) -> None:
+    if config.versions not in SCHEMES:
+        raise ConfigError(f"versions: expected one of {', '.join(SCHEMES)}, got {json.dumps(config.versions)}")
+    if config.default_model is not None and not NAME_RE.match(config.default_model):
+        raise ConfigError(f"default_model: {config.default_model!r} is not a valid model name")
+    if not config.environments:
+        raise ConfigError("environments: at least one environment is needed")
+    if config.serving.kind not in ("deployment", "kserve"):
+        raise ConfigError(f"serving.kind: expected deployment or kserve, got {json.dumps(config.serving.kind)}")
+    for env in config.environments.values():
+        if env.requires is not None and env.requires not in config.environments:
+            raise ConfigError(f"environments.{env.name}.requires: no environment named {env.requires!r}")
+    if "{env}" not in config.deploy.path or "{model}" not in config.deploy.path:
+        raise ConfigError("deploy.path: must contain {env} and {model}")
+
+
+def load_config(root: Path) -> Config:
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{root} is not a modelreg registry: no {CONFIG_FILE} (run `modelreg init`)")
+    return parse_config(path.read_bytes())
+
+
+def default_config_text(default_model: str | None) -> str:
+    """The modelreg.yaml that `init` writes: every key, with its default."""
+    model_line = f"default_model: {default_model}\n" if default_model else "# default_model: churn   # plain `v3` tags then mean churn@v3\n"
+    return f"""\
+# modelreg registry settings. Reference: see the modelreg README.
+models_dir: models
+{model_line}versions: integer          # integer (v1, v2, ...) or semver (v1.2.3, readable by GTO and DVC Studio)
+kubernetes_version: "1.30"  # manifests are checked against this version's OpenAPI schema
+
+environments:               # in promotion order; the first receives tag pushes
+  staging:
+    replicas: 1
+  prod:
+    requires: staging       # a version must have been live in staging first
+    replicas: 2
+    max_replicas: 6
+
+deploy:
+  branch: deploy            # the branch Argo CD / Flux syncs
+  remote: origin
+  path: "{{env}}/{{model}}"
+
+serving:
+  kind: deployment          # deployment, or kserve for a KServe InferenceService
+  image: ghcr.io/modelreg/torch-server:0.1
+  port: 8080
+"""

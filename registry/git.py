@@ -1,0 +1,179 @@
+"""Git plumbing: every call goes through `run_git`, one process per question.
+
+Tags are read with one `for-each-ref`, blobs and trees with one `cat-file --batch`;
+there is no object per tag.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelreg.errors import GitError, ModelregError
+
+FIELD = "\x1f"
+RECORD = "\x1e"
+
+
+def run_git(*args: str, cwd: Path | str = ".", input: bytes | None = None, env: dict[str, str] | None = None,
+            check: bool = True) -> str:
+    """Run git and return its stdout; raise GitError with the command and stderr on failure."""
+    return run_git_bytes(*args, cwd=cwd, input=input, env=env, check=check).decode("utf-8", "surrogateescape")
+
+
+def run_git_bytes(*args: str, cwd: Path | str = ".", input: bytes | None = None,
+                  env: dict[str, str] | None = None, check: bool = True) -> bytes:
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        proc = subprocess.run(("git",) + args, cwd=cwd, input=input, env=full_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise ModelregError("git is not installed (or not on PATH)") from None
+    if check and proc.returncode != 0:
+        raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    return proc.stdout
+
+
+def git_ok(*args: str, cwd: Path | str = ".") -> bool:
+    """True when the git command exits 0 (for yes/no questions)."""
+    return subprocess.run(("git",) + args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def toplevel(cwd: Path | str = ".") -> Path:
+    try:
+        return Path(run_git("rev-parse", "--show-toplevel", cwd=cwd).strip())
+    except GitError:
+        raise ModelregError(f"{Path(cwd).resolve()} is not inside a git repository (run `modelreg init`)") from None
+
+
+def rev_parse(rev: str, cwd: Path | str = ".") -> str | None:
+    """The object id `rev` names, or None when it names nothing."""
+    out = subprocess.run(("git", "rev-parse", "--verify", "--quiet", "--end-of-options", rev), cwd=cwd,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
+def head_commit(cwd: Path | str) -> str:
+    commit = rev_parse("HEAD^{commit}", cwd)
+    if commit is None:
+        raise ModelregError("the repository has no commits yet: make a first commit (or run `modelreg init`)")
+    return commit
+
+
+def identity(cwd: Path | str) -> str:
+    """`Name <email>` of the committer; raise a clear error when git has none."""
+    try:
+        ident = run_git("var", "GIT_COMMITTER_IDENT", cwd=cwd).strip()
+    except GitError:
+        raise ModelregError(
+            "git has no identity: run `git config user.name \"Your Name\"` and `git config user.email you@example.com`"
+        ) from None
+    return ident.rsplit(" ", 2)[0]
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """One tag as `for-each-ref` reports it."""
+
+    name: str
+    commit: str
+    annotated: bool
+    timestamp: int
+    creator: str
+    subject: str
+    body: str
+
+
+TAG_FORMAT = FIELD.join([
+    "%(refname:strip=2)",
+    "%(objecttype)",
+    "%(if)%(*objectname)%(then)%(*objectname)%(else)%(objectname)%(end)",
+    "%(creator)",
+    "%(contents:subject)",
+    "%(contents:body)",
+]) + RECORD
+
+
+def list_tags(cwd: Path | str, patterns: tuple[str, ...] = ("refs/tags",)) -> list[TagRecord]:
+    """Every tag under `patterns`, with its peeled commit, date, creator and message, in one git call."""
+    out = run_git("for-each-ref", f"--format={TAG_FORMAT}", *patterns, cwd=cwd)
+    records = []
+    for chunk in out.split(RECORD):
+        chunk = chunk.lstrip("\n")
+        if not chunk:
+            continue
+        name, objtype, commit, creator, subject, body = chunk.split(FIELD)
+        who, _, when = creator.rpartition(">")
+        records.append(TagRecord(
+            name=name, commit=commit, annotated=objtype == "tag",
+            timestamp=int(when.split()[0]) if when.strip() else 0,
+            creator=who + ">" if who else "", subject=subject, body=body,
+        ))
+    return records
+
+
+def read_objects(cwd: Path | str, specs: list[str]) -> list[tuple[str, bytes] | None]:
+    """(type, content) of each `rev:path` in one `cat-file --batch`; None where it does not exist."""
+    if not specs:
+        return []
+    out = run_git_bytes("cat-file", "--batch", cwd=cwd, input=("\n".join(specs) + "\n").encode())
+    results: list[tuple[str, bytes] | None] = []
+    pos = 0
+    for _ in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if header[-1] == b"missing" or header[-1] == b"ambiguous":
+            results.append(None)
+            continue
+        size = int(header[2])
+        results.append((header[1].decode(), out[pos:pos + size]))
+        pos += size + 1
+    return results
+
+
+def read_file(cwd: Path | str, rev: str, path: str) -> bytes | None:
+    found = read_objects(cwd, [f"{rev}:{path}"])[0]
+    return None if found is None or found[0] != "blob" else found[1]
+
+
+def tree_names(tree: bytes) -> list[str]:
+    """Entry names of a raw tree object (`mode name\\0<20-byte id>`)."""
+    names = []
+    pos = 0
+    while pos < len(tree):
+        nul = tree.index(b"\0", pos)
+        names.append(tree[tree.index(b" ", pos) + 1:nul].decode("utf-8", "surrogateescape"))
+        pos = nul + 21
+    return names
+
+
+def ls_tree(cwd: Path | str, rev: str, path: str) -> dict[str, str]:
+    """Blob ids of the files under `path` at `rev`, keyed by their path below `path`."""
+    out = run_git("ls-tree", "-r", "-z", "--full-tree", rev, "--", path, cwd=cwd)
+    files = {}
+    prefix = path.rstrip("/") + "/"
+    for entry in out.split("\0"):
+        if entry:
+            meta, _, name = entry.partition("\t")
+            files[name[len(prefix):] if name.startswith(prefix) else name] = meta.split()[2]
+    return files
+
+
+def commit_paths(root: Path, parent: str | None, paths: list[Path], removed: list[Path], message: str) -> str:
+    """Commit exactly `paths` (and the removal of `removed`) on top of `parent` through a private
+    index, move HEAD's branch to it, and return it. The user's index and other changes are untouched."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        run_git("read-tree", *([parent] if parent else ["--empty"]), cwd=root, env=env)
+        gone = [p.relative_to(root).as_posix() for p in removed]
+        if gone:
+            run_git("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone, cwd=root, env=env)
+        run_git("add", "-f", "--", *[p.relative_to(root).as_posix() for p in paths], cwd=root, env=env)
+        tree = run_git("write-tree", cwd=root, env=env).strip()
+    commit = run_git("commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, cwd=root).strip()
+    run_git("update-ref", "-m", f"modelreg: {message.splitlines()[0]}", "HEAD", commit, parent or "", cwd=root)
+    return commit

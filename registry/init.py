@@ -1,0 +1,102 @@
+"""`init`: make a git repo a modelreg registry (DVC, modelreg.yaml, templates, workflow), in one commit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modelreg import git, store
+from modelreg.config import CONFIG_FILE, default_config_text, parse_config
+from modelreg.refs import check_name
+
+WORKFLOW = ".github/workflows/modelreg.yml"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    commit: str | None = None
+    git_initialized: bool = False
+    dvc_initialized: bool = False
+    remote: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.git_initialized or self.dvc_initialized)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": str(self.root), "created": self.created, "updated": self.updated, "kept": self.kept,
+                "commit": self.commit, "remote": self.remote}
+
+
+def package_templates() -> dict[str, str]:
+    """The manifest templates shipped with modelreg, by file name."""
+    folder = resources.files("modelreg.templates")
+    return {p.name: p.read_text() for p in folder.iterdir() if p.name.endswith(".j2")}
+
+
+def workflow_text(config_text: str) -> str:
+    config = parse_config(config_text)
+    envs = list(config.environments)
+    tags = ['"*@v*"'] + (['"v*"'] if config.default_model else [])
+    text = resources.files("modelreg.templates").joinpath("modelreg.yml").read_text()
+    return (text.replace("@@TAG_PATTERNS@@", ", ".join(tags))
+            .replace("@@FIRST_ENV@@", envs[0])
+            .replace("@@ENV_OPTIONS@@", ", ".join(envs)))
+
+
+def init(path: Path, remote: str | None = None, default_model: str | None = None, force: bool = False) -> InitResult:
+    """Scaffold a registry at `path`; running it again changes nothing."""
+    if default_model is not None:
+        check_name(default_model)
+    path.mkdir(parents=True, exist_ok=True)
+    git_initialized = False
+    if not git.git_ok("rev-parse", "--git-dir", cwd=path):
+        git.run_git("init", "-q", cwd=path)
+        git_initialized = True
+    root = git.toplevel(path)
+    git.identity(root)
+    parent = git.rev_parse("HEAD^{commit}", root)
+    config_path = root / CONFIG_FILE
+    keep_config = config_path.exists() and not force
+    config_text = config_path.read_text() if keep_config else default_config_text(default_model)
+    wanted = {CONFIG_FILE: config_text, WORKFLOW: workflow_text(config_text)}
+    wanted.update({f"templates/{name}": text for name, text in package_templates().items()})
+    created, updated, kept = [], [], []
+    for rel, text in sorted(wanted.items()):
+        target = root / rel
+        if not target.exists():
+            created.append(rel)
+        elif target.read_text() != text:
+            (updated if force else kept).append(rel)
+    dvc_initialized = store.init_dvc(root)
+    try:
+        for rel in created + updated:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(wanted[rel])
+        if remote:
+            store.set_remote(root, remote)
+        to_commit = [root / rel for rel in created + updated]
+        to_commit += [root / p for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore") if (root / p).exists()]
+        commit = None
+        if parent is None or _differs(root, parent, to_commit):
+            commit = git.commit_paths(root, parent, to_commit, [], "Set up modelreg registry")
+            git.run_git("reset", "-q", commit, "--", *[p.relative_to(root).as_posix() for p in to_commit], cwd=root)
+    except BaseException:
+        for rel in created:
+            (root / rel).unlink(missing_ok=True)
+        raise
+    return InitResult(root=root, created=created, updated=updated, kept=kept, commit=commit,
+                      git_initialized=git_initialized, dvc_initialized=dvc_initialized, remote=remote)
+
+
+def _differs(root: Path, parent: str, paths: list[Path]) -> bool:
+    rels = [p.relative_to(root).as_posix() for p in paths]
+    blobs = git.read_objects(root, [f"{parent}:{rel}" for rel in rels])
+    return any(b is None or b[1] != p.read_bytes() for b, p in zip(blobs, paths))
+
+

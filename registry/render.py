@@ -1,0 +1,220 @@
+"""Manifests from Jinja templates, read from the tag's tree, rendered in a sandbox and checked.
+
+Everything that shapes the output (card, `.dvc` pointer, templates/, modelreg.yaml, .dvc/config)
+comes from the commit the tag names, so the same tag and environment give the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from modelreg import git, store
+from modelreg.config import CONFIG_FILE, Config, parse_config
+from modelreg.errors import RenderError
+from modelreg.registry import Registry
+from modelreg.versions import Resolved
+
+TEMPLATES_DIR = "templates"
+FETCH_SCRIPT = r"""set -eu
+fetch() {
+  case "$1" in
+    s3://*) aws s3 cp --only-show-errors "$1" "$2" ;;
+    gs://*) gsutil -q cp "$1" "$2" ;;
+    http://*|https://*) curl -fsSL -o "$2" "$1" ;;
+    *) cp "$1" "$2" ;;
+  esac
+}
+mkdir -p "$(dirname "$MODEL_PATH")"
+case "$ARTIFACT_MD5" in
+  *.dir)
+    tmp=$(mktemp -d)
+    fetch "$ARTIFACT_URL" "$tmp/manifest.json"
+    base="${ARTIFACT_URL%/files/md5/*}/files/md5"
+    python3 -c 'import json,sys
+for e in json.load(open(sys.argv[1])): print(e["md5"], e["relpath"])' "$tmp/manifest.json" |
+    while read -r md5 rel; do
+      mkdir -p "$(dirname "$MODEL_PATH/$rel")"
+      fetch "$base/$(printf %s "$md5" | cut -c1-2)/$(printf %s "$md5" | cut -c3-)" "$MODEL_PATH/$rel"
+      (cd "$MODEL_PATH" && sha256sum "$rel") >> "$tmp/sums"
+    done
+    got=$(LC_ALL=C sort -k2 "$tmp/sums" | sha256sum | cut -d' ' -f1) ;;
+  *)
+    fetch "$ARTIFACT_URL" "$MODEL_PATH"
+    got=$(sha256sum "$MODEL_PATH" | cut -d' ' -f1) ;;
+esac
+if [ "$got" != "$ARTIFACT_SHA256" ]; then
+  echo "modelreg: sha256 mismatch for $ARTIFACT_URL: expected $ARTIFACT_SHA256, got $got" >&2
+  exit 1
+fi
+echo "modelreg: $MODEL_PATH verified (sha256 $got)"
+"""
+
+INFERENCE_SERVICE_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "metadata": {"type": "object", "required": ["name"],
+                     "properties": {"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "spec": {"type": "object", "required": ["predictor"],
+                 "properties": {"predictor": {"type": "object", "properties": {
+                     "minReplicas": {"type": "integer", "minimum": 0},
+                     "maxReplicas": {"type": "integer", "minimum": 0},
+                     "model": {"type": "object", "required": ["modelFormat", "storageUri"],
+                               "properties": {"storageUri": {"type": "string", "minLength": 1},
+                                              "runtime": {"type": "string"},
+                                              "modelFormat": {"type": "object", "required": ["name"]}}}}}}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Manifests by file name, as bytes, and the objects they hold."""
+
+    files: dict[str, bytes]
+    objects: list[dict[str, Any]]
+    config: Config
+
+
+def quote(value: Any) -> str:
+    """A YAML scalar that stays one scalar whatever the value holds (`: `, newlines, `{{`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
+
+
+def read_tree_inputs(registry: Registry, commit: str) -> tuple[Config, dict[str, str], str | None]:
+    """modelreg.yaml, the templates and the DVC remote URL, as they are in `commit`."""
+    names = [n for n in git.ls_tree(registry.root, commit, TEMPLATES_DIR) if n.endswith(".j2") and "/" not in n]
+    specs = [f"{commit}:{CONFIG_FILE}", f"{commit}:.dvc/config"] + [f"{commit}:{TEMPLATES_DIR}/{n}" for n in names]
+    blobs = git.read_objects(registry.root, specs)
+    if blobs[0] is None:
+        raise RenderError(f"commit {commit[:8]} has no {CONFIG_FILE}: it cannot be rendered")
+    config = parse_config(blobs[0][1])
+    templates = {n: b[1].decode() for n, b in zip(names, blobs[2:]) if b is not None}
+    if not templates:
+        raise RenderError(f"commit {commit[:8]} has no {TEMPLATES_DIR}/*.j2 (run `modelreg init` and commit them)")
+    remote_url = store.parse_remote_url(blobs[1][1]) if blobs[1] else None
+    return config, templates, remote_url
+
+
+def build_context(resolved: Resolved, config: Config, env_name: str, remote_url: str | None) -> dict[str, Any]:
+    info, pointer = resolved.info, resolved.pointer
+    env = config.env(env_name)
+    if remote_url is None:
+        raise RenderError(f"{info.tag} has no DVC remote in .dvc/config: the manifests need the artifact's URL "
+                          "(modelreg remote add URL)")
+    artifact_card = resolved.card.get("artifact") if isinstance(resolved.card.get("artifact"), dict) else {}
+    name = f"{info.model}-{env_name}"
+    return {
+        "model": info.model, "version": str(info.version), "tag": info.tag, "commit": info.commit,
+        "name": name, "card": resolved.card, "env": env.__dict__, "serving": config.serving.__dict__,
+        "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size,
+                     "sha256": artifact_card.get("sha256", ""), "url": store.object_url(remote_url, pointer.md5),
+                     "is_dir": pointer.is_dir},
+        "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
+        "fetch_script": FETCH_SCRIPT,
+        "labels": {
+            "app.kubernetes.io/name": info.model, "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/version": str(info.version), "app.kubernetes.io/component": "model-server",
+            "app.kubernetes.io/managed-by": "modelreg", "modelreg.io/model": info.model,
+            "modelreg.io/version": str(info.version), "modelreg.io/env": env_name,
+        },
+    }
+
+
+def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
+    """Render the tag's templates for one environment and check every object against the schema."""
+    config, templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
+    if env_name not in config.environments:
+        raise RenderError(f"unknown environment {env_name!r} at {resolved.info.tag}: its modelreg.yaml has "
+                          f"{', '.join(config.environments)}")
+    context = build_context(resolved, config, env_name, remote_url)
+    files: dict[str, bytes] = {}
+    objects: list[dict[str, Any]] = []
+    for name, text in _render_all(templates, context).items():
+        docs = _parse(name, text)
+        for doc in docs:
+            check_schema(doc, name, config.kubernetes_version)
+        if docs:
+            files[name.removesuffix(".j2")] = text.encode()
+            objects.extend(docs)
+    if not files:
+        raise RenderError(f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
+                          f"{config.serving.kind!r}")
+    return Rendered(files=files, objects=objects, config=config)
+
+
+def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def load(name: str) -> tuple[str, str, Any] | None:
+        return (templates[name], f"{TEMPLATES_DIR}/{name}", lambda: True) if name in templates else None
+
+    env = ImmutableSandboxedEnvironment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
+                                        keep_trailing_newline=True, autoescape=False)
+    env.filters["q"] = quote
+    out = {}
+    for name in sorted(templates):
+        if name.startswith("_"):
+            continue
+        try:
+            out[name] = env.get_template(name).render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"templates/{exc.name or name}:{exc.lineno}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"templates/{_failing_line(exc, templates, name)}: {exc}") from None
+    return out
+
+
+def _failing_line(exc: Exception, templates: dict[str, str], default: str) -> str:
+    """`file:line` of the template frame that raised (Jinja maps its frames back to template lines)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(f"{TEMPLATES_DIR}/") and frame.filename[len(TEMPLATES_DIR) + 1:] in templates:
+            return f"{frame.filename[len(TEMPLATES_DIR) + 1:]}:{frame.lineno}"
+    return default
+
+
+def _parse(name: str, text: str) -> list[dict[str, Any]]:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name.removesuffix('.j2')} line {mark.line + 1}" if mark else name
+        raise RenderError(f"templates/{name} rendered invalid YAML ({where}): "
+                          f"{getattr(exc, 'problem', None) or exc}") from None
+    for doc in docs:
+        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+            raise RenderError(f"templates/{name} rendered a document that is not a Kubernetes object "
+                              "(apiVersion and kind are required)")
+    return docs
+
+
+def check_schema(obj: dict[str, Any], template: str, kubernetes_version: str) -> None:
+    """Validate one object against the Kubernetes OpenAPI schema (strict: no unknown fields)."""
+    import kubernetes_validate
+
+    where = f"templates/{template}: {obj.get('kind')} {obj.get('metadata', {}).get('name', '?')}"
+    if obj.get("kind") == "InferenceService":
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft7Validator(INFERENCE_SERVICE_SCHEMA).iter_errors(obj), key=str)
+        if errors:
+            path = ".".join(str(p) for p in errors[0].absolute_path)
+            raise RenderError(f"{where} fails the InferenceService schema at {path or '(root)'}: {errors[0].message}")
+        return
+    try:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path)
+        raise RenderError(f"{where} fails the Kubernetes {kubernetes_version} schema at {path or '(root)'}: "
+                          f"{exc.message}") from None
+    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.utils.VersionNotSupportedError) as exc:
+        raise RenderError(f"{where}: {exc.message}") from None

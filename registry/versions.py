@@ -1,0 +1,161 @@
+"""Reading versions: one `for-each-ref` for the tags, one `cat-file --batch` for their trees."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelreg import git
+from modelreg.card import CARD_FILE, parse_card
+from modelreg.errors import RefError
+from modelreg.refs import Ref, Version, parse_ref, parse_tag
+from modelreg.registry import Registry
+from modelreg.store import Pointer, parse_pointer
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version tag, whoever made it. `problem` says why an invalid one is invalid."""
+
+    model: str
+    version: Version
+    tag: str
+    commit: str
+    timestamp: int
+    author: str
+    message: str
+    annotated: bool
+    problem: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "version": str(self.version), "tag": self.tag, "commit": self.commit,
+                "timestamp": self.timestamp, "author": self.author, "message": self.message,
+                "annotated": self.annotated, "valid": self.valid, "problem": self.problem}
+
+
+def tag_patterns(registry: Registry, model: str | None) -> tuple[str, ...]:
+    """for-each-ref patterns that cover a model's tags (by prefix), or every tag."""
+    if model is None:
+        return ("refs/tags",)
+    patterns = (f"refs/tags/{model}@*",)
+    if model == registry.config.default_model:
+        patterns += ("refs/tags/v*",)
+    return patterns
+
+
+def scan(registry: Registry, model: str | None = None) -> list[VersionInfo]:
+    """Every version tag (of one model, or all), oldest version first, validity checked in one batch."""
+    default = registry.config.default_model
+    found = []
+    for record in git.list_tags(registry.root, tag_patterns(registry, model)):
+        ref = parse_tag(record.name, default)
+        if ref is None or (model is not None and ref.model != model):
+            continue
+        found.append((ref, record))
+    trees = git.read_objects(registry.root, [f"{rec.commit}:{registry.model_dir(ref.model)}" for ref, rec in found])
+    versions = []
+    for (ref, record), tree in zip(found, trees):
+        assert ref.version is not None
+        versions.append(VersionInfo(
+            model=ref.model, version=ref.version, tag=record.name, commit=record.commit,
+            timestamp=record.timestamp, author=record.creator, message=record.subject,
+            annotated=record.annotated, problem=_problem(registry, ref.model, tree),
+        ))
+    versions.sort(key=lambda v: (v.model, v.version.key, v.tag))
+    return versions
+
+
+def _problem(registry: Registry, model: str, tree: tuple[str, bytes] | None) -> str | None:
+    where = registry.model_dir(model)
+    if tree is None or tree[0] != "tree":
+        return f"the tagged commit has no {where}/"
+    names = git.tree_names(tree[1])
+    if CARD_FILE not in names:
+        return f"the tagged commit has no {where}/{CARD_FILE}"
+    if not any(n.endswith(".dvc") for n in names):
+        return f"the tagged commit has no DVC pointer (.dvc file) in {where}/"
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A version a reference resolved to, with its card and pointer read from the tag's tree."""
+
+    info: VersionInfo
+    card: dict[str, Any]
+    pointer: Pointer
+    versions: list[VersionInfo]
+
+
+def resolve(registry: Registry, text: str) -> Resolved:
+    """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version and its card."""
+    ref = parse_ref(text, registry.config.default_model)
+    versions = scan(registry, ref.model)
+    info = pick(versions, ref)
+    if not info.valid:
+        raise RefError(f"{info.tag} is not a valid version: {info.problem}")
+    return read_version(registry, info, versions)
+
+
+def pick(versions: list[VersionInfo], ref: Ref) -> VersionInfo:
+    if not versions:
+        raise RefError(f"no model named {ref.model!r} in this registry")
+    if ref.version is None:
+        valid = [v for v in versions if v.valid]
+        if not valid:
+            raise RefError(f"model {ref.model!r} has no valid version")
+        return valid[-1]
+    matches = [v for v in versions if v.version == ref.version]
+    if not matches:
+        known = ", ".join(str(v.version) for v in versions[-5:])
+        raise RefError(f"{ref.model}@{ref.version} is not registered (latest: {known})")
+    return matches[0]
+
+
+def read_version(registry: Registry, info: VersionInfo, versions: list[VersionInfo]) -> Resolved:
+    where = registry.model_dir(info.model)
+    card_blob = git.read_file(registry.root, info.commit, f"{where}/{CARD_FILE}")
+    card = parse_card(card_blob or b"", f"{info.tag}:{where}/{CARD_FILE}")
+    artifact = (card.get("artifact") or {}).get("path") if isinstance(card.get("artifact"), dict) else None
+    pointer_path = f"{where}/{artifact}.dvc" if artifact else None
+    blob = git.read_file(registry.root, info.commit, pointer_path) if pointer_path else None
+    if blob is None:
+        pointer_path = _find_pointer(registry, info.commit, where)
+        blob = git.read_file(registry.root, info.commit, pointer_path) if pointer_path else None
+    if blob is None:
+        raise RefError(f"{info.tag} is not a valid version: no DVC pointer in {where}/")
+    return Resolved(info=info, card=card, pointer=parse_pointer(blob, f"{info.tag}:{pointer_path}"), versions=versions)
+
+
+def _find_pointer(registry: Registry, commit: str, where: str) -> str | None:
+    names = git.ls_tree(registry.root, commit, where)
+    pointers = sorted(n for n in names if n.endswith(".dvc") and "/" not in n)
+    return f"{where}/{pointers[0]}" if pointers else None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    latest: VersionInfo | None
+    count: int
+    invalid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "latest": self.latest.to_json() if self.latest else None,
+                "versions": self.count, "invalid": self.invalid}
+
+
+def list_models(registry: Registry) -> list[ModelSummary]:
+    """Each model with its latest valid version and how many versions it has."""
+    by_model: dict[str, list[VersionInfo]] = {}
+    for info in scan(registry):
+        by_model.setdefault(info.model, []).append(info)
+    summaries = []
+    for model, versions in sorted(by_model.items()):
+        valid = [v for v in versions if v.valid]
+        summaries.append(ModelSummary(model=model, latest=valid[-1] if valid else None, count=len(valid),
+                                      invalid=len(versions) - len(valid)))
+    return summaries
