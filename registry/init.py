@@ -62,8 +62,8 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
     git.identity(root)
     parent = git.rev_parse("HEAD^{commit}", root)
     config_path = root / CONFIG_FILE
-    keep_config = config_path.exists() and not force
-    config_text = config_path.read_text() if keep_config else default_config_text(default_model)
+    # modelreg.yaml is the user's from the moment it exists: --force re-copies templates, never the config
+    config_text = config_path.read_text() if config_path.exists() else default_config_text(default_model)
     wanted = {CONFIG_FILE: config_text, WORKFLOW: workflow_text(config_text)}
     wanted.update({f"templates/{name}": text for name, text in package_templates().items()})
     created, updated, kept = [], [], []

@@ -112,7 +112,7 @@ def track(root: Path, artifact: Path) -> Pointer:
     with open_repo(root) as repo:
         try:
             repo.add(str(artifact))
-        except DvcException as exc:
+        except (DvcException, OSError) as exc:
             raise StoreError(f"dvc add {artifact.name} failed: {exc}") from None
     dvcfile = artifact.with_name(artifact.name + ".dvc")
     return parse_pointer(dvcfile.read_bytes(), str(dvcfile))
@@ -131,5 +131,5 @@ def push(root: Path, dvcfile: Path) -> int:
     with open_repo(root) as repo:
         try:
             return repo.push(targets=[str(dvcfile)])
-        except DvcException as exc:
+        except (DvcException, OSError) as exc:
             raise StoreError(f"dvc push to the remote failed: {exc}") from None
