@@ -1,13 +1,14 @@
 """Printing: tables for people, JSON for scripts, dates in local-free UTC."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
 import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 
@@ -73,7 +74,14 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
-def progress_bar(total: int, label: str) -> Any:
-    """A byte progress bar on stderr, shown only on a terminal."""
-    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=False,
-                             show_percent=True, show_eta=True)
+LARGE = 32 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for large transfers, shown only on a terminal; else no callback."""
+    if total < LARGE or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_percent=True, show_eta=True) as bar:
+        yield bar.update

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from modelreg.cli.output import emit_json, handle_errors, note, progress_bar, short, table, when, who
+from modelreg.cli.output import emit_json, handle_errors, note, byte_progress, short, table, when, who
 
 
 @click.command()
@@ -76,8 +76,8 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
     request = RegisterRequest(name=name, path=path, version=version, bump=bump, message=message,
                               metrics=metrics, params=params, card_file=card_file, push=not no_push)
     total = size_of(path) if path.exists() else 0
-    with progress_bar(total, f"Registering {path.name}") as bar:
-        result = run_register(registry, request, progress=bar.update, inspect=inspector(note))
+    with byte_progress(total, f"Registering {path.name}") as progress:
+        result = run_register(registry, request, progress=progress, inspect=inspector(note))
     if as_json:
         return emit_json(result.to_json())
     click.echo(f"Registered {result.tag} ({result.pointer.size} bytes, sha256 {result.sha256[:12]}) "

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A short tour of modelreg on a local, embedded setup: a bare git "origin", a registry clone and a
+# directory DVC remote, all in a temp folder. Needs `modelreg` and torch on PATH (`make demo` does that).
+set -euo pipefail
+
+TOUR=$(mktemp -d "${TMPDIR:-/tmp}/modelreg-demo.XXXXXX")
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+step "A bare origin, a registry clone and a DVC remote in $TOUR"
+git init -q --bare "$TOUR/origin.git"
+git clone -q "$TOUR/origin.git" "$TOUR/registry" 2>/dev/null
+mkdir "$TOUR/dvc-remote"
+cd "$TOUR/registry"
+git config user.name "Demo User"
+git config user.email "demo@example.com"
+run modelreg init --remote "$TOUR/dvc-remote" --default-model churn
+git push -q origin HEAD:main
+
+step "Three tiny torch models (TorchScript), trained elsewhere"
+python - "$TOUR" <<'PY'
+import sys, torch
+torch.manual_seed(0)
+for i, hidden in enumerate((8, 16, 32), start=1):
+    model = torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    torch.jit.script(model).save(f"{sys.argv[1]}/churn-{i}.pt")
+PY
+cat > "$TOUR/card.yaml" <<'YAML'
+description: "Churn classifier: 4 features in, 2 logits out"
+framework: pytorch
+signature:
+  inputs: [{name: features, shape: [-1, 4], dtype: float32}]
+  outputs: [{name: logits, shape: [-1, 2], dtype: float32}]
+YAML
+run modelreg register churn "$TOUR/churn-1.pt" -m "baseline" --metric auc=0.81 --card "$TOUR/card.yaml"
+run modelreg register churn "$TOUR/churn-2.pt" -m "wider hidden layer" --metric auc=0.86
+run modelreg register churn "$TOUR/churn-3.pt" -m "wider still" --metric auc=0.88
+git push -q origin HEAD:main --tags
+
+step "v1 and v2 go to staging, then prod (prod requires staging)"
+for v in v1 v2; do
+  run modelreg deploy "churn@$v" --env staging
+  run modelreg promote "churn@$v" --to prod
+done
+
+step "v3 goes to staging and is promoted to prod"
+run modelreg deploy churn@v3 --env staging
+run modelreg promote churn@v3 --to prod
+V3_COMMIT=$(git rev-parse deploy)
+
+step "v3 misbehaves in prod: roll back to v2 (a new commit; history only grows)"
+run modelreg rollback v2 --env prod --push
+
+step "What the registry knows"
+run modelreg list
+run modelreg show churn@v3
+run modelreg status
+run modelreg history
+
+step "What the rollback changed in prod's manifests (v3 -> v2)"
+run git --no-pager diff --stat "$V3_COMMIT" deploy -- prod/churn
+git --no-pager diff "$V3_COMMIT" deploy -- prod/churn/deployment.yaml | grep -E '^[-+][^-+]' | head -n 20
+
+step "Done"
+echo "Everything is in $TOUR: the registry clone, origin.git (deploy branch pushed) and the DVC remote."
+echo "Argo CD or Flux would sync origin.git's deploy branch: prod/churn/*.yaml now describes churn v2."
