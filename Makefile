@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch 2.13.0 CPU build first, so that nothing pulls a CUDA build (on GitHub: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu")
+# constraints.txt pins the rest so that pip does not backtrack. torch 2.13.0 CPU build first, so that nothing pulls a CUDA build (on GitHub: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu")
 TORCH_PIP_ARGS ?=
 
 .PHONY: venv test demo bench clean
@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[torch,s3,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)

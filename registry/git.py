@@ -177,3 +177,12 @@ def commit_paths(root: Path, parent: str | None, paths: list[Path], removed: lis
     commit = run_git("commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, cwd=root).strip()
     run_git("update-ref", "-m", f"modelreg: {message.splitlines()[0]}", "HEAD", commit, parent or "", cwd=root)
     return commit
+
+
+def object_ids(cwd: Path | str, specs: list[str]) -> list[str | None]:
+    """The object id each `rev:path` names (None where nothing), in one `cat-file --batch-check`."""
+    if not specs:
+        return []
+    out = run_git("cat-file", "--batch-check=%(objectname)", cwd=cwd, input=("\n".join(specs) + "\n").encode())
+    return [None if line.endswith(" missing") or line.endswith(" ambiguous") else line
+            for line in out.splitlines()]

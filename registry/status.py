@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg import target
+from modelreg import git, target
 from modelreg.errors import ModelregError
 from modelreg.registry import Registry
 from modelreg.render import render
@@ -31,24 +31,28 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
     envs = [registry.config.env(env).name] if env else list(registry.config.environments)
     records = target.read_log(registry)
     tip = target.tip(registry)
+    newest: dict[tuple[str, str], target.DeployRecord] = {}
+    for record in records:  # newest first: the first record of an (env, model) is what is live
+        newest.setdefault((record.env, record.model), record)
+    live = [newest[key] for key in sorted(newest, key=lambda k: (envs.index(k[0]) if k[0] in envs else -1, k[1]))
+            if key[0] in envs]
+    paths = [target.deploy_path(registry, r.env, r.model) for r in live if r]
+    # one batch: the tree of each deploy path at the branch tip and at the commit that deployed it
+    trees = git.object_ids(registry.root, [spec for r, path in zip(live, paths) if r
+                                           for spec in (f"{tip}:{path}", f"{r.commit}:{path}")])
     states = []
-    for env_name in envs:
-        for model in sorted({r.model for r in records if r.env == env_name}):
-            record = target.live(records, env_name, model)
-            assert record is not None
-            states.append(LiveState(env=env_name, model=model, version=record.version, tag=record.tag,
-                                    since=record.timestamp, by=record.author, action=record.action,
-                                    commit=record.commit, drift=_drift(registry, record, tip, check_render)))
+    for i, record in enumerate(r for r in live if r):
+        edited = trees[2 * i] != trees[2 * i + 1]
+        states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
+                                since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
+                                drift="edited" if edited else _render_drift(registry, record, tip, check_render)))
     return states
 
 
-def _drift(registry: Registry, record: target.DeployRecord, tip: str | None, check_render: bool) -> str:
-    path = target.deploy_path(registry, record.env, record.model)
-    on_branch = target.files_at(registry, tip, path)
-    if on_branch != target.files_at(registry, record.commit, path):
-        return "edited"
+def _render_drift(registry: Registry, record: target.DeployRecord, tip: str | None, check_render: bool) -> str:
     if not check_render:
         return "none"
+    on_branch = target.files_at(registry, tip, target.deploy_path(registry, record.env, record.model))
     try:
         files = render(registry, resolve(registry, record.tag), record.env).files
     except ModelregError as exc:

@@ -1,0 +1,91 @@
+"""Synthetic registries for benchmarks, made in one `git fast-import` stream.
+
+`make_registry(path, tags, deploys)`: tags/10 models with 10 versions each (annotated tags, each on
+its own commit), and a deploy branch of `deploys` modelreg deploy commits alternating staging/prod.
+With `gto=True` the versions are semver (`m@v1.0.N`) and stage assignments are GTO's `m#prod#N`.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from modelreg.config import default_config_text
+from modelreg.init import package_templates, workflow_text
+
+STAMP = 1_760_000_000
+
+
+def _blob(data: str) -> str:
+    raw = data.encode()
+    return f"data {len(raw)}\n".encode().decode() + data + "\n"
+
+
+def _files(base: dict[str, str]) -> str:
+    return "".join(f"M 100644 inline {path}\n{_blob(text)}" for path, text in base.items())
+
+
+def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
+    config = default_config_text("m0000" if tags <= 10 else None)
+    if gto:
+        config = config.replace("versions: integer", "versions: semver")
+    base = {"modelreg.yaml": config, ".dvc/config": f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n",
+            ".github/workflows/modelreg.yml": workflow_text(config)}
+    base.update({f"templates/{n}": t for n, t in package_templates().items()})
+    out = []
+    when = STAMP
+    out.append(f"commit refs/heads/main\ncommitter Bench <bench@example.com> {when} +0000\n{_blob('setup')}{_files(base)}")
+    models = max(1, tags // 10)
+    mark = 0
+    for version in range(1, 11):
+        for m in range(models):
+            if mark >= tags:
+                break
+            mark += 1
+            when += 1
+            name = f"m{m:04d}"
+            vtext = f"v1.0.{version}" if gto else f"v{version}"
+            md5 = f"{mark:032x}"
+            card = (f"name: {name}\nversion: {vtext}\nartifact:\n  path: model.pt\n  md5: {md5}\n  size: 1024\n"
+                    f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n")
+            pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"
+            out.append(f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} +0000\n"
+                       f"{_blob(f'Register {name}@{vtext}')}"
+                       + _files({f"models/{name}/model.yaml": card, f"models/{name}/model.pt.dvc": pointer}))
+            out.append(f"tag {name}@{vtext}\nfrom :{mark}\ntagger Bench <bench@example.com> {when} +0000\n"
+                       f"{_blob(f'Register {name}@{vtext}')}")
+    prev: dict[tuple[str, str], str] = {}
+    for i in range(deploys):
+        when += 1
+        env = ("staging", "prod")[i % 2]
+        m = (i // 2) % models
+        version = (i // (2 * models)) % 10 + 1
+        name = f"m{m:04d}"
+        vtext = f"v1.0.{version}" if gto else f"v{version}"
+        trailers = (f"Modelreg-Action: deploy\nModelreg-Model: {name}\nModelreg-Version: {vtext}\nModelreg-Env: {env}\n"
+                    f"Modelreg-Tag: {name}@{vtext}\nModelreg-Source-Commit: {'0' * 40}\n"
+                    f"Modelreg-Previous-Version: {prev.get((env, name), 'none')}\n")
+        prev[(env, name)] = vtext
+        manifest = f"# {name} {vtext} {env}\nkind: Deployment\n"
+        out.append(f"commit refs/heads/deploy\ncommitter Bench <bench@example.com> {when} +0000\n"
+                   f"{_blob(f'Deploy {name}@{vtext} to {env}' + chr(10) + chr(10) + trailers)}"
+                   + _files({f"{env}/{name}/deployment.yaml": manifest}))
+        if gto and env == "prod":
+            out.append(f"tag {name}#prod#{i}\nfrom refs/heads/main\ntagger Bench <bench@example.com> {when} +0000\n"
+                       f"{_blob('promote')}")
+    return "".join(out)
+
+
+def make_registry(path: Path, tags: int, deploys: int, gto: bool = False) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    (path / "dvc-remote").mkdir(exist_ok=True)
+    data = stream(tags, deploys, gto, str(path / "dvc-remote"))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=data.encode(), check=True)
+    subprocess.run(["git", "checkout", "-q", "-f", "main"], cwd=path, check=True)
+    subprocess.run(["git", "pack-refs", "--all"], cwd=path, check=True)
+    return path
+
+
+if __name__ == "__main__":
+    make_registry(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), gto="--gto" in sys.argv)

@@ -1,0 +1,94 @@
+"""`make bench`: wall time (median of 5 after a warm-up) and peak RSS of modelreg's commands on
+synthetic registries, beside GTO and the floor (`python -c pass`, `git for-each-ref`), in one run.
+Sizes: BENCH_SIZES (default "100,1000"; add 10000 for the full table, which takes GTO minutes)."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from generate import make_registry  # noqa: E402
+
+RUNS = 5
+
+
+def measure(cmd: list[str], cwd: Path, runs: int = RUNS) -> tuple[float, float]:
+    """(median seconds, max peak RSS in MB) of `cmd` after one warm-up run."""
+    times, peaks = [], []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            return float("nan"), float("nan")
+        if i:
+            times.append(elapsed)
+            peaks.append(usage.ru_maxrss / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
+    deploys = tags // 5
+    repo = make_registry(work / f"reg-{tags}", tags, deploys)
+    for key, value in (("user.name", "Bench"), ("user.email", "bench@example.com")):
+        subprocess.run(["git", "config", key, value], cwd=repo, check=True)
+    py = sys.executable
+    floor_py, _ = measure([py, "-c", "pass"], repo)
+    floor_git, _ = measure(["git", "for-each-ref", "refs/tags"], repo)
+    floor = floor_py + floor_git
+    mr = [shutil.which("modelreg") or "modelreg"]
+    cases = [
+        ("modelreg --help", mr + ["--help"]), ("list", mr + ["list"]), ("show MODEL", mr + ["show", "m0003"]),
+        ("history MODEL", mr + ["history", "m0003"]), ("history --env prod", mr + ["history", "--env", "prod"]),
+        ("status --no-render", mr + ["status", "--no-render"]),
+        ("render", mr + ["render", "m0003@v2", "--env", "staging"]),
+        ("deploy --dry-run", mr + ["deploy", "m0003@v2", "--env", "staging", "--dry-run"]),
+        ("rollback v1 (no-op)", mr + ["rollback", "v1", "--env", "staging", "--model", "m0000"]),
+    ]
+    rows.append([str(tags), "floor: python -c pass", f"{floor_py:.3f}", "", ""])
+    rows.append([str(tags), "floor: git for-each-ref", f"{floor_git:.3f}", "", ""])
+    for label, cmd in cases:
+        seconds, rss = measure(cmd, repo)
+        rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"])
+    gto = shutil.which("gto")
+    if gto:
+        gto_repo = make_registry(work / f"gto-{tags}", tags, deploys, gto=True)
+        runs = 1 if tags >= 10000 else RUNS
+        for label, cmd in (("gto show", [gto, "show"]), ("gto show MODEL", [gto, "show", "m0003"]),
+                           ("gto history MODEL", [gto, "history", "m0003"])):
+            seconds, rss = measure(cmd, gto_repo, runs)
+            mine = next(float(r[2]) for r in rows if r[0] == str(tags) and r[1] == {"gto show": "list"}.get(label, label[4:]))
+            rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"modelreg {seconds / mine:.0f}x faster"])
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for tags in sizes:
+            bench_size(tags, Path(tmp), rows)
+    header = ["tags", "command", "median s", "peak RSS MB", "ratio"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    table = "\n".join(lines)
+    print(table)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    out = Path(__file__).with_name("RESULTS.md")
+    text = out.read_text() if out.exists() else "# Benchmark results\n"
+    marker = "<!-- table -->"
+    head, _, tail = text.partition(marker)
+    tail = tail.partition(marker)[2]
+    out.write_text(f"{head}{marker}\nMachine: {machine}; {time.strftime('%Y-%m-%d')}.\n\n{table}\n{marker}{tail}")
+
+
+if __name__ == "__main__":
+    main()
