@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from modelreg.cli.output import emit_json, handle_errors, note, short, table, when, who
+
+if TYPE_CHECKING:
+    from modelreg.deploy import DeployResult
 
 push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
@@ -14,21 +18,21 @@ force_option = click.option("--force", is_flag=True, help="Overwrite manifests t
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _print_result(result: "object", as_json: bool) -> None:
+def _print_result(result: "DeployResult", as_json: bool) -> None:
     if as_json:
-        return emit_json(result.to_json())  # type: ignore[attr-defined]
-    r = result
-    if r.noop:  # type: ignore[attr-defined]
-        click.echo(f"{r.tag} is already live in {r.env} (commit {short(r.commit)}): nothing to do.")  # type: ignore[attr-defined]
-        return None
-    verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[r.action]  # type: ignore[attr-defined]
-    prefix = "Would have " + verb.lower() if r.dry_run else verb  # type: ignore[attr-defined]
-    was = f" (was {r.previous_version})" if r.previous_version else ""  # type: ignore[attr-defined]
-    target = f"{r.model} in {r.env} to {r.version}" if r.action == "rollback" else f"{r.tag} to {r.env}"  # type: ignore[attr-defined]
-    click.echo(f"{prefix} {target}{was}: {', '.join(r.files)}" + ("" if r.dry_run else f", commit {short(r.commit)}"))  # type: ignore[attr-defined]
-    if r.pushed:  # type: ignore[attr-defined]
-        click.echo("Pushed the deploy branch.")
-    return None
+        emit_json(result.to_json())
+    elif result.noop:
+        click.echo(f"{result.tag} is already live in {result.env} (commit {short(result.commit)}): nothing to do.")
+    else:
+        verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[result.action]
+        prefix = f"Would have {verb.lower()}" if result.dry_run else verb
+        was = f" (was {result.previous_version})" if result.previous_version else ""
+        what = (f"{result.model} in {result.env} to {result.version}" if result.action == "rollback"
+                else f"{result.tag} to {result.env}")
+        commit = "" if result.dry_run else f", commit {short(result.commit)}"
+        click.echo(f"{prefix} {what}{was}: {', '.join(result.files)}{commit}")
+        if result.pushed:
+            click.echo("Pushed the deploy branch.")
 
 
 @click.command()
