@@ -86,7 +86,7 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
         click.echo("Artifact pushed to the DVC remote.")
     elif not result.has_remote:
         note("No DVC remote configured: the artifact is only in the local cache. "
-             "Add one: modelreg remote add URL, then dvc push.")
+             "Add one: `dvc remote add -d storage URL` (or `modelreg init --remote URL`), then `dvc push`.")
     else:
         note("Not pushed (--no-push): run `dvc push` before others use this version.")
     click.echo(f"Publish it: git push origin HEAD {result.tag}")

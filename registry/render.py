@@ -109,7 +109,7 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
     env = config.env(env_name)
     if remote_url is None:
         raise RenderError(f"{info.tag} has no DVC remote in .dvc/config: the manifests need the artifact's URL "
-                          "(modelreg remote add URL)")
+                          "(dvc remote add -d storage URL, committed)")
     artifact_card = resolved.card.get("artifact") if isinstance(resolved.card.get("artifact"), dict) else {}
     name = f"{info.model}-{env_name}"
     return {
