@@ -69,6 +69,11 @@ def object_url(remote_url: str, md5: str) -> str:
     return f"{remote_url.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
 
 
+def one_line(exc: BaseException) -> str:
+    """DVC's multi-line messages folded into the one line the CLI prints."""
+    return " ".join(str(exc).split())
+
+
 @contextlib.contextmanager
 def open_repo(root: Path) -> Iterator["object"]:
     """An in-process DVC repo with DVC's own logging kept quiet."""
@@ -79,7 +84,7 @@ def open_repo(root: Path) -> Iterator["object"]:
     try:
         repo = Repo(str(root))
     except DvcException as exc:
-        raise StoreError(f"DVC could not open {root}: {exc}") from None
+        raise StoreError(f"DVC could not open {root}: {one_line(exc)}") from None
     try:
         yield repo
     finally:
@@ -113,7 +118,7 @@ def track(root: Path, artifact: Path) -> Pointer:
         try:
             repo.add(str(artifact))
         except (DvcException, OSError) as exc:
-            raise StoreError(f"dvc add {artifact.name} failed: {exc}") from None
+            raise StoreError(f"dvc add {artifact.name} failed: {one_line(exc)}") from None
     dvcfile = artifact.with_name(artifact.name + ".dvc")
     return parse_pointer(dvcfile.read_bytes(), str(dvcfile))
 
@@ -132,4 +137,4 @@ def push(root: Path, dvcfile: Path) -> int:
         try:
             return repo.push(targets=[str(dvcfile)])
         except (DvcException, OSError) as exc:
-            raise StoreError(f"dvc push to the remote failed: {exc}") from None
+            raise StoreError(f"dvc push to the remote failed: {one_line(exc)}") from None

@@ -76,12 +76,13 @@ def test_outside_a_registry(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not inside a git repository" in result.stderr
 
 
-def test_a_bug_is_exit_3_with_a_hint(env: Env) -> None:
+def test_a_dvc_failure_is_one_line(env: Env) -> None:
     (env.root / ".dvc" / "config").write_text("[core\nbroken")  # DVC cannot parse it
+    before = snapshot(env.root)
     result = run(env, "register", "churn", str(write_artifact(env.work / "m.pt", 1)))
-    assert result.exit_code in (1, 3) and "Traceback" not in result.output
-    if result.exit_code == 3:
-        assert "MODELREG_DEBUG=1" in result.stderr
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("Error: DVC could not open") and len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(env.root) == before
 
 
 def imported_modules(*args: str, cwd: Path | None = None) -> tuple[int, set[str]]:
