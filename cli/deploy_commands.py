@@ -9,16 +9,22 @@ import click
 
 from modelreg.cli.output import emit_json, handle_errors, note, short, table, when, who
 
+from modelreg.deploy import DeployOptions
+
 if TYPE_CHECKING:
     from modelreg.deploy import DeployResult
 
 push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
 force_option = click.option("--force", is_flag=True, help="Overwrite manifests that were edited by hand.")
+missing_option = click.option("--allow-missing", is_flag=True,
+                              help="Deploy even if the artifact is not in the DVC remote (pods will fail to fetch it).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def _print_result(result: "DeployResult", as_json: bool) -> None:
+    for warning in result.warnings:
+        note(warning)
     if as_json:
         emit_json(result.to_json())
     elif result.noop:
@@ -62,11 +68,11 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
         click.echo(str(output / name))
 
 
-def _deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool, action: str) -> None:
-    from modelreg.deploy import DeployOptions, deploy as run_deploy
+def _deploy(repo: str, ref: str, env: str, options: "DeployOptions", as_json: bool, action: str) -> None:
+    from modelreg.deploy import deploy as run_deploy
     from modelreg.registry import open_registry
 
-    result = run_deploy(open_registry(repo), ref, env, DeployOptions(push=push, dry_run=dry_run, force=force), action)
+    result = run_deploy(open_registry(repo), ref, env, options, action)
     _print_result(result, as_json)
 
 
@@ -76,10 +82,12 @@ def _deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 @push_option
 @dry_run_option
 @force_option
+@missing_option
 @json_option
 @click.pass_obj
 @handle_errors
-def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool) -> None:
+def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, allow_missing: bool,
+           as_json: bool) -> None:
     """Deploy REF to ENV: render it and commit the manifests to the deploy branch.
 
     Your working tree, index and current branch are not touched. An environment that
@@ -87,7 +95,7 @@ def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool
 
     Example: modelreg deploy churn@v3 --env staging --push
     """
-    _deploy(repo, ref, env, push, dry_run, force, as_json, "deploy")
+    _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "deploy")
 
 
 @click.command()
@@ -96,15 +104,17 @@ def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool
 @push_option
 @dry_run_option
 @force_option
+@missing_option
 @json_option
 @click.pass_obj
 @handle_errors
-def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, as_json: bool) -> None:
+def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, allow_missing: bool,
+            as_json: bool) -> None:
     """Promote REF to an environment: a deploy, recorded as a promotion.
 
     Example: modelreg promote churn@v3 --to prod
     """
-    _deploy(repo, ref, env, push, dry_run, force, as_json, "promote")
+    _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "promote")
 
 
 @click.command()
@@ -114,11 +124,12 @@ def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 @push_option
 @dry_run_option
 @force_option
+@missing_option
 @json_option
 @click.pass_obj
 @handle_errors
 def rollback(repo: str, version: str | None, env: str | None, model: str | None, push: bool, dry_run: bool,
-             force: bool, as_json: bool) -> None:
+             force: bool, allow_missing: bool, as_json: bool) -> None:
     """Put an environment back to VERSION (default: the version live before the current one).
 
     The manifests committed are byte for byte those of VERSION's earlier deploy, in a new
@@ -126,10 +137,10 @@ def rollback(repo: str, version: str | None, env: str | None, model: str | None,
 
     Example: modelreg rollback v2 --env prod
     """
-    from modelreg.deploy import DeployOptions, rollback as run_rollback
+    from modelreg.deploy import rollback as run_rollback
     from modelreg.registry import open_registry
 
-    result = run_rollback(open_registry(repo), version, env, model, DeployOptions(push=push, dry_run=dry_run, force=force))
+    result = run_rollback(open_registry(repo), version, env, model, DeployOptions(push, dry_run, force, allow_missing))
     _print_result(result, as_json)
 
 
@@ -170,7 +181,7 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
     MODELREG_REF and MODELREG_ENV.
     """
     from modelreg.ci import plan
-    from modelreg.deploy import DeployOptions, deploy as run_deploy, rollback as run_rollback
+    from modelreg.deploy import deploy as run_deploy, rollback as run_rollback
     from modelreg.registry import open_registry
 
     registry = open_registry(repo)

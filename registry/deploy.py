@@ -29,6 +29,7 @@ class DeployResult:
     noop: bool
     pushed: bool
     dry_run: bool
+    warnings: list[str]
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -39,6 +40,7 @@ class DeployOptions:
     push: bool = False
     dry_run: bool = False
     force: bool = False
+    allow_missing: bool = False
 
 
 def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = DeployOptions(),
@@ -51,7 +53,8 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     records = target.read_log(registry)
     _check_requirements(registry, records, resolved, env)
     files = render(registry, resolved, env).files
-    return _commit(registry, records, resolved, env, files, action, options)
+    warnings = _check_artifact(registry, resolved, options)
+    return _commit(registry, records, resolved, env, files, action, options, warnings)
 
 
 def rollback(registry: Registry, version: str | None = None, env: str | None = None, model: str | None = None,
@@ -81,7 +84,21 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     blobs = target.files_at(registry, earlier.commit, path)
     contents = git.read_objects(registry.root, list(blobs.values()))
     files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-    return _commit(registry, records, resolved, env, files, "rollback", options)
+    warnings = _check_artifact(registry, resolved, options)
+    return _commit(registry, records, resolved, env, files, "rollback", options, warnings)
+
+
+def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptions) -> list[str]:
+    """Refuse a version whose bytes the remote lacks: pods would fail to fetch them."""
+    from modelreg.remote import missing
+
+    lacking = missing(registry, resolved)
+    if not lacking:
+        return []
+    what = f"{resolved.info.tag}: {len(lacking)} object(s) of {resolved.pointer.path} are not in the DVC remote"
+    if not options.allow_missing:
+        raise DeployError(f"{what}; push them (dvc push), or pass --allow-missing to deploy anyway")
+    return [f"WARNING: {what}; deploying anyway (--allow-missing): pods will fail to fetch the model"]
 
 
 def _pick_model(registry: Registry, records: list[DeployRecord], env: str) -> str:
@@ -106,7 +123,7 @@ def _check_requirements(registry: Registry, records: list[DeployRecord], resolve
 
 
 def _commit(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str,
-            files: dict[str, bytes], action: str, options: DeployOptions) -> DeployResult:
+            files: dict[str, bytes], action: str, options: DeployOptions, warnings: list[str]) -> DeployResult:
     info = resolved.info
     parent = target.tip(registry)
     path = target.deploy_path(registry, env, info.model)
@@ -120,7 +137,7 @@ def _commit(registry: Registry, records: list[DeployRecord], resolved: Resolved,
     wanted = {name: target.blob_id(data) for name, data in files.items()}
     result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
                   previous_version=current.version if current else None, files=sorted(files),
-                  dry_run=options.dry_run)
+                  dry_run=options.dry_run, warnings=warnings)
     if current is not None and current.version == str(info.version) and wanted == on_branch:
         return DeployResult(commit=current.commit, noop=True, pushed=False, **result)
     if options.dry_run:

@@ -1,0 +1,194 @@
+"""The artifact as the DVC remote holds it: verify it and pull it, streaming and checking digests.
+
+Reads go to the remote itself (never the local cache), in 4 MiB chunks, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelreg import store
+from modelreg.digest import CHUNK, Progress, manifest_digest
+from modelreg.errors import ArtifactError, StoreError
+from modelreg.registry import Registry
+from modelreg.versions import Resolved
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What `verify` found for one version: state is ok, missing or corrupt."""
+
+    tag: str
+    state: str
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    tag: str
+    path: str
+    size: int
+    files: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Remote:
+    """The default remote's object store: paths by md5, existence, chunked reads."""
+
+    def __init__(self, odb: Any) -> None:
+        self.odb = odb
+        self.fs = odb.fs
+
+    def path(self, md5: str) -> str:
+        return self.odb.oid_to_path(md5)
+
+    def exists(self, md5: str) -> bool:
+        return bool(self.fs.exists(self.path(md5)))
+
+    def chunks(self, md5: str) -> Iterator[bytes]:
+        with self.fs.open(self.path(md5), "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def read_small(self, md5: str) -> bytes:
+        return b"".join(self.chunks(md5))
+
+
+@contextlib.contextmanager
+def open_remote(registry: Registry) -> Iterator[_Remote]:
+    """The default DVC remote of the registry's working tree config (and config.local)."""
+    from dvc.exceptions import DvcException
+
+    with store.open_repo(registry.root) as repo:
+        try:
+            odb = repo.cloud.get_remote_odb()
+        except DvcException as exc:
+            raise StoreError(f"no DVC remote to read from: {store.one_line(exc)}") from None
+        yield _Remote(odb)
+
+
+def _entries(remote: _Remote, md5: str) -> list[dict[str, str]]:
+    """The (md5, relpath) entries of a directory object, its own md5 checked."""
+    raw = remote.read_small(md5)
+    if hashlib.md5(raw).hexdigest() != md5.removesuffix(".dir"):
+        raise ArtifactError(f"directory listing {md5} is corrupt in the remote")
+    return sorted(json.loads(raw), key=lambda e: e["relpath"])
+
+
+def _stream_check(remote: _Remote, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:
+    """Read one object: (md5, sha256, size), writing it to `out` when given."""
+    digest_md5, digest_sha = hashlib.md5(), hashlib.sha256()
+    size = 0
+    for chunk in remote.chunks(md5):
+        digest_md5.update(chunk)
+        digest_sha.update(chunk)
+        size += len(chunk)
+        if out is not None:
+            out.write(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return digest_md5.hexdigest(), digest_sha.hexdigest(), size
+
+
+def _check_version(remote: _Remote, found: Resolved, deep: bool) -> Verified:
+    pointer, tag = found.pointer, found.info.tag
+    expected_sha = (found.card.get("artifact") or {}).get("sha256")
+    objects = [(pointer.md5, pointer.path)]
+    if not remote.exists(pointer.md5):
+        return Verified(tag, "missing", [f"{pointer.path}: object {pointer.md5} is not in the remote"])
+    if pointer.is_dir:
+        try:
+            objects = [(e["md5"], e["relpath"]) for e in _entries(remote, pointer.md5)]
+        except ArtifactError as exc:
+            return Verified(tag, "corrupt", [str(exc)])
+    problems, state, total, digests = [], "ok", 0, {}
+    for md5, rel in objects:
+        if not remote.exists(md5):
+            problems.append(f"{rel}: object {md5} is not in the remote")
+            state = "missing"
+            continue
+        got_md5, got_sha, size = _stream_check(remote, md5, None, None)
+        total += size
+        digests[rel] = got_sha
+        if got_md5 != md5:
+            problems.append(f"{rel}: md5 {got_md5} in the remote, {md5} registered")
+            state = "corrupt" if state == "ok" else state
+    if not pointer.is_dir and total != pointer.size and not problems:
+        problems.append(f"{pointer.path}: {total} bytes in the remote, {pointer.size} registered")
+        state = "corrupt"
+    if deep and state == "ok" and expected_sha:
+        got = manifest_digest(digests) if pointer.is_dir else digests[pointer.path]
+        if got != expected_sha:
+            problems.append(f"sha256 {got} in the remote, {expected_sha} in the card")
+            state = "corrupt"
+    return Verified(tag, state, problems, files=len(objects), size=total)
+
+
+def verify(registry: Registry, versions: list[Resolved], deep: bool = False) -> list[Verified]:
+    """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep)."""
+    with open_remote(registry) as remote:
+        return [_check_version(remote, found, deep) for found in versions]
+
+
+def missing(registry: Registry, found: Resolved) -> list[str]:
+    """What of a version's artifact the remote lacks (presence only: cheap enough for every deploy)."""
+    with open_remote(registry) as remote:
+        if not remote.exists(found.pointer.md5):
+            return [found.pointer.md5]
+        if not found.pointer.is_dir:
+            return []
+        return [e["md5"] for e in _entries(remote, found.pointer.md5) if not remote.exists(e["md5"])]
+
+
+def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | None = None) -> Pulled:
+    """Stream the artifact from the remote to `dest`, verified (md5 per object, SHA-256 overall),
+    through a temporary path beside it: a failure leaves nothing at `dest`."""
+    if dest.exists():
+        raise ArtifactError(f"{dest} already exists: pull into a new path (-o PATH)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".modelreg-pull-", dir=dest.parent))
+    try:
+        with open_remote(registry) as remote:
+            sha, total, count = _pull_into(remote, found, staging / "artifact", progress)
+        os.replace(staging / "artifact", dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Pulled(tag=found.info.tag, path=str(dest), size=total, files=count, sha256=sha)
+
+
+def _pull_into(remote: _Remote, found: Resolved, artifact: Path, progress: Progress | None) -> tuple[str, int, int]:
+    pointer = found.pointer
+    expected_sha = (found.card.get("artifact") or {}).get("sha256")
+    if not remote.exists(pointer.md5):
+        raise ArtifactError(f"{found.info.tag}: object {pointer.md5} is not in the remote (was it pushed?)")
+    entries = _entries(remote, pointer.md5) if pointer.is_dir else [{"md5": pointer.md5, "relpath": ""}]
+    digests, total = {}, 0
+    for entry in entries:
+        target = artifact / entry["relpath"] if entry["relpath"] else artifact
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            got_md5, got_sha, size = _stream_check(remote, entry["md5"], out, progress)
+        if got_md5 != entry["md5"]:
+            raise ArtifactError(f"{found.info.tag}: {entry['relpath'] or pointer.path} is corrupt in the remote "
+                                f"(md5 {got_md5}, registered {entry['md5']})")
+        digests[entry["relpath"]] = got_sha
+        total += size
+    sha = manifest_digest(digests) if pointer.is_dir else digests[""]
+    if expected_sha and sha != expected_sha:
+        raise ArtifactError(f"{found.info.tag}: sha256 {sha} does not match the card's {expected_sha}")
+    return sha, total, len(entries)
