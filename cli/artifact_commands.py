@@ -1,4 +1,103 @@
-"""remote, pull, verify, validate."""
+"""remote add, pull, verify."""
 from __future__ import annotations
 
-COMMANDS: list = []
+from pathlib import Path
+
+import click
+
+from modelreg.cli.output import byte_progress, emit_json, handle_errors, short, table
+
+
+@click.group()
+def remote() -> None:
+    """The DVC remote that holds the artifacts."""
+
+
+@remote.command(name="add")
+@click.argument("url")
+@click.option("--name", default="storage", show_default=True, help="Name of the remote in .dvc/config.")
+@click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, a local moto server...).")
+@click.pass_obj
+@handle_errors
+def remote_add(repo: str, url: str, name: str, endpoint_url: str | None) -> None:
+    """Make URL (a directory, s3://bucket/prefix, gs://..., ...) the default DVC remote and commit it.
+
+    Credentials are not stored: DVC reads them from the environment (AWS_ACCESS_KEY_ID...) or
+    from `dvc remote modify --local`.
+
+    Example: modelreg remote add s3://acme-models/registry
+    """
+    from modelreg.registry import open_registry
+    from modelreg.remote_config import add_remote
+
+    commit = add_remote(open_registry(repo), url, name, endpoint_url)
+    click.echo(f"Remote {name} is {url}" + (f" (commit {short(commit)})." if commit else ": nothing changed."))
+
+
+@click.command()
+@click.argument("ref")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where to write the artifact (default: its file or folder name, here).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+@handle_errors
+def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
+    """Fetch a version's artifact from the DVC remote (not the local cache), verified.
+
+    Every object's md5 and the whole artifact's SHA-256 are checked while it streams; on any
+    mismatch nothing is left at the output path.
+
+    Example: modelreg pull churn@v3 -o /tmp/churn-v3.pt
+    """
+    from modelreg.registry import open_registry
+    from modelreg.remote import pull as run_pull
+    from modelreg.versions import resolve
+
+    registry = open_registry(repo)
+    found = resolve(registry, ref)
+    dest = output or Path(found.pointer.path)
+    with byte_progress(found.pointer.size, f"Pulling {found.info.tag}") as progress:
+        result = run_pull(registry, found, dest, progress)
+    if as_json:
+        return emit_json(result.to_json())
+    click.echo(f"Pulled {result.tag} to {result.path} ({result.size} bytes, {result.files} file(s), "
+               f"sha256 {result.sha256[:12]} verified).")
+
+
+@click.command()
+@click.argument("ref", required=False)
+@click.option("--all", "every", is_flag=True, help="Every valid version of every model.")
+@click.option("--deep", is_flag=True, help="Also check each artifact's SHA-256 against its card.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of {tag, state, problems, files, size}.")
+@click.pass_obj
+@handle_errors
+def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -> None:
+    """Check that versions' artifacts are in the DVC remote, intact; exit 1 if any is not.
+
+    REF is NAME@VERSION, NAME (all its versions) or a bare VERSION; --all checks everything.
+
+    Example: modelreg verify --all --deep
+    """
+    from modelreg.registry import open_registry
+    from modelreg.remote import verify as run_verify
+    from modelreg.versions import read_version, resolve, scan
+
+    if bool(ref) == every:
+        raise click.UsageError("give a REF or --all")
+    registry = open_registry(repo)
+    if every or (ref and "@" not in ref and not ref.startswith("v")):
+        versions = scan(registry, None if every else ref)
+        targets = [read_version(registry, v, versions) for v in versions if v.valid]
+    else:
+        targets = [resolve(registry, ref)]  # type: ignore[arg-type]
+    results = run_verify(registry, targets, deep)
+    if as_json:
+        emit_json([r.to_json() for r in results])
+    else:
+        table(["version", "state", "files", "bytes", "problem"],
+              [[r.tag, r.state, r.files, r.size, "; ".join(r.problems)] for r in results])
+    if any(r.state != "ok" for r in results):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [remote, pull, verify]

@@ -102,12 +102,17 @@ def init_dvc(root: Path) -> bool:
     return True
 
 
-def set_remote(root: Path, url: str, name: str = "storage") -> None:
-    """Add (or replace) the default DVC remote in `.dvc/config`."""
+def set_remote(root: Path, url: str, name: str = "storage", endpoint_url: str | None = None) -> None:
+    """Add (or replace) the default DVC remote in `.dvc/config`; credentials never go there."""
+    from dvc.config import ConfigError as DvcConfigError
+
     with open_repo(root) as repo:
-        with repo.config.edit("repo") as conf:
-            conf["remote"][name] = {"url": url}
-            conf["core"]["remote"] = name
+        try:
+            with repo.config.edit("repo") as conf:
+                conf["remote"][name] = {"url": url, **({"endpointurl": endpoint_url} if endpoint_url else {})}
+                conf["core"]["remote"] = name
+        except DvcConfigError as exc:
+            raise StoreError(f"DVC refused remote {url!r}: {one_line(exc)}") from None
 
 
 def track(root: Path, artifact: Path) -> Pointer:
