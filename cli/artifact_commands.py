@@ -100,4 +100,44 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
         raise click.exceptions.Exit(1)
 
 
-COMMANDS = [remote, pull, verify]
+@click.command()
+@click.argument("ref")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(1, 100000), help="Timed runs after a warm-up.")
+@click.option("--record", "keep", is_flag=True,
+              help="Record the result as a git note on the version (refs/notes/modelreg-validation).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+@handle_errors
+def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: bool) -> None:
+    """Smoke-test a version: load it (TorchScript or .pt2), run it, check its signature, time it.
+
+    Inputs are the card's `example`, or random data of `signature.inputs` shapes (-1 = 2).
+    Exit 1 when the outputs break the signature. Environments with `validate: true` deploy only
+    versions with a recorded pass. Needs the torch extra.
+
+    Example: modelreg validate churn@v3 --record
+    """
+    from modelreg.inspect import torch_available
+    from modelreg.registry import open_registry
+    from modelreg.validate import record, validate as run_validate
+    from modelreg.versions import resolve
+
+    if not torch_available():
+        raise click.ClickException("validate needs torch: pip install 'modelreg[torch]'")
+    registry = open_registry(repo)
+    found = resolve(registry, ref)
+    result = run_validate(registry, found, device, runs)
+    if keep:
+        record(registry, found, result)
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        verdict = "passed" if result.passed else "FAILED: " + "; ".join(result.problems)
+        click.echo(f"{result.tag} on {result.device}: {verdict}. p50 {result.p50_ms} ms, p95 {result.p95_ms} ms "
+                   f"over {result.runs} runs" + (" (recorded)." if keep else "."))
+    if not result.passed:
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [remote, pull, verify, validate]

@@ -113,10 +113,16 @@ def _pick_model(registry: Registry, records: list[DeployRecord], env: str) -> st
 
 
 def _check_requirements(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str) -> None:
+    info = resolved.info
+    if registry.config.env(env).validate:
+        from modelreg.validate import passed
+
+        if not passed(registry, resolved):
+            raise DeployError(f"{env} requires a passed validation and {info.tag} has none: "
+                              f"run `modelreg validate {info.tag} --record` first")
     required = registry.config.env(env).requires
     if required is None:
         return
-    info = resolved.info
     if not any(r.env == required and r.model == info.model and r.version == str(info.version) for r in records):
         raise DeployError(f"{info.tag} was never live in {required}, which {env} requires: "
                           f"deploy it to {required} first (modelreg deploy {info.tag} --env {required})")
