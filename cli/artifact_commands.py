@@ -78,6 +78,7 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
 
     Example: modelreg verify --all --deep
     """
+    from modelreg.refs import parse_ref
     from modelreg.registry import open_registry
     from modelreg.remote import verify as run_verify
     from modelreg.versions import read_version, resolve, scan
@@ -85,8 +86,9 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
     if bool(ref) == every:
         raise click.UsageError("give a REF or --all")
     registry = open_registry(repo)
-    if every or (ref and "@" not in ref and not ref.startswith("v")):
-        versions = scan(registry, None if every else ref)
+    parsed = None if ref is None else parse_ref(ref, registry.config.default_model)
+    if parsed is None or parsed.version is None:
+        versions = scan(registry, None if parsed is None else parsed.model)
         targets = [read_version(registry, v, versions) for v in versions if v.valid]
     else:
         targets = [resolve(registry, ref)]  # type: ignore[arg-type]

@@ -37,6 +37,10 @@ run modelreg register churn "$TOUR/churn-2.pt" -m "wider hidden layer" --metric 
 run modelreg register churn "$TOUR/churn-3.pt" -m "wider still" --metric auc=0.88
 git push -q origin HEAD:main --tags
 
+step "Trust but verify: the bytes are in the remote, and v3 loads and keeps its signature"
+run modelreg verify --all --deep
+run modelreg validate churn@v3 --record
+
 step "v1 and v2 go to staging, then prod (prod requires staging)"
 for v in v1 v2; do
   run modelreg deploy "churn@$v" --env staging
