@@ -52,8 +52,10 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
             out.append(f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} +0000\n"
                        f"{_blob(f'Register {name}@{vtext}')}"
                        + _files({f"models/{name}/model.yaml": card, f"models/{name}/model.pt.dvc": pointer}))
+            message = (f"Register {name}@{vtext}\n\nartifact: model.pt\nmd5: {md5}\nsize: 1024\n"
+                       f"sha256: {mark:064x}\n")  # what `register` writes
             out.append(f"tag {name}@{vtext}\nfrom :{mark}\ntagger Bench <bench@example.com> {when} +0000\n"
-                       f"{_blob(f'Register {name}@{vtext}')}")
+                       f"{_blob(message)}")
     prev: dict[tuple[str, str], str] = {}
     for i in range(deploys):
         when += 1

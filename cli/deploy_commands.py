@@ -9,10 +9,8 @@ import click
 
 from modelreg.cli.output import emit_json, handle_errors, note, short, table, when, who
 
-from modelreg.deploy import DeployOptions
-
 if TYPE_CHECKING:
-    from modelreg.deploy import DeployResult
+    from modelreg.deploy import DeployOptions, DeployResult
 
 push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
@@ -95,6 +93,8 @@ def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool
 
     Example: modelreg deploy churn@v3 --env staging --push
     """
+    from modelreg.deploy import DeployOptions
+
     _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "deploy")
 
 
@@ -114,6 +114,8 @@ def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 
     Example: modelreg promote churn@v3 --to prod
     """
+    from modelreg.deploy import DeployOptions
+
     _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "promote")
 
 
@@ -137,7 +139,7 @@ def rollback(repo: str, version: str | None, env: str | None, model: str | None,
 
     Example: modelreg rollback v2 --env prod
     """
-    from modelreg.deploy import rollback as run_rollback
+    from modelreg.deploy import DeployOptions, rollback as run_rollback
     from modelreg.registry import open_registry
 
     result = run_rollback(open_registry(repo), version, env, model, DeployOptions(push, dry_run, force, allow_missing))
@@ -181,7 +183,7 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
     MODELREG_REF and MODELREG_ENV.
     """
     from modelreg.ci import plan
-    from modelreg.deploy import deploy as run_deploy, rollback as run_rollback
+    from modelreg.deploy import DeployOptions, deploy as run_deploy, rollback as run_rollback
     from modelreg.registry import open_registry
 
     registry = open_registry(repo)
