@@ -90,3 +90,25 @@ def test_ci_plan_reads_github_variables(env: Env) -> None:
                          ({}, "GITHUB_EVENT_NAME")]:
         with pytest.raises(ModelregError, match=message):
             plan(registry, bad)
+
+
+def test_the_workflow_works_from_the_smallest_fetch(env: Env, tmp_path: Path) -> None:
+    """Depth 1: only the pushed tag and the deploy branch's tip, no other tags, no history."""
+    from modelreg.deploy import deploy
+
+    env.register("churn", 1)
+    deploy(env.registry, "churn@v1", "staging")
+    env.register("churn", 2)
+    git(env.root, "push", "-q", "origin", "HEAD:main", "deploy", "--tags")
+    workspace = tmp_path / "shallow"
+    git(tmp_path, "init", "-q", str(workspace))
+    git(workspace, "remote", "add", "origin", str(env.origin))
+    git(workspace, "fetch", "-q", "--depth=1", "origin", "refs/tags/churn@v2:refs/tags/churn@v2",
+        "+refs/heads/deploy:refs/remotes/origin/deploy")
+    git(workspace, "checkout", "-q", "churn@v2")
+    assert git(workspace, "rev-list", "--count", "HEAD").strip() == "1"
+    run_steps(yaml.safe_load((workspace / WORKFLOW).read_text()), workspace, {
+        "GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/tags/churn@v2", "GITHUB_REF_NAME": "churn@v2",
+        "GITHUB_REF_TYPE": "tag", "GITHUB_WORKSPACE": str(workspace), "GITHUB_ACTOR": "octocat"})
+    message = git(env.origin, "log", "-1", "--format=%B", "deploy")
+    assert "Modelreg-Tag: churn@v2" in message and "Modelreg-Previous-Version: v1" in message
