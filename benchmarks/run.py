@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from generate import make_registry  # noqa: E402
 
 RUNS = 5
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None  # Debian package `time`
 
 
 def measure(cmd: list[str], cwd: Path, runs: int = RUNS) -> tuple[float, float]:
@@ -27,14 +28,16 @@ def measure(cmd: list[str], cwd: Path, runs: int = RUNS) -> tuple[float, float]:
     times, peaks = [], []
     for i in range(warmups + timed):
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        # GNU time reports the command's own peak RSS; a child forked from this (large) process would
+        # count this process's pages too
+        done = subprocess.run([GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd, cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         elapsed = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
+        if done.returncode != 0:
             return float("nan"), float("nan")
         if i >= warmups:
             times.append(elapsed)
-            peaks.append(usage.ru_maxrss / 1024)
+            peaks.append(int(done.stderr.split()[-1]) / 1024 if GNU_TIME else float("nan"))
     return statistics.median(times), max(peaks)
 
 
