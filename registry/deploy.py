@@ -50,7 +50,7 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     resolved = resolve(registry, ref)
     if options.push:
         target.fetch(registry)
-    records = target.read_log(registry)
+    records = target.read_log(registry, resolved.info.model)
     _check_requirements(registry, records, resolved, env)
     files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)

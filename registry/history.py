@@ -39,7 +39,7 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
                 timestamp=info.timestamp, action="register", model=info.model, version=str(info.version), env=None,
                 author=info.author, commit=info.commit,
                 note=info.message if info.valid else f"INVALID: {info.problem}")))
-    records = target.read_log(registry)
+    records = target.read_log(registry, model)
     for seq, record in enumerate(reversed(records)):
         if (model is None or record.model == model) and (env is None or record.env == env):
             events.append((record.timestamp, len(events) + seq, Event(

@@ -58,13 +58,15 @@ def tip(registry: Registry) -> str | None:
     return local
 
 
-def read_log(registry: Registry, start: str | None = None) -> list[DeployRecord]:
-    """Every modelreg commit on the deploy branch, newest first, in one `git log`."""
-    start = start or tip(registry)
+def read_log(registry: Registry, model: str | None = None) -> list[DeployRecord]:
+    """Every modelreg commit on the deploy branch (only those touching MODEL's folders when given),
+    newest first, in one `git log`."""
+    start = tip(registry)
     if start is None:
         return []
+    paths = [deploy_path(registry, env, model) for env in registry.config.environments] if model else []
     out = git.run_git("log", "--format=%H%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1e", start,
-                      cwd=registry.root)
+                      *(["--", *paths] if paths else []), cwd=registry.root)
     records = []
     for chunk in out.split("\x1e"):
         chunk = chunk.strip("\n")
@@ -72,7 +74,7 @@ def read_log(registry: Registry, start: str | None = None) -> list[DeployRecord]
             continue
         commit, stamp, author, trailers = chunk.split("\x1f")
         fields = dict(TRAILER_RE.findall(trailers))
-        if "Action" not in fields or "Model" not in fields:
+        if "Action" not in fields or "Model" not in fields or (model and fields["Model"] != model):
             continue
         records.append(DeployRecord(
             commit=commit, timestamp=int(stamp), author=author, action=fields["Action"], model=fields["Model"],
