@@ -78,17 +78,21 @@ def format_tag(model: str, version: Version) -> str:
     return f"{model}@{version}"
 
 
+TAG_RE = re.compile(r"^(?:([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)@)?" + VERSION_RE.pattern[1:])
+
+
 def parse_tag(tag: str, default_model: str | None) -> Ref | None:
-    """The (model, version) a tag names, or None when the tag is not a version tag."""
-    model, sep, rest = tag.rpartition("@")
-    if not sep:
-        if default_model is None:
-            return None
-        model, rest = default_model, tag
-    if not NAME_RE.match(model) or len(model) > NAME_MAX:
+    """The (model, version) a tag names, or None when the tag is not a version tag.
+    One regex match: this runs once per tag in the repository."""
+    match = TAG_RE.match(tag)
+    if match is None:
         return None
-    version = try_version(rest)
-    return None if version is None else Ref(model, version)
+    model, *numbers = match.groups()
+    model = model or default_model
+    if model is None or len(model) > NAME_MAX:
+        return None
+    parts = tuple(int(n) for n in numbers if n is not None)
+    return Ref(model, Version(key=(parts + (0, 0))[:3], parts=parts))
 
 
 def parse_ref(text: str, default_model: str | None) -> Ref:
