@@ -54,12 +54,13 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
 @click.option("--card", "card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A YAML file merged into the model card (description, signature, lineage...).")
 @click.option("--no-push", is_flag=True, help="Do not push the artifact to the DVC remote.")
+@click.option("--no-inspect", is_flag=True, help="Skip the torch inspection (format, tensors, dtypes) of the artifact.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
 def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
              metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
-             as_json: bool) -> None:
+             no_inspect: bool, as_json: bool) -> None:
     """Register PATH (a file or a model folder) as a new version of model NAME.
 
     The artifact is copied to models/NAME/, tracked with DVC and pushed to the remote, the
@@ -77,7 +78,7 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
                               metrics=metrics, params=params, card_file=card_file, push=not no_push)
     total = size_of(path) if path.exists() else 0
     with byte_progress(total, f"Registering {path.name}") as progress:
-        result = run_register(registry, request, progress=progress, inspect=inspector(note))
+        result = run_register(registry, request, progress=progress, inspect=None if no_inspect else inspector(note))
     if as_json:
         return emit_json(result.to_json())
     click.echo(f"Registered {result.tag} ({result.pointer.size} bytes, sha256 {result.sha256[:12]}) "

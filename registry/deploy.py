@@ -64,7 +64,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     registry.config.env(env)
     if options.push:
         target.fetch(registry)
-    records = target.read_log(registry)
+    records = target.read_log(registry, model)
     model = model or _pick_model(registry, records, env)
     mine = [r for r in records if r.env == env and r.model == model]
     if not mine:
@@ -74,12 +74,12 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         earlier = next((r for r in mine if r.version != current), None)
         if earlier is None:
             raise DeployError(f"nothing to roll back to: {model} has had only {current} in {env}")
+        resolved = resolve(registry, earlier.tag or f"{model}@{earlier.version}")
     else:
         resolved = resolve(registry, version if "@" in version else f"{model}@{version}")
         earlier = next((r for r in mine if r.version == str(resolved.info.version)), None)
         if earlier is None:
             raise DeployError(f"{resolved.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
-    resolved = resolve(registry, earlier.tag or f"{model}@{earlier.version}")
     path = target.deploy_path(registry, env, model)
     blobs = target.files_at(registry, earlier.commit, path)
     contents = git.read_objects(registry.root, list(blobs.values()))

@@ -32,19 +32,19 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
         check_name(model)
     if env is not None:
         registry.config.env(env)
-    events: list[tuple[int, int, Event]] = []
+    events: list[tuple[int, int, Event]] = []  # (timestamp, arrival order, event)
     if env is None:
-        for seq, info in enumerate(scan(registry, model)):
-            events.append((info.timestamp, seq, Event(
+        for info in scan(registry, model):
+            events.append((info.timestamp, len(events), Event(
                 timestamp=info.timestamp, action="register", model=info.model, version=str(info.version), env=None,
                 author=info.author, commit=info.commit,
                 note=info.message if info.valid else f"INVALID: {info.problem}")))
     records = target.read_log(registry, model)
-    for seq, record in enumerate(reversed(records)):
+    for record in reversed(records):
         if (model is None or record.model == model) and (env is None or record.env == env):
-            events.append((record.timestamp, len(events) + seq, Event(
+            events.append((record.timestamp, len(events), Event(
                 timestamp=record.timestamp, action=record.action, model=record.model, version=record.version,
                 env=record.env, author=record.author, commit=record.commit,
                 note=f"from {record.previous_version}" if record.previous_version not in ("", "none") else "")))
-    events.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    events.sort(key=lambda item: item[:2], reverse=True)
     return [event for _, _, event in events]

@@ -67,13 +67,6 @@ def parse_version(text: str) -> Version:
     return Version(key=key, parts=parts)
 
 
-def try_version(text: str) -> Version | None:
-    try:
-        return parse_version(text)
-    except RefError:
-        return None
-
-
 def format_tag(model: str, version: Version) -> str:
     return f"{model}@{version}"
 

@@ -184,8 +184,10 @@ def _restore_on_failure(root: Path, paths: list[Path], keep: Path | None, made_d
         for i, path in enumerate(paths):
             if path.exists() or path.is_symlink():
                 saved[path] = backup / str(i)
-                if path == keep:
-                    shutil.copy2(path, saved[path]) if path.is_file() else shutil.copytree(path, saved[path], symlinks=True)
+                if path == keep and path.is_file():
+                    shutil.copy2(path, saved[path])
+                elif path == keep:
+                    shutil.copytree(path, saved[path], symlinks=True)
                 else:
                     path.rename(saved[path])
         yield

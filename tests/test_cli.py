@@ -106,3 +106,14 @@ def test_read_commands_import_neither_dvc_nor_torch(env: Env, args: list[str]) -
     code, modules = imported_modules(*args, cwd=env.root)
     assert code == 0
     assert not {m for m in modules if m.split(".")[0] in ("dvc", "torch")}
+
+
+def test_register_inspects_unless_told_not_to(env: Env) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2).state_dict(), env.work / "m.pt")
+    assert run(env, "register", "churn", str(env.work / "m.pt")).exit_code == 0
+    assert json.loads(run(env, "show", "churn@v1", "--json").stdout)["card"]["inspection"]["parameters"] == 6
+    assert run(env, "register", "churn", str(env.work / "m.pt"), "--no-inspect").exit_code == 0
+    assert "inspection" not in json.loads(run(env, "show", "churn@v2", "--json").stdout)["card"]
