@@ -166,8 +166,13 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
         return emit_json([s.to_json() for s in states])
     if not states:
         return click.echo("Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV")
-    table(["env", "model", "version", "since", "by", "action", "commit", "drift"],
-          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift] for s in states])
+    table(["env", "model", "version", "since", "by", "action", "commit", "drift", "tag"],
+          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift, s.tag_state]
+           for s in states])
+    for s in states:
+        if s.tag_state != "ok":
+            note(f"WARNING: {s.tag} ({s.env}) was {s.tag_state} since it was deployed: versions are immutable; "
+                 "`modelreg deploy` refuses it until the tag is put back")
 
 
 @click.command()

@@ -1,6 +1,9 @@
 """The `modelreg` command: a click group; each command parses, calls the library and prints."""
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from modelreg.cli import artifact_commands, deploy_commands, registry_commands
@@ -27,4 +30,12 @@ for module in (registry_commands, deploy_commands, artifact_commands):
 
 
 def main() -> None:
-    cli(prog_name="modelreg")
+    try:
+        cli(prog_name="modelreg")
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # `modelreg list | head`: the reader left; say so once, exit 1
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.stderr.write("Error: output closed before modelreg finished writing (broken pipe)\n")
+            sys.exit(1)

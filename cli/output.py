@@ -5,6 +5,7 @@ import contextlib
 import datetime
 import functools
 import json
+import math
 import os
 import sys
 import traceback
@@ -31,9 +32,15 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except ModelregError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_one_line(str(exc))) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise click.ClickException("output closed before modelreg finished writing (broken pipe)") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except Exception as exc:
             if os.environ.get("MODELREG_DEBUG"):
                 traceback.print_exc()
@@ -41,6 +48,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                                 "(a bug in modelreg; MODELREG_DEBUG=1 shows the traceback)") from None
 
     return wrapper
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def when(timestamp: int) -> str:
@@ -65,8 +82,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo("\n".join(lines))
 
 
+def _finite(data: Any) -> Any:
+    """JSON has no nan or infinity: a hand-made card may hold them; they are printed as strings."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return str(data)
+    if isinstance(data, dict):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """Strict JSON (`allow_nan=False`): what any parser accepts."""
+    click.echo(json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False))
 
 
 def note(message: str) -> None:

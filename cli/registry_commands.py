@@ -55,16 +55,20 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
               help="A YAML file merged into the model card (description, signature, lineage...).")
 @click.option("--no-push", is_flag=True, help="Do not push the artifact to the DVC remote.")
 @click.option("--no-inspect", is_flag=True, help="Skip the torch inspection (format, tensors, dtypes) of the artifact.")
+@click.option("--allow-duplicate", is_flag=True, help="Register bytes that an earlier version already holds.")
+@click.option("--follow-symlinks", is_flag=True, help="PATH may be a symbolic link: register the file it points to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
 def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
              metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
-             no_inspect: bool, as_json: bool) -> None:
+             no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, as_json: bool) -> None:
     """Register PATH (a file or a model folder) as a new version of model NAME.
 
-    The artifact is copied to models/NAME/, tracked with DVC and pushed to the remote, the
-    card models/NAME/model.yaml is written, and one commit is tagged NAME@VERSION.
+    Every byte is read once (md5 for DVC, SHA-256 for the card) into DVC's cache, pushed to the
+    remote, then one commit (card models/NAME/model.yaml and the DVC pointer) and its tag
+    NAME@VERSION land together. Runs in one repository wait for each other (the registry lock).
+    Re-running after a failure either finishes or says the bytes are already registered.
 
     Example: modelreg register churn ./model.pt -m "retrained on March data" --metric auc=0.91
     """
@@ -75,12 +79,18 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
 
     registry = open_registry(repo)
     request = RegisterRequest(name=name, path=path, version=version, bump=bump, message=message,
-                              metrics=metrics, params=params, card_file=card_file, push=not no_push)
-    total = size_of(path) if path.exists() else 0
+                              metrics=metrics, params=params, card_file=card_file, push=not no_push,
+                              allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks)
+    total = size_of(path) if path.is_file() and not path.is_symlink() else 0
     with byte_progress(total, f"Registering {path.name}") as progress:
         result = run_register(registry, request, progress=progress, inspect=None if no_inspect else inspector(note))
+    for warning in result.warnings:
+        note(warning)
     if as_json:
         return emit_json(result.to_json())
+    if result.existing:
+        return click.echo(f"{result.tag} already holds these bytes (sha256 {result.sha256[:12]}, commit "
+                          f"{short(result.commit)}): nothing to do. --allow-duplicate registers them again.")
     click.echo(f"Registered {result.tag} ({result.pointer.size} bytes, sha256 {result.sha256[:12]}) "
                f"in commit {short(result.commit)}.")
     if result.pushed:

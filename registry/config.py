@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from modelreg import safe_yaml
 from modelreg.errors import ConfigError
 from modelreg.refs import NAME_RE, SCHEMES
 
@@ -71,6 +71,7 @@ class Config:
 
 
 DEFAULT_ENVIRONMENTS = {"staging": {}, "prod": {"requires": "staging", "replicas": 2}}
+MAX_INT = 1_000_000
 TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping"}
 
 
@@ -81,7 +82,10 @@ def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not ok:
-        raise ConfigError(f"{key}: expected {TYPE_WORDS[expected]}, got {json.dumps(value, default=str)}")
+        shown = json.dumps(value, default=str)
+        raise ConfigError(f"{key}: expected {TYPE_WORDS[expected]}, got {shown if len(shown) <= 60 else shown[:60] + '...'}")
+    if expected is int and not 0 <= value <= MAX_INT:
+        raise ConfigError(f"{key}: expected an integer from 0 to {MAX_INT}")
     return value
 
 
@@ -104,10 +108,7 @@ def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) 
 
 def parse_config(text: str | bytes) -> Config:
     """Parse and validate the text of modelreg.yaml."""
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"modelreg.yaml is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = safe_yaml.load(text, CONFIG_FILE, ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError("modelreg.yaml: expected a mapping of settings at the top level")
     envs_raw = data.pop("environments", None)
@@ -116,7 +117,7 @@ def parse_config(text: str | bytes) -> Config:
     serving = _build(Serving, data.pop("serving", None), "serving")
     envs = {}
     for name, settings in envs_raw.items():
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ConfigError(f"environments.{name}: an environment name must be a DNS-1123 label (staging, prod)")
         envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
         if not envs[name].namespace:
@@ -129,7 +130,7 @@ def parse_config(text: str | bytes) -> Config:
 def _check_consistency(config: Config) -> None:
     if config.versions not in SCHEMES:
         raise ConfigError(f"versions: expected one of {', '.join(SCHEMES)}, got {json.dumps(config.versions)}")
-    if config.default_model is not None and not NAME_RE.match(config.default_model):
+    if config.default_model is not None and not NAME_RE.fullmatch(config.default_model):
         raise ConfigError(f"default_model: {config.default_model!r} is not a valid model name")
     if not config.environments:
         raise ConfigError("environments: at least one environment is needed")
@@ -138,8 +139,26 @@ def _check_consistency(config: Config) -> None:
     for env in config.environments.values():
         if env.requires is not None and env.requires not in config.environments:
             raise ConfigError(f"environments.{env.name}.requires: no environment named {env.requires!r}")
-    if "{env}" not in config.deploy.path or "{model}" not in config.deploy.path:
+    _check_deploy(config.deploy)
+
+
+def _check_deploy(deploy: Deploy) -> None:
+    """The deploy path stays inside the branch's tree; branch and remote are plain git names."""
+    if "{env}" not in deploy.path or "{model}" not in deploy.path:
         raise ConfigError("deploy.path: must contain {env} and {model}")
+    try:
+        sample = deploy.path.format(env="env", model="model")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError("deploy.path: only {env} and {model} may appear in braces") from None
+    parts = sample.split("/")
+    if sample.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts) or "\\" in sample:
+        raise ConfigError(f"deploy.path: {deploy.path!r} must be a relative path inside the deploy branch "
+                          "(no leading /, no empty, . or .. parts, no .git)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", deploy.branch) or ".." in deploy.branch \
+            or deploy.branch.endswith((".lock", "/", ".")):
+        raise ConfigError(f"deploy.branch: {deploy.branch!r} is not a usable branch name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", deploy.remote):
+        raise ConfigError(f"deploy.remote: {deploy.remote!r} is not a usable remote name")
 
 
 def load_config(root: Path) -> Config:

@@ -2,18 +2,27 @@
 
 A rollback works as `helm rollback`: it picks the target (by default the version live before the
 current one) and commits again, byte for byte, the manifests that target's deploy committed.
+
+Every attempt reads the branch once (its tip, and the log from that tip), decides everything from
+that snapshot (what is live, `requires`, hand edits, no-op), builds a commit on it and moves the
+branch only if it is still there. A lost race starts the attempt again from a fresh read.
 """
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from modelreg import git, target
-from modelreg.errors import DeployError
+from modelreg import faults, git, target
+from modelreg.errors import DeployError, RefConflict
 from modelreg.registry import Registry
 from modelreg.render import render
-from modelreg.target import DeployRecord
-from modelreg.versions import Resolved, resolve, scan
+from modelreg.target import Base, DeployRecord
+from modelreg.versions import Resolved, VersionInfo, resolve, scan
+
+ATTEMPTS = 12
+BACKOFF_CAP = 1.0  # seconds; the n-th retry waits a random time up to min(cap, 0.05 * 2**n)
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class DeployResult:
     pushed: bool
     dry_run: bool
     warnings: list[str]
+    attempts: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -43,18 +53,31 @@ class DeployOptions:
     allow_missing: bool = False
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one attempt decided to commit."""
+
+    resolved: Resolved
+    files: dict[str, bytes]
+    warnings: list[str]
+
+
+Decide = Callable[[list[DeployRecord]], Change]
+
+
 def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = DeployOptions(),
            action: str = "deploy") -> DeployResult:
     """Render REF for ENV and commit the manifests to the deploy branch."""
     registry.config.env(env)
     resolved = resolve(registry, ref)
-    if options.push:
-        target.fetch(registry)
-    records = target.read_log(registry, resolved.info.model)
-    _check_requirements(registry, records, resolved, env)
     files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)
-    return _commit(registry, records, resolved, env, files, action, options, warnings)
+
+    def decide(records: list[DeployRecord]) -> Change:
+        _check_requirements(registry, records, resolved, env)
+        return Change(resolved, files, warnings)
+
+    return _land(registry, resolved.info.model, env, action, options, decide)
 
 
 def rollback(registry: Registry, version: str | None = None, env: str | None = None, model: str | None = None,
@@ -64,28 +87,111 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     registry.config.env(env)
     if options.push:
         target.fetch(registry)
-    records = target.read_log(registry, model)
-    model = model or _pick_model(registry, records, env)
-    mine = [r for r in records if r.env == env and r.model == model]
+    model = model or _pick_model(registry, target.read_log(registry), env)
+    wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
+    checked: dict[str, list[str]] = {}
+
+    def decide(records: list[DeployRecord]) -> Change:
+        mine = [r for r in records if r.env == env and r.model == model]
+        earlier = _rollback_target(registry, mine, env, model, wanted)
+        resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
+        path = target.deploy_path(registry, env, model)
+        blobs = target.files_at(registry, earlier.commit, path)
+        contents = git.read_objects(registry.root, list(blobs.values()))
+        if resolved.info.tag not in checked:
+            checked[resolved.info.tag] = _check_artifact(registry, resolved, options)
+        files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
+        return Change(resolved, files, checked[resolved.info.tag])
+
+    return _land(registry, model, env, "rollback", options, decide)
+
+
+def _rollback_target(registry: Registry, mine: list[DeployRecord], env: str, model: str,
+                     wanted: Resolved | None) -> DeployRecord:
     if not mine:
         raise DeployError(f"nothing to roll back: {model} was never deployed to {env}")
-    current = mine[0].version
-    if version is None:
+    if wanted is None:
+        current = mine[0].version
         earlier = next((r for r in mine if r.version != current), None)
         if earlier is None:
             raise DeployError(f"nothing to roll back to: {model} has had only {current} in {env}")
-        resolved = resolve(registry, earlier.tag or f"{model}@{earlier.version}")
+        return earlier
+    earlier = next((r for r in mine if r.version == str(wanted.info.version)), None)
+    if earlier is None:
+        raise DeployError(f"{wanted.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
+    return earlier
+
+
+def _land(registry: Registry, model: str, env: str, action: str, options: DeployOptions,
+          decide: Decide) -> DeployResult:
+    """Read, decide, build and compare-and-swap, until the branch holds still long enough."""
+    for attempt in range(1, ATTEMPTS + 1):
+        if options.push:
+            target.fetch(registry)
+        at = target.base(registry, for_push=options.push)
+        records = target.read_log(registry, model, start=at.commit) if at.commit else []
+        change = decide(records)
+        _check_pinned(registry, records, change.resolved.info, options.push)
+        result = _attempt(registry, at, records, change, env, action, options, attempt)
+        if result is not None:
+            return result
+        time.sleep(random.uniform(0, min(BACKOFF_CAP, 0.05 * 2 ** attempt)))
+    branch = registry.config.deploy.branch
+    raise DeployError(f"the {branch} branch kept moving: gave up after {ATTEMPTS} attempts, nothing was committed; "
+                      "re-run the same command")
+
+
+def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: Change, env: str, action: str,
+             options: DeployOptions, attempt: int) -> DeployResult | None:
+    """One try: a result, or None when the branch moved under it."""
+    info = change.resolved.info
+    path = target.deploy_path(registry, env, info.model)
+    current = target.live(records, env, info.model)
+    on_branch = target.files_at(registry, at.commit, path)
+    if current is not None and not options.force:
+        committed = target.files_at(registry, current.commit, path)
+        if committed != on_branch:
+            raise DeployError(f"{registry.config.deploy.branch}:{path} was edited by hand since {current.tag} was "
+                              f"deployed (commit {current.commit[:8]}); inspect it, then pass --force to overwrite")
+    wanted = {name: target.blob_id(data) for name, data in change.files.items()}
+    result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
+                  previous_version=current.version if current else None, files=sorted(change.files),
+                  dry_run=options.dry_run, warnings=change.warnings, attempts=attempt)
+    if current is not None and current.version == str(info.version) and wanted == on_branch:
+        return DeployResult(commit=current.commit, noop=True, pushed=False, **result)
+    if options.dry_run:
+        return DeployResult(commit=None, noop=False, pushed=False, **result)
+    message = _message(action, change.resolved, env, current)
+    commit = target.build_commit(registry, at.commit, path, change.files, message)
+    title = message.splitlines()[0]
+    if options.push:
+        if not target.push_commit(registry, commit, at, title):
+            return None
     else:
-        resolved = resolve(registry, version if "@" in version else f"{model}@{version}")
-        earlier = next((r for r in mine if r.version == str(resolved.info.version)), None)
-        if earlier is None:
-            raise DeployError(f"{resolved.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
-    path = target.deploy_path(registry, env, model)
-    blobs = target.files_at(registry, earlier.commit, path)
-    contents = git.read_objects(registry.root, list(blobs.values()))
-    files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-    warnings = _check_artifact(registry, resolved, options)
-    return _commit(registry, records, resolved, env, files, "rollback", options, warnings)
+        try:
+            target.advance(registry, commit, at, title)
+        except RefConflict:
+            return None
+    faults.step("deploy-landed")
+    return DeployResult(commit=commit, noop=False, pushed=options.push, **result)
+
+
+def _check_pinned(registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool) -> None:
+    """A version is immutable: refuse it when its tag names another object than at its first deploy,
+    or (pushing) than the remote's tag."""
+    first = target.first_pin(records, info.model, str(info.version))
+    if first is not None and first.tag_object != info.object:
+        raise DeployError(
+            f"{info.tag} was moved: at its first deploy (commit {first.commit[:8]}) it named {first.tag_object} "
+            f"(source commit {first.source_commit[:12]}), now it names {info.object} (commit {info.commit[:12]}). "
+            f"Versions are immutable: put it back (git update-ref refs/tags/{info.tag} {first.tag_object}) "
+            "or register a new version")
+    if push:
+        remote = registry.config.deploy.remote
+        theirs = (git.ls_remote_refs(registry.root, remote, [f"refs/tags/{info.tag}"]) or {}).get(f"refs/tags/{info.tag}")
+        if theirs is not None and theirs != info.object:
+            raise DeployError(f"{info.tag} differs between here and {remote}: {remote}'s tag names {theirs}, "
+                              f"yours names {info.object}; find out who moved it before deploying either")
 
 
 def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptions) -> list[str]:
@@ -128,38 +234,11 @@ def _check_requirements(registry: Registry, records: list[DeployRecord], resolve
                           f"deploy it to {required} first (modelreg deploy {info.tag} --env {required})")
 
 
-def _commit(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str,
-            files: dict[str, bytes], action: str, options: DeployOptions, warnings: list[str]) -> DeployResult:
-    info = resolved.info
-    parent = target.tip(registry)
-    path = target.deploy_path(registry, env, info.model)
-    current = target.live(records, env, info.model)
-    on_branch = target.files_at(registry, parent, path)
-    if current is not None and not options.force:
-        committed = target.files_at(registry, current.commit, path)
-        if committed != on_branch:
-            raise DeployError(f"{registry.config.deploy.branch}:{path} was edited by hand since {current.tag} was "
-                              f"deployed (commit {current.commit[:8]}); inspect it, then pass --force to overwrite")
-    wanted = {name: target.blob_id(data) for name, data in files.items()}
-    result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
-                  previous_version=current.version if current else None, files=sorted(files),
-                  dry_run=options.dry_run, warnings=warnings)
-    if current is not None and current.version == str(info.version) and wanted == on_branch:
-        return DeployResult(commit=current.commit, noop=True, pushed=False, **result)
-    if options.dry_run:
-        return DeployResult(commit=None, noop=False, pushed=False, **result)
-    message = _message(action, resolved, env, current)
-    commit = target.write_commit(registry, parent, path, files, message)
-    if options.push:
-        target.push(registry)
-    return DeployResult(commit=commit, noop=False, pushed=options.push, **result)
-
-
 def _message(action: str, resolved: Resolved, env: str, current: DeployRecord | None) -> str:
     info = resolved.info
     verb = {"deploy": "Deploy", "promote": "Promote", "rollback": "Roll back"}[action]
     title = f"{verb} {info.tag} to {env}" if action != "rollback" else f"Roll back {info.model} in {env} to {info.version}"
     trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
-                ("Tag", info.tag), ("Source-Commit", info.commit),
+                ("Tag", info.tag), ("Tag-Object", info.object), ("Source-Commit", info.commit),
                 ("Previous-Version", current.version if current else "none")]
     return title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"

@@ -9,12 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import stat
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
+
+from modelreg.errors import ArtifactError
 
 CHUNK = 4 * 1024 * 1024
 Progress = Callable[[int], None]
+SAFE_REL = re.compile(r"[^\x00-\x1f\x7f\\]+")
+
+
+def md5_sha256_copy(src: Path, out: BinaryIO, progress: Progress | None) -> tuple[str, str, int]:
+    """Copy `src` into `out` in one read, returning (md5, sha256, size) of the bytes read."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    size = 0
+    with open(src, "rb") as reader:
+        while chunk := reader.read(CHUNK):
+            md5.update(chunk)
+            sha.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return md5.hexdigest(), sha.hexdigest(), size
 
 
 def _stream(src: Path, dst: Path | None, progress: Progress | None) -> str:
@@ -36,13 +56,34 @@ def _stream(src: Path, dst: Path | None, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
+def check_regular(path: Path, shown: str) -> None:
+    """Refuse anything but a regular file or folder: a symlink would carry bytes from outside
+    the artifact (`/etc/passwd`) to the shared remote; a fifo or device never ends."""
+    if path.is_symlink():
+        raise ArtifactError(f"{shown} is a symbolic link (to {os.readlink(path)}): an artifact holds only "
+                            "its own files; copy the target in instead")
+    mode = path.lstat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ArtifactError(f"{shown} is not a regular file (a fifo, socket or device): it cannot be registered")
+
+
 def files_of(root: Path) -> list[str]:
-    """Relative POSIX paths of the files under a directory, sorted."""
+    """Relative POSIX paths of the files under a directory, sorted; symlinks and special files refused."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def fail(exc: OSError) -> None:
+        raise ArtifactError(f"{root.name}: cannot read {exc.filename}: {exc.strerror}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
         dirnames.sort()
-        for name in filenames:
-            found.append((Path(dirpath) / name).relative_to(root).as_posix())
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            check_regular(path, f"{root.name}/{rel}")
+            if not SAFE_REL.fullmatch(rel):
+                raise ArtifactError(f"{root.name}/{rel!r}: file names in an artifact may not hold control "
+                                    "characters or backslashes")
+        found.extend((Path(dirpath) / name).relative_to(root).as_posix() for name in filenames)
     return sorted(found)
 
 

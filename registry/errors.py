@@ -25,6 +25,10 @@ class GitError(ModelregError):
         super().__init__(f"git {' '.join(args[:3])} failed (exit {code}): {last}")
 
 
+class RefConflict(ModelregError):
+    """A ref was not where a compare-and-swap update expected it: another process moved it."""
+
+
 class StoreError(ModelregError):
     """DVC could not add, push or fetch an artifact."""
 

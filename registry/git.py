@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelreg.errors import GitError, ModelregError
+from modelreg.errors import GitError, ModelregError, RefConflict
 
 FIELD = "\x1f"
 RECORD = "\x1e"
@@ -78,6 +78,7 @@ class TagRecord:
     """One tag as `for-each-ref` reports it."""
 
     name: str
+    object: str  # the tag object (annotated) or the commit (lightweight) the ref names
     commit: str
     annotated: bool
     timestamp: int
@@ -88,6 +89,7 @@ class TagRecord:
 
 TAG_FORMAT = FIELD.join([
     "%(refname:strip=2)",
+    "%(objectname)",
     "%(objecttype)",
     "%(if)%(*objectname)%(then)%(*objectname)%(else)%(objectname)%(end)",
     "%(creator)",
@@ -104,10 +106,10 @@ def list_tags(cwd: Path | str, patterns: tuple[str, ...] = ("refs/tags",)) -> li
         chunk = chunk.lstrip("\n")
         if not chunk:
             continue
-        name, objtype, commit, creator, subject, body = chunk.split(FIELD)
+        name, obj, objtype, commit, creator, subject, body = chunk.split(FIELD)
         who, _, when = creator.rpartition(">")
         records.append(TagRecord(
-            name=name, commit=commit, annotated=objtype == "tag",
+            name=name, object=obj, commit=commit, annotated=objtype == "tag",
             timestamp=int(when.split()[0]) if when.strip() else 0,
             creator=who + ">" if who else "", subject=subject, body=body,
         ))
@@ -165,8 +167,6 @@ def ls_tree(cwd: Path | str, rev: str, path: str) -> dict[str, str]:
 def commit_paths(root: Path, parent: str | None, paths: list[Path], removed: list[Path], message: str) -> str:
     """Commit exactly `paths` (and the removal of `removed`) on top of `parent` through a private
     index, move HEAD's branch to it, and return it. The user's index and other changes are untouched."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         run_git("read-tree", *([parent] if parent else ["--empty"]), cwd=root, env=env)
@@ -187,3 +187,63 @@ def object_ids(cwd: Path | str, specs: list[str]) -> list[str | None]:
     out = run_git("cat-file", "--batch-check=%(objectname)", cwd=cwd, input=("\n".join(specs) + "\n").encode())
     return [None if line.endswith(" missing") or line.endswith(" ambiguous") else line
             for line in out.splitlines()]
+
+
+def write_blob(cwd: Path | str, data: bytes) -> str:
+    return run_git("hash-object", "-w", "--stdin", cwd=cwd, input=data).strip()
+
+
+def build_commit(cwd: Path | str, parent: str | None, files: dict[str, bytes], message: str,
+                 replace: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> str:
+    """Write a commit object: PARENT's tree with the folders in `replace` emptied, the paths in
+    `remove` dropped and `files` (path -> bytes) written. No ref moves; nothing outside .git changes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        run_git("read-tree", *([parent] if parent else ["--empty"]), cwd=cwd, env=env)
+        if replace or remove:
+            run_git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *replace, *remove, cwd=cwd, env=env)
+        entries = [f"100644 {write_blob(cwd, data)}\t{path}" for path, data in sorted(files.items())]
+        if entries:
+            run_git("update-index", "--add", "--index-info", cwd=cwd, env=env, input=("\n".join(entries) + "\n").encode())
+        tree = run_git("write-tree", cwd=cwd, env=env).strip()
+    return run_git("commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-", cwd=cwd,
+                   input=message.encode()).strip()
+
+
+def write_tag_object(cwd: Path | str, name: str, commit: str, message: str) -> str:
+    """An annotated tag object for COMMIT, not yet named by any ref."""
+    tagger = run_git("var", "GIT_COMMITTER_IDENT", cwd=cwd).strip()
+    text = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
+    return run_git("mktag", cwd=cwd, input=text.encode()).strip()
+
+
+ZERO = "0" * 40
+
+
+def update_refs(cwd: Path | str, updates: list[tuple[str, str, str | None]], message: str) -> None:
+    """Move every (ref, new, old) at once or none: one `update-ref --stdin` transaction. OLD None
+    means the ref must not exist yet. A ref that is not at OLD (someone moved it) is a RefConflict."""
+    lines = ["start"] + [f"update {ref} {new} {old or ZERO}" for ref, new, old in updates] + ["prepare", "commit"]
+    try:
+        run_git("update-ref", "-m", message[:200], "--stdin", cwd=cwd, input=("\n".join(lines) + "\n").encode())
+    except GitError as exc:
+        raise RefConflict(f"{', '.join(ref for ref, _, _ in updates)} moved meanwhile: {exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
+
+
+def ls_remote_refs(cwd: Path | str, remote: str, patterns: list[str]) -> dict[str, str] | None:
+    """{ref: object id} on REMOTE for the patterns (tags peeled to what the ref itself names);
+    None when the remote does not exist or cannot be reached."""
+    if not git_ok("remote", "get-url", remote, cwd=cwd):
+        return None
+    try:
+        proc = subprocess.run(("git", "ls-remote", "--refs", remote, *patterns), cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=120)
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode not in (0, 2):
+        return None
+    refs = {}
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        oid, _, ref = line.partition("\t")
+        refs[ref] = oid
+    return refs

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from modelreg.errors import RefError
 
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 NAME_MAX = 53
-VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*))?$")
+# each number has at most 9 digits: versions go into Kubernetes labels (63 characters at most)
+VERSION_RE = re.compile(r"v(0|[1-9][0-9]{0,8})(?:\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8}))?")
 SCHEMES = ("integer", "semver")
 BUMPS = ("major", "minor", "patch")
 
@@ -49,7 +50,7 @@ def check_name(name: str) -> str:
     """Return `name` if it is a valid model name (a DNS-1123 label), else raise."""
     if len(name) > NAME_MAX:
         raise RefError(f"invalid model name {name!r}: at most {NAME_MAX} characters (it becomes part of Kubernetes names)")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise RefError(
             f"invalid model name {name!r}: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit (a DNS-1123 label)"
@@ -59,9 +60,11 @@ def check_name(name: str) -> str:
 
 def parse_version(text: str) -> Version:
     """Parse `v3` or `v1.2.3`; raise RefError for anything else."""
-    match = VERSION_RE.match(text)
+    match = VERSION_RE.fullmatch(text)
     if not match:
-        raise RefError(f"invalid version {text!r}: expected v<N> (v3) or v<MAJOR>.<MINOR>.<PATCH> (v1.2.3)")
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise RefError(f"invalid version {shown!r}: expected v<N> (v3) or v<MAJOR>.<MINOR>.<PATCH> (v1.2.3), "
+                       "numbers of at most 9 digits")
     parts = tuple(int(p) for p in match.groups() if p is not None)
     key = (parts + (0, 0))[:3]
     return Version(key=key, parts=parts)
@@ -71,13 +74,13 @@ def format_tag(model: str, version: Version) -> str:
     return f"{model}@{version}"
 
 
-TAG_RE = re.compile(r"^(?:([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)@)?" + VERSION_RE.pattern[1:])
+TAG_RE = re.compile(r"(?:([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)@)?" + VERSION_RE.pattern)
 
 
 def parse_tag(tag: str, default_model: str | None) -> Ref | None:
     """The (model, version) a tag names, or None when the tag is not a version tag.
     One regex match: this runs once per tag in the repository."""
-    match = TAG_RE.match(tag)
+    match = TAG_RE.fullmatch(tag)
     if match is None:
         return None
     model, *numbers = match.groups()

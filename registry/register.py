@@ -1,31 +1,39 @@
-"""`register`: artifact into models/<name>/, DVC-tracked, pushed, carded, committed and tagged.
+"""`register`: artifact into DVC's cache and remote, then card, pointer, commit and tag in one step.
 
-The bytes reach the remote before the commit and tag exist; any failure puts every
-touched file back and leaves no commit and no tag.
+Under the registry lock, in this order (each a named step for the kill tests):
+  locked   the lock is held; leftovers of killed runs are cleared
+  staged   every byte read once: md5 + SHA-256, objects written into DVC's cache
+  pushed   the objects are in the DVC remote (no version ever names bytes the remote lacks)
+  objects  blobs, tree, commit and tag object written into git's object store (no ref yet)
+  refs     HEAD's branch and the tag move in one `update-ref --stdin` transaction: all or nothing
+  worktree models/NAME/ in the working tree and index catch up with the new commit
+A kill before `refs` leaves no new version (and only content-addressed objects); a kill after it
+leaves a complete version, and a re-run reports it ("already registered") and finishes the tree.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
+import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import yaml
 
-from modelreg import git, store
-from modelreg.card import CARD_FILE, dump_card, parse_card, parse_pairs
-from modelreg.digest import Progress, copy_with_sha256, sha256_of
-from modelreg.errors import ModelregError, RefError
-from modelreg.refs import Version, check_name, format_tag, next_version, parse_version
+from modelreg import faults, git, store, target
+from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
+from modelreg.digest import Progress, check_regular
+from modelreg.errors import ArtifactError, ModelregError, RefError
+from modelreg.lock import registry_lock
+from modelreg.refs import Version, check_name, format_tag, next_version, parse_tag, parse_version
 from modelreg.registry import Registry
-from modelreg.store import Pointer
-from modelreg.versions import VersionInfo, read_version, scan
+from modelreg.store import Pointer, Staged
+from modelreg.versions import VersionInfo, latest_valid, read_version, scan
 
 CARRIED_OVER = ("description", "framework", "signature", "example", "lineage")
+ARTIFACT_NAME = "[A-Za-z0-9][A-Za-z0-9._+-]{0,199}"
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,14 @@ class Registration:
     pushed: bool
     has_remote: bool
     inspection: dict[str, Any] | None
+    existing: bool = False  # the same bytes were already the latest version: nothing new was made
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "version": str(self.version), "tag": self.tag, "commit": self.commit,
                 "artifact": self.artifact, "md5": self.pointer.md5, "size": self.pointer.size,
                 "sha256": self.sha256, "pushed": self.pushed, "remote": self.has_remote,
-                "inspection": self.inspection}
+                "inspection": self.inspection, "existing": self.existing, "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True)
@@ -59,16 +69,19 @@ class RegisterRequest:
     params: tuple[str, ...] = ()
     card_file: Path | None = None
     push: bool = True
+    allow_duplicate: bool = False
+    follow_symlinks: bool = False
 
 
 Inspector = Callable[[Path], dict[str, Any]]
 
 
 def plan_version(registry: Registry, name: str, requested: str | None, bump: str | None,
-                 versions: list[VersionInfo]) -> Version:
-    """The version to register: the one asked for (checked free), or the next one."""
+                 versions: list[VersionInfo], used: dict[Version, str]) -> Version:
+    """The version to register: the one asked for (checked never used), or the next one after every
+    version ever used (here, on the remote, or in the deploy log)."""
     scheme = registry.config.versions
-    latest = max((v.version for v in versions), default=None)
+    latest = max([v.version for v in versions] + list(used), default=None)
     if requested is not None:
         version = parse_version(requested)
         if version.scheme != scheme:
@@ -79,21 +92,56 @@ def plan_version(registry: Registry, name: str, requested: str | None, bump: str
         if existing.version == version:
             raise RefError(f"{name}@{version} already exists (tag {existing.tag}); versions are immutable, "
                            "register a new one")
-    tag = format_tag(name, version)
-    if git.rev_parse(f"refs/tags/{tag}", registry.root):
-        raise RefError(f"tag {tag} already exists")
+    if version in used:
+        raise RefError(f"{name}@{version} was used before ({used[version]}); versions are never reused, "
+                       "register a new one")
     return version
 
 
-def check_source(registry: Registry, path: Path) -> Path:
-    if not path.exists():
-        raise ModelregError(f"{path}: no such file or directory")
+def used_versions(registry: Registry, name: str) -> tuple[dict[Version, str], list[str]]:
+    """Versions of NAME that exist or existed outside the local tags: the remote's tags and the
+    deploy log. A version whose local tag was deleted is still used."""
+    used: dict[Version, str] = {}
+    for record in target.read_log(registry, name):
+        ref = parse_tag(record.tag, registry.config.default_model) if record.tag else None
+        if ref is not None and ref.version is not None:
+            used.setdefault(ref.version, f"deployed to {record.env} in commit {record.commit[:8]}")
+    remote = registry.config.deploy.remote
+    patterns = [f"refs/tags/{name}@*"] + (["refs/tags/v*"] if name == registry.config.default_model else [])
+    tags = git.ls_remote_refs(registry.root, remote, patterns)
+    warnings = []
+    if tags is None and git.git_ok("remote", "get-url", remote, cwd=registry.root):
+        warnings.append(f"WARNING: could not read the tags of {remote}: the version was checked against local tags only")
+    for ref_name in tags or {}:
+        ref = parse_tag(ref_name.removeprefix("refs/tags/"), registry.config.default_model)
+        if ref is not None and ref.model == name and ref.version is not None:
+            used.setdefault(ref.version, f"tag {ref_name.removeprefix('refs/tags/')} on {remote}")
+    return used, warnings
+
+
+def check_source(registry: Registry, path: Path, follow_symlinks: bool = False) -> Path:
+    """The artifact's real path: it exists, is a regular file or folder, and is not part of the repo's machinery."""
+    if not path.exists() and not path.is_symlink():
+        raise ArtifactError(f"{path}: no such file or directory")
+    if path.is_symlink() and not follow_symlinks:
+        raise ArtifactError(f"{path} is a symbolic link (to {os.readlink(path)}): register the file itself, "
+                            "or pass --follow-symlinks to copy what it points to")
     resolved = path.resolve()
-    git_dir = (registry.root / ".git").resolve()
-    if resolved == git_dir or git_dir in resolved.parents:
-        raise ModelregError(f"{path} is inside .git: register an artifact, not git's own files")
-    if resolved == registry.root.resolve():
-        raise ModelregError(f"{path} is the registry itself: register a model file or folder")
+    if not resolved.exists():
+        raise ArtifactError(f"{path}: the link points nowhere ({os.readlink(path)})")
+    check_regular(resolved, str(path))
+    root = registry.root.resolve()
+    for special in (".git", ".dvc"):
+        inside = root / special
+        if resolved == inside or inside in resolved.parents:
+            raise ArtifactError(f"{path} is inside {special}: register an artifact, not the repository's own files")
+    if resolved == root or resolved in root.parents:
+        raise ArtifactError(f"{path} holds the registry itself: register a model file or folder")
+    if not re.fullmatch(ARTIFACT_NAME, resolved.name):
+        raise ArtifactError(f"artifact name {resolved.name[:60]!r}: use letters, digits, '.', '_', '+' and '-' "
+                            "(it becomes a file name in git and DVC)")
+    if resolved.is_dir() and not any(resolved.iterdir()):
+        raise ArtifactError(f"{path} is an empty folder")
     return resolved
 
 
@@ -101,61 +149,140 @@ def register(registry: Registry, request: RegisterRequest, progress: Progress | 
              inspect: Inspector | None = None) -> Registration:
     """Register `request.path` as the next (or given) version of `request.name`."""
     name = check_name(request.name)
+    if request.version is not None:
+        parse_version(request.version)
     author = git.identity(registry.root)
-    head = git.head_commit(registry.root)
-    source = check_source(registry, request.path)
+    source = check_source(registry, request.path, request.follow_symlinks)
     if not (registry.root / ".dvc").is_dir():
         raise ModelregError("DVC is not set up in this repository: run `modelreg init`")
     extra_card = parse_card(request.card_file.read_bytes(), str(request.card_file)) if request.card_file else {}
+    check_finite(extra_card.get("metrics"), "--card metrics")
     metrics = parse_pairs(request.metrics, "metric")
     params = parse_pairs(request.params, "param")
+    with registry_lock(registry.root, f"register {name}"):
+        faults.step("locked")
+        return _register_locked(registry, request, name, author, source, extra_card, metrics, params, progress,
+                                inspect)
+
+
+def _register_locked(registry: Registry, request: RegisterRequest, name: str, author: str, source: Path,
+                     extra_card: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any],
+                     progress: Progress | None, inspect: Inspector | None) -> Registration:
+    root = registry.root
+    head = git.head_commit(root)
     versions = scan(registry, name)
-    version = plan_version(registry, name, request.version, request.bump, versions)
+    used, warnings = used_versions(registry, name)
+    version = plan_version(registry, name, request.version, request.bump, versions, used)
     inspection = inspect(source) if inspect else None
-    parent = next((v for v in reversed(versions) if v.valid), None)
-    previous = read_version(registry, parent, versions).card if parent else {}
-
-    model_dir = registry.root / registry.model_dir(name)
-    dest = model_dir / source.name
-    touched = [dest, dest.with_name(dest.name + ".dvc"), model_dir / CARD_FILE, model_dir / ".gitignore"]
-    old_artifact = (previous.get("artifact") or {}).get("path")
-    stale = ([model_dir / old_artifact, model_dir / f"{old_artifact}.dvc"]
-             if old_artifact and old_artifact != source.name else [])
-    with _restore_on_failure(registry.root, touched + stale, keep=source if source == dest else None,
-                             made_dir=None if model_dir.exists() else model_dir):
-        model_dir.mkdir(parents=True, exist_ok=True)
-        sha256 = sha256_of(dest, progress) if source == dest else copy_with_sha256(source, dest, progress)
-        pointer = store.track(registry.root, dest)
-        card = _card(name, version, dest.name, pointer, sha256, author, request, previous, extra_card,
-                     metrics, params, parent, inspection)
-        (model_dir / CARD_FILE).write_text(dump_card(card))
-        remote = store.has_remote(registry.root)
-        pushed = False
-        if remote and request.push:
-            store.push(registry.root, dest.with_name(dest.name + ".dvc"))
-            pushed = True
-        tag = format_tag(name, version)
-        paths = [p for p in touched[1:] if p.exists()]
-        commit = git.commit_paths(registry.root, head, paths, stale, f"Register {tag}" + (f": {request.message}" if request.message else ""))
-        try:
-            git.run_git("tag", "-a", tag, "-m", _tag_message(tag, request.message, dest.name, pointer, sha256),
-                        commit, cwd=registry.root)
-        except ModelregError:
-            git.run_git("update-ref", "HEAD", head, commit, cwd=registry.root)
-            raise
-    git.run_git("reset", "-q", commit, "--", registry.model_dir(name), cwd=registry.root)
-    return Registration(model=name, version=version, tag=tag, commit=commit, artifact=dest.name, pointer=pointer,
-                        sha256=sha256, pushed=pushed, has_remote=remote, inspection=inspection)
+    staged = store.stage(root, source, progress)
+    faults.step("staged")
+    parent = latest_valid(registry, versions)
+    same = _same_bytes(versions, staged.sha256, request.allow_duplicate)
+    if same is not None:
+        found = read_version(registry, same, versions)
+        if head == same.commit:
+            _update_worktree(registry, name, same.commit, found.pointer, None)
+        return Registration(model=name, version=same.version, tag=same.tag, commit=same.commit,
+                            artifact=found.pointer.path, pointer=found.pointer, sha256=staged.sha256, pushed=False,
+                            has_remote=store.has_remote(root), inspection=None, existing=True, warnings=tuple(warnings))
+    previous = read_version(registry, parent, versions) if parent else None
+    card = _card(name, version, staged, author, request, previous.card if previous else {}, extra_card,
+                 metrics, params, parent, inspection)
+    has_remote = store.has_remote(root)
+    if has_remote and request.push:
+        store.push_objects(root, staged.objects)
+    faults.step("pushed")
+    tag = format_tag(name, version)
+    title = f"Register {tag}" + (f": {request.message}" if request.message else "")
+    commit = _write_commit(registry, name, head, staged.pointer, previous, card, title)
+    tag_object = git.write_tag_object(root, tag, commit, _tag_message(title, staged))
+    faults.step("objects")
+    git.update_refs(root, [("HEAD", commit, head), (f"refs/tags/{tag}", tag_object, None)], f"modelreg: {title}")
+    faults.step("refs")
+    stale = previous.pointer.path if previous and previous.pointer.path != staged.pointer.path else None
+    _update_worktree(registry, name, commit, staged.pointer, stale)
+    faults.step("worktree")
+    return Registration(model=name, version=version, tag=tag, commit=commit, artifact=staged.pointer.path,
+                        pointer=staged.pointer, sha256=staged.sha256, pushed=has_remote and request.push,
+                        has_remote=has_remote, inspection=inspection, warnings=tuple(warnings))
 
 
-def _card(name: str, version: Version, artifact: str, pointer: Pointer, sha256: str, author: str,
-          request: RegisterRequest, previous: dict[str, Any], extra: dict[str, Any], metrics: dict[str, Any],
-          params: dict[str, Any], parent: VersionInfo | None, inspection: dict[str, Any] | None) -> dict[str, Any]:
+def _same_bytes(versions: list[VersionInfo], sha256: str, allow: bool) -> VersionInfo | None:
+    """The latest version when it holds exactly these bytes (a re-run: report it); an error when an
+    older one does (a duplicate: refused unless allowed)."""
+    if allow:
+        return None
+    twins = [v for v in versions if v.valid and v.sha256 == sha256]
+    valid = [v for v in versions if v.valid]
+    if not twins:
+        return None
+    if valid and twins[-1] == valid[-1]:
+        return twins[-1]
+    raise RefError(f"these bytes are already registered as {twins[-1].tag} (sha256 {sha256[:12]}); "
+                   "pass --allow-duplicate to register them again as a new version")
+
+
+def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, previous: Any,
+                  card: dict[str, Any], title: str) -> str:
+    """The register commit on HEAD: card, pointer and .gitignore of models/NAME (and the old pointer
+    gone when the artifact's name changed). Only git's object store is written."""
+    where = registry.model_dir(name)
+    ignore = git.read_file(registry.root, head, f"{where}/.gitignore") or b""
+    line = f"/{pointer.path}".encode()
+    if line not in ignore.splitlines():
+        ignore = ignore + (b"" if not ignore or ignore.endswith(b"\n") else b"\n") + line + b"\n"
+    files = {f"{where}/{CARD_FILE}": dump_card(card).encode(), f"{where}/{pointer.path}.dvc": store.pointer_text(pointer).encode(),
+             f"{where}/.gitignore": ignore}
+    stale = (f"{where}/{previous.pointer.path}.dvc",) if previous and previous.pointer.path != pointer.path else ()
+    return git.build_commit(registry.root, head, files, title + "\n", remove=stale)
+
+
+def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: str | None) -> None:
+    """Bring models/NAME/ of the working tree and index to COMMIT: card, pointer, .gitignore from git,
+    the artifact from DVC's cache. Every file goes through a temporary name: a kill leaves old or new."""
+    where = registry.model_dir(name)
+    folder = registry.root / where
+    folder.mkdir(parents=True, exist_ok=True)
+    names = (CARD_FILE, f"{pointer.path}.dvc", ".gitignore")
+    for file_name, found in zip(names, git.read_objects(registry.root, [f"{commit}:{where}/{n}" for n in names])):
+        if found is not None:
+            tmp = folder / f".{file_name}.modelreg-{os.getpid()}"
+            tmp.write_bytes(found[1])
+            os.replace(tmp, folder / file_name)
+    if stale:
+        for leftover in (folder / stale, folder / f"{stale}.dvc"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            elif leftover.exists() or leftover.is_symlink():
+                leftover.unlink()
+    git.run_git("reset", "-q", commit, "--", where, cwd=registry.root)
+    artifact = folder / pointer.path
+    if not _holds(artifact, pointer):
+        store.materialize(registry.root, pointer, artifact)
+
+
+def _holds(path: Path, pointer: Pointer) -> bool:
+    """True when the working tree's artifact is already these bytes (registered in place)."""
+    if pointer.is_dir or not path.is_file() or path.is_symlink() or path.stat().st_size != pointer.size:
+        return False
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest() == pointer.md5
+
+
+def _card(name: str, version: Version, staged: Staged, author: str, request: RegisterRequest,
+          previous: dict[str, Any], extra: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any],
+          parent: VersionInfo | None, inspection: dict[str, Any] | None) -> dict[str, Any]:
+    pointer = staged.pointer
     card: dict[str, Any] = {k: previous[k] for k in CARRIED_OVER if k in previous}
     card.update(extra)
     card.update({
         "name": name, "version": str(version),
-        "artifact": {"path": artifact, "md5": pointer.md5, "size": pointer.size, "sha256": sha256,
+        "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size, "sha256": staged.sha256,
                      **({"nfiles": pointer.nfiles} if pointer.nfiles else {})},
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "author": author,
@@ -169,49 +296,8 @@ def _card(name: str, version: Version, artifact: str, pointer: Pointer, sha256: 
     return card
 
 
-def _tag_message(tag: str, message: str, artifact: str, pointer: Pointer, sha256: str) -> str:
-    body = yaml.safe_dump({"artifact": artifact, "md5": pointer.md5, "size": pointer.size, "sha256": sha256},
+def _tag_message(title: str, staged: Staged) -> str:
+    pointer = staged.pointer
+    body = yaml.safe_dump({"artifact": pointer.path, "md5": pointer.md5, "size": pointer.size, "sha256": staged.sha256},
                           sort_keys=False)
-    return f"Register {tag}" + (f": {message}" if message else "") + "\n\n" + body
-
-
-@contextlib.contextmanager
-def _restore_on_failure(root: Path, paths: list[Path], keep: Path | None, made_dir: Path | None) -> Iterator[None]:
-    """Move `paths` aside; on failure put them back (removing what was made), on success drop them."""
-    backup = Path(tempfile.mkdtemp(prefix="modelreg-backup-", dir=root / ".git"))
-    saved: dict[Path, Path] = {}
-    try:
-        for i, path in enumerate(paths):
-            if path.exists() or path.is_symlink():
-                saved[path] = backup / str(i)
-                if path == keep and path.is_file():
-                    shutil.copy2(path, saved[path])
-                elif path == keep:
-                    shutil.copytree(path, saved[path], symlinks=True)
-                else:
-                    path.rename(saved[path])
-        yield
-    except BaseException:
-        for path in paths:
-            _remove(path)
-            if path in saved:
-                saved[path].rename(path)
-        if made_dir is not None:
-            shutil.rmtree(made_dir, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        _make_writable(path)
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _make_writable(path: Path) -> None:
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o755)
+    return title + "\n\n" + body

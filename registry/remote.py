@@ -87,7 +87,15 @@ def _entries(remote: _Remote, md5: str) -> list[dict[str, str]]:
     raw = remote.read_small(md5)
     if hashlib.md5(raw).hexdigest() != md5.removesuffix(".dir"):
         raise ArtifactError(f"directory listing {md5} is corrupt in the remote")
-    return sorted(json.loads(raw), key=lambda e: e["relpath"])
+    try:
+        entries = sorted(json.loads(raw), key=lambda e: e["relpath"])
+    except (ValueError, TypeError, KeyError):
+        raise ArtifactError(f"directory listing {md5} is not a DVC listing") from None
+    for entry in entries:
+        parts = str(entry["relpath"]).split("/")
+        if entry["relpath"].startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ArtifactError(f"directory listing {md5} names a path outside its folder: {entry['relpath'][:80]!r}")
+    return entries
 
 
 def _stream_check(remote: _Remote, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:

@@ -10,12 +10,13 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+import jinja2
 
-from modelreg import git, store
+from modelreg import git, safe_yaml, store
 from modelreg.config import CONFIG_FILE, Config, parse_config
 from modelreg.errors import RenderError
 from modelreg.registry import Registry
+from modelreg.sandbox import BoundedSandbox
 from modelreg.versions import Resolved
 
 TEMPLATES_DIR = "templates"
@@ -152,26 +153,32 @@ def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
 
 
 def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
-    import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     def load(name: str) -> tuple[str, str, Any] | None:
         return (templates[name], f"{TEMPLATES_DIR}/{name}", lambda: True) if name in templates else None
 
-    env = ImmutableSandboxedEnvironment(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
-                                        keep_trailing_newline=True, autoescape=False)
+    env = BoundedSandbox(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
+                         keep_trailing_newline=True, autoescape=False)
     env.filters["q"] = quote
     out = {}
     for name in sorted(templates):
         if name.startswith("_"):
             continue
         try:
-            out[name] = env.get_template(name).render(context)
+            out[name] = env.render_bounded(env.get_template(name), context)
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"templates/{exc.name or name}:{exc.lineno}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise RenderError(f"templates/{_failing_line(exc, templates, name)}: {exc}") from None
+        except (jinja2.TemplateError, ArithmeticError, ValueError, TypeError, LookupError, RecursionError,
+                MemoryError) as exc:
+            raise RenderError(f"templates/{_failing_line(exc, templates, name)}: {_describe(exc)}") from None
     return out
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a template failure; Python's own errors keep their type name."""
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, jinja2.TemplateError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _failing_line(exc: Exception, templates: dict[str, str], default: str) -> str:
@@ -183,13 +190,7 @@ def _failing_line(exc: Exception, templates: dict[str, str], default: str) -> st
 
 
 def _parse(name: str, text: str) -> list[dict[str, Any]]:
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name.removesuffix('.j2')} line {mark.line + 1}" if mark else name
-        raise RenderError(f"templates/{name} rendered invalid YAML ({where}): "
-                          f"{getattr(exc, 'problem', None) or exc}") from None
+    docs = [d for d in safe_yaml.load_all(text, f"templates/{name} rendered output", RenderError) if d is not None]
     for doc in docs:
         if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
             raise RenderError(f"templates/{name} rendered a document that is not a Kubernetes object "

@@ -22,6 +22,7 @@ class LiveState:
     action: str
     commit: str
     drift: str  # "none", "edited" (differs from its deploy commit), "stale" (differs from a fresh render), or an error
+    tag_state: str = "ok"  # "ok", "moved" (the tag names another object than at its first deploy), "deleted"
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -40,18 +41,29 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
     # one batch: the tree of each deploy path at the branch tip and at the commit that deployed it
     trees = git.object_ids(registry.root, [spec for r, path in zip(live, paths) if r
                                            for spec in (f"{tip}:{path}", f"{r.commit}:{path}")])
+    tag_objects = git.object_ids(registry.root, [f"refs/tags/{r.tag}" for r in live])
     states = []
     for i, record in enumerate(r for r in live if r):
         edited = trees[2 * i] != trees[2 * i + 1]
         states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
                                 since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
-                                drift="edited" if edited else _render_drift(registry, record, tip, check_render)))
+                                drift="edited" if edited else _render_drift(registry, record, tip, check_render),
+                                tag_state=_tag_state(records, record, tag_objects[i])))
     return states
+
+
+def _tag_state(records: list[target.DeployRecord], record: target.DeployRecord, now: str | None) -> str:
+    if now is None:
+        return "deleted"
+    pin = target.first_pin(records, record.model, record.version)
+    return "moved" if pin is not None and pin.tag_object != now else "ok"
 
 
 def _render_drift(registry: Registry, record: target.DeployRecord, tip: str | None, check_render: bool) -> str:
     if not check_render:
         return "none"
+    if git.rev_parse(f"refs/tags/{record.tag}", registry.root) is None:
+        return "unrenderable: its tag is gone"
     on_branch = target.files_at(registry, tip, target.deploy_path(registry, record.env, record.model))
     try:
         files = render(registry, resolve(registry, record.tag), record.env).files

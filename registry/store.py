@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import logging
+import os
 import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import yaml
 
+from modelreg import safe_yaml
+from modelreg.digest import Progress, files_of, manifest_digest, md5_sha256_copy
 from modelreg.errors import StoreError
 
 
@@ -28,14 +35,29 @@ class Pointer:
         return self.md5.endswith(".dir")
 
 
+MD5_RE = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
 def parse_pointer(text: bytes | str, where: str) -> Pointer:
+    data = safe_yaml.load(text, where, StoreError, max_bytes=64 * 1024)
     try:
-        data = yaml.safe_load(text)
         out = data["outs"][0]
-        return Pointer(path=str(out["path"]), md5=str(out["md5"]), size=int(out.get("size", 0)),
-                       nfiles=out.get("nfiles"))
-    except (yaml.YAMLError, KeyError, IndexError, TypeError, ValueError):
+        pointer = Pointer(path=str(out["path"]), md5=str(out["md5"]), size=int(out.get("size", 0)),
+                          nfiles=out.get("nfiles"))
+    except (KeyError, IndexError, TypeError, ValueError):
         raise StoreError(f"{where} is not a valid DVC pointer (expected outs: [{{md5, size, path}}])") from None
+    if not MD5_RE.fullmatch(pointer.md5) or "/" in pointer.path or pointer.path in ("", ".", ".."):
+        raise StoreError(f"{where} is not a valid DVC pointer (md5 {pointer.md5[:40]!r}, path {pointer.path[:40]!r})")
+    return pointer
+
+
+def pointer_text(pointer: Pointer) -> str:
+    """The `.dvc` file `dvc add` writes for this artifact, byte for byte."""
+    out: dict[str, object] = {"md5": pointer.md5, "size": pointer.size}
+    if pointer.nfiles is not None:
+        out["nfiles"] = pointer.nfiles
+    out.update({"hash": "md5", "path": pointer.path})
+    return yaml.safe_dump({"outs": [out]}, sort_keys=False)
 
 
 def parse_remote_url(dvc_config: bytes | str | None, remote: str | None = None) -> str | None:
@@ -115,31 +137,148 @@ def set_remote(root: Path, url: str, name: str = "storage", endpoint_url: str | 
             raise StoreError(f"DVC refused remote {url!r}: {one_line(exc)}") from None
 
 
-def track(root: Path, artifact: Path) -> Pointer:
-    """`dvc add` the artifact in process; return what its `.dvc` file now records."""
-    from dvc.exceptions import DvcException
-
-    with open_repo(root) as repo:
-        try:
-            repo.add(str(artifact))
-        except (DvcException, OSError) as exc:
-            raise StoreError(f"dvc add {artifact.name} failed: {one_line(exc)}") from None
-    dvcfile = artifact.with_name(artifact.name + ".dvc")
-    return parse_pointer(dvcfile.read_bytes(), str(dvcfile))
-
-
 def has_remote(root: Path) -> bool:
     text = (root / ".dvc" / "config").read_bytes() if (root / ".dvc" / "config").exists() else None
     local = root / ".dvc" / "config.local"
     return bool(parse_remote_url(text) or (local.exists() and parse_remote_url(local.read_bytes())))
 
 
-def push(root: Path, dvcfile: Path) -> int:
-    """Push the artifact named by `dvcfile` to the default remote; return how many objects were sent."""
+@dataclass(frozen=True)
+class Staged:
+    """An artifact written into DVC's cache: its pointer, SHA-256 and the cache objects it is made of."""
+
+    pointer: Pointer
+    sha256: str
+    objects: tuple[str, ...]  # md5 ids: each file, then the folder listing (`.dir`) last
+
+
+def cache_objects_dir(root: Path) -> Path:
+    """`<cache>/files/md5`, wherever the repo's DVC config puts the cache."""
+    with open_repo(root) as repo:
+        return Path(repo.cache.local.path)  # type: ignore[attr-defined]
+
+
+def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
+    """Put SOURCE (a file or folder) into DVC's cache exactly as `dvc add` would, reading every byte
+    once: md5 (DVC's address) and SHA-256 come from the same read. Each object is written to a private
+    staging file and renamed into place, so a kill leaves no partial object, only staging debris
+    that the next run clears."""
+    objects_dir = cache_objects_dir(root)
+    staging = objects_dir.parent.parent / "modelreg-staging"
+    clear_staging(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    if not source.is_dir():
+        md5, sha, size = _put_file(objects_dir, staging, source, progress)
+        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,))
+    entries, digests, total = [], {}, 0
+    for rel in files_of(source):
+        md5, sha, size = _put_file(objects_dir, staging, source / rel, progress)
+        entries.append({"md5": md5, "relpath": rel})
+        digests[rel] = sha
+        total += size
+    listing = json.dumps(entries, sort_keys=True).encode("utf-8")  # dvc_data's Tree.as_bytes()
+    dir_md5 = hashlib.md5(listing).hexdigest() + ".dir"
+    _put_bytes(objects_dir, staging, dir_md5, listing)
+    pointer = Pointer(path=source.name, md5=dir_md5, size=total, nfiles=len(entries))
+    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,))
+
+
+def _object_path(objects_dir: Path, md5: str) -> Path:
+    return objects_dir / md5[:2] / md5[2:]
+
+
+def _staging_file(staging: Path) -> Path:
+    return staging / f"{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _settle(objects_dir: Path, tmp: Path, md5: str) -> None:
+    """Move a staged object into the cache (read-only, as DVC keeps it); an existing one is kept."""
+    final = _object_path(objects_dir, md5)
+    if final.exists():
+        tmp.unlink()
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(tmp, 0o444)
+    os.replace(tmp, final)
+
+
+def _put_file(objects_dir: Path, staging: Path, path: Path, progress: Progress | None) -> tuple[str, str, int]:
+    tmp = _staging_file(staging)
+    try:
+        with open(tmp, "wb") as out:
+            md5, sha, size = md5_sha256_copy(path, out, progress)
+        _settle(objects_dir, tmp, md5)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return md5, sha, size
+
+
+def _put_bytes(objects_dir: Path, staging: Path, md5: str, data: bytes) -> None:
+    tmp = _staging_file(staging)
+    try:
+        tmp.write_bytes(data)
+        _settle(objects_dir, tmp, md5)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear_staging(staging: Path) -> None:
+    """Remove staging files of processes that are gone (a killed register)."""
+    if not staging.is_dir():
+        return
+    for leftover in staging.iterdir():
+        pid = leftover.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True) if not leftover.is_dir() else shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def push_objects(root: Path, objects: tuple[str, ...]) -> int:
+    """Send an artifact's objects (each file's md5, then its `.dir` listing) from the cache to the
+    default remote; return how many were sent (those already there are skipped)."""
     from dvc.exceptions import DvcException
+    from dvc_data.hashfile.hash_info import HashInfo
 
     with open_repo(root) as repo:
         try:
-            return repo.push(targets=[str(dvcfile)])
+            result = repo.cloud.push([HashInfo("md5", md5) for md5 in objects])  # type: ignore[attr-defined]
         except (DvcException, OSError) as exc:
             raise StoreError(f"dvc push to the remote failed: {one_line(exc)}") from None
+    if result.failed:
+        raise StoreError(f"dvc push to the remote failed for {len(result.failed)} object(s)")
+    return len(result.transferred)
+
+
+def materialize(root: Path, pointer: Pointer, dest: Path) -> None:
+    """Write the artifact from the cache to its place in the working tree (through a temporary
+    path, so a kill never leaves half a file under the real name)."""
+    objects_dir = cache_objects_dir(root)
+    tmp = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}")
+    try:
+        if pointer.is_dir:
+            listing = json.loads(_object_path(objects_dir, pointer.md5).read_bytes())
+            for entry in listing:
+                target = tmp / entry["relpath"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(_object_path(objects_dir, entry["md5"]), target)
+        else:
+            shutil.copyfile(_object_path(objects_dir, pointer.md5), tmp)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        os.replace(tmp, dest)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()

@@ -1,15 +1,19 @@
 """The deploy target: a branch whose commits hold rendered manifests under `<env>/<model>/`,
 each with `Modelreg-*` trailers. Written with git plumbing through a private index, so the
-user's working tree, index and checked-out branch are never touched."""
+user's working tree, index and checked-out branch are never touched.
+
+Every move of the branch is a compare-and-swap against the commit the new one was built on: a
+local move is `update-ref NEW OLD`; a push is a fast-forward of the remote branch, and the local
+branch follows only once the remote has accepted it.
+"""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 from modelreg import git
+from modelreg.errors import DeployError, GitError, RefConflict
 from modelreg.registry import Registry
 
 TRAILER_RE = re.compile(r"^Modelreg-([A-Za-z-]+):\s*(.*)$", re.MULTILINE)
@@ -29,9 +33,18 @@ class DeployRecord:
     tag: str
     source_commit: str
     previous_version: str
+    tag_object: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where a deploy builds: `commit` (the new commit's parent) and the local branch as it was read."""
+
+    commit: str | None
+    local: str | None
 
 
 def deploy_path(registry: Registry, env: str, model: str) -> str:
@@ -46,22 +59,31 @@ def remote_ref(registry: Registry) -> str:
     return f"refs/remotes/{registry.config.deploy.remote}/{registry.config.deploy.branch}"
 
 
-def tip(registry: Registry) -> str | None:
+def base(registry: Registry, for_push: bool = False) -> Base:
     """The deploy branch's commit: the local branch, or the remote-tracking one when the local is
-    missing or behind it (a fresh CI clone has only `origin/deploy`)."""
+    missing or behind it (a fresh CI clone has only `origin/deploy`). For a push, a local branch that
+    has diverged from the remote one is an error: its extra commits would never fast-forward."""
     local = git.rev_parse(branch_ref(registry), registry.root)
     remote = git.rev_parse(remote_ref(registry), registry.root)
     if remote is None or remote == local:
-        return local
+        return Base(local, local)
     if local is None or git.git_ok("merge-base", "--is-ancestor", local, remote, cwd=registry.root):
-        return remote
-    return local
+        return Base(remote, local)
+    if for_push and not git.git_ok("merge-base", "--is-ancestor", remote, local, cwd=registry.root):
+        branch, tracking = registry.config.deploy.branch, remote_ref(registry).removeprefix("refs/remotes/")
+        raise DeployError(f"the local branch {branch} and {tracking} have diverged (see `git log {tracking}...{branch}`); "
+                          f"keep the remote's: `git branch -f {branch} {tracking}`, then re-run")
+    return Base(local, local)
 
 
-def read_log(registry: Registry, model: str | None = None) -> list[DeployRecord]:
-    """Every modelreg commit on the deploy branch (only those touching MODEL's folders when given),
-    newest first, in one `git log`."""
-    start = tip(registry)
+def tip(registry: Registry) -> str | None:
+    return base(registry).commit
+
+
+def read_log(registry: Registry, model: str | None = None, start: str | None = None) -> list[DeployRecord]:
+    """Every modelreg commit on the deploy branch from START (default: its tip), only those touching
+    MODEL's folders when given, newest first, in one `git log`."""
+    start = start or tip(registry)
     if start is None:
         return []
     paths = [deploy_path(registry, env, model) for env in registry.config.environments] if model else []
@@ -80,8 +102,14 @@ def read_log(registry: Registry, model: str | None = None) -> list[DeployRecord]
             commit=commit, timestamp=int(stamp), author=author, action=fields["Action"], model=fields["Model"],
             version=fields.get("Version", ""), env=fields.get("Env", ""), tag=fields.get("Tag", ""),
             source_commit=fields.get("Source-Commit", ""), previous_version=fields.get("Previous-Version", ""),
+            tag_object=fields.get("Tag-Object", ""),
         ))
     return records
+
+
+def first_pin(records: list[DeployRecord], model: str, version: str) -> DeployRecord | None:
+    """The first deploy of MODEL@VERSION that recorded its tag object (records are newest first)."""
+    return next((r for r in reversed(records) if r.model == model and r.version == version and r.tag_object), None)
 
 
 def live(records: list[DeployRecord], env: str, model: str) -> DeployRecord | None:
@@ -100,33 +128,44 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def write_commit(registry: Registry, parent: str | None, path: str, files: dict[str, bytes], message: str) -> str:
-    """Commit `files` as the whole content of `path` on top of `parent` and move the branch to it."""
-    root = registry.root
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-        git.run_git("read-tree", *([parent] if parent else ["--empty"]), cwd=root, env=env)
-        git.run_git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path, cwd=root, env=env)
-        entries = []
-        for name, data in sorted(files.items()):
-            blob = git.run_git("hash-object", "-w", "--stdin", cwd=root, input=data).strip()
-            entries.append(f"100644 {blob}\t{path}/{name}")
-        git.run_git("update-index", "--add", "--index-info", cwd=root, env=env, input=("\n".join(entries) + "\n").encode())
-        tree = git.run_git("write-tree", cwd=root, env=env).strip()
-    commit = git.run_git("commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-", cwd=root,
-                         input=message.encode()).strip()
-    git.run_git("update-ref", "-m", f"modelreg: {message.splitlines()[0]}", branch_ref(registry), commit,
-                git.rev_parse(branch_ref(registry), root) or "", cwd=root)
-    return commit
+def build_commit(registry: Registry, parent: str | None, path: str, files: dict[str, bytes], message: str) -> str:
+    """A commit on top of `parent` whose `path` holds exactly `files`; no ref moves."""
+    return git.build_commit(registry.root, parent, {f"{path}/{name}": data for name, data in files.items()},
+                            message, replace=(path,))
+
+
+def advance(registry: Registry, commit: str, at: Base, title: str) -> None:
+    """Move the local branch to COMMIT if it is still where `at` read it; else RefConflict."""
+    git.update_refs(registry.root, [(branch_ref(registry), commit, at.local)], f"modelreg: {title}")
 
 
 def fetch(registry: Registry) -> None:
-    """Bring the remote's deploy branch into `origin/<branch>` (absent on the remote is fine)."""
+    """Bring the remote's deploy branch into `origin/<branch>` (absent on the remote: the tracking ref goes)."""
     deploy = registry.config.deploy
-    if git.git_ok("ls-remote", "--exit-code", "--heads", deploy.remote, deploy.branch, cwd=registry.root):
+    remote = git.ls_remote_refs(registry.root, deploy.remote, [branch_ref(registry)])
+    if remote is None:
+        raise DeployError(f"cannot reach the remote {deploy.remote!r} to read its {deploy.branch} branch; "
+                          "check `git remote -v` and your access, or deploy without --push")
+    if remote:
         git.run_git("fetch", "-q", deploy.remote, f"+{branch_ref(registry)}:{remote_ref(registry)}", cwd=registry.root)
+    elif git.rev_parse(remote_ref(registry), registry.root):
+        git.run_git("update-ref", "-d", remote_ref(registry), cwd=registry.root)
 
 
-def push(registry: Registry) -> None:
+def push_commit(registry: Registry, commit: str, at: Base, title: str) -> bool:
+    """Fast-forward the remote branch to COMMIT; then the remote-tracking and local branches follow.
+    False when the remote refused (it moved: fetch and rebuild); nothing local has moved then."""
     deploy = registry.config.deploy
-    git.run_git("push", "-q", deploy.remote, f"{branch_ref(registry)}:{branch_ref(registry)}", cwd=registry.root)
+    try:
+        git.run_git("push", "-q", deploy.remote, f"{commit}:{branch_ref(registry)}", cwd=registry.root)
+    except GitError as exc:
+        if re.search(r"rejected|non-fast-forward|fetch first|failed to update ref|cannot lock", exc.stderr):
+            return False
+        raise DeployError(f"pushing {deploy.branch} to {deploy.remote} failed, nothing was kept locally: "
+                          f"{exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
+    git.run_git("update-ref", remote_ref(registry), commit, cwd=registry.root)
+    try:
+        advance(registry, commit, at, title)
+    except RefConflict:
+        pass  # the local branch moved meanwhile (another local deploy): origin/<branch> holds the truth
+    return True

@@ -1,6 +1,8 @@
 """Reading versions: one `for-each-ref` for the tags, one `cat-file --batch` for their trees."""
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +21,22 @@ class VersionInfo:
     model: str
     version: Version
     tag: str
+    object: str  # what the tag ref names: the tag object, or the commit of a lightweight tag
     commit: str
     timestamp: int
     author: str
     message: str
     annotated: bool
     problem: str | None
+    sha256: str | None = None  # from register's tag message; None for hand-made tags
 
     @property
     def valid(self) -> bool:
         return self.problem is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "version": str(self.version), "tag": self.tag, "commit": self.commit,
+        return {"model": self.model, "version": str(self.version), "tag": self.tag, "object": self.object,
+                "commit": self.commit,
                 "timestamp": self.timestamp, "author": self.author, "message": self.message,
                 "annotated": self.annotated, "valid": self.valid, "problem": self.problem}
 
@@ -63,18 +68,51 @@ def scan(registry: Registry, model: str | None = None) -> list[VersionInfo]:
     versions = []
     for i, (ref, record) in enumerate(found):
         assert ref.version is not None
+        sha = SHA256_LINE.search(record.body) if record.annotated else None
         versions.append(VersionInfo(
-            model=ref.model, version=ref.version, tag=record.name, commit=record.commit,
+            model=ref.model, version=ref.version, tag=record.name, object=record.object, commit=record.commit,
             timestamp=record.timestamp, author=record.creator, message=record.subject,
             annotated=record.annotated, problem=_problem(registry, ref.model, trees[i]) if i in trees else None,
+            sha256=sha.group(1) if sha else None,
         ))
     versions.sort(key=lambda v: (v.model, v.version.key, v.tag))
     return versions
 
 
+SHA256_LINE = re.compile(r"^sha256: ([0-9a-f]{64})$", re.MULTILINE)
+
+
 def made_by_register(record: git.TagRecord) -> bool:
-    """An annotated tag whose message carries register's artifact block (see register._tag_message)."""
+    """An annotated tag whose message carries register's artifact block (see register._tag_message).
+    A message can be imitated: this only spares the tree check of versions that are not chosen;
+    whatever `latest` picks has its tree checked (`latest_valid`)."""
     return record.annotated and record.subject.startswith("Register ") and "\nsha256: " in "\n" + record.body
+
+
+def latest_valid(registry: Registry, versions: list[VersionInfo]) -> VersionInfo | None:
+    """The newest valid version, its tree checked even when its message says register made it (a
+    hand-made tag can imitate the message); versions found invalid are skipped."""
+    if not versions:
+        return None
+    return latest_valid_of(registry, {versions[0].model: versions})[versions[0].model]
+
+
+def latest_valid_of(registry: Registry, by_model: dict[str, list[VersionInfo]]) -> dict[str, VersionInfo | None]:
+    """`latest_valid` of many models, one `cat-file` batch per round (one round unless a tag lies)."""
+    candidates = {m: [v for v in vs if v.valid] for m, vs in by_model.items()}
+    chosen: dict[str, VersionInfo | None] = {m: None for m in by_model}
+    while candidates:
+        tops = {m: vs[-1] for m, vs in candidates.items() if vs}
+        trees = git.read_objects(registry.root, [f"{v.commit}:{registry.model_dir(m)}" for m, v in tops.items()])
+        candidates = {}
+        for (model, info), tree in zip(tops.items(), trees):
+            problem = _problem(registry, model, tree)
+            if problem is None:
+                chosen[model] = info
+            else:
+                by_model[model][by_model[model].index(info)] = dataclasses.replace(info, problem=problem)
+                candidates[model] = [v for v in by_model[model] if v.valid]
+    return chosen
 
 
 def _problem(registry: Registry, model: str, tree: tuple[str, bytes] | None) -> str | None:
@@ -103,7 +141,9 @@ def resolve(registry: Registry, text: str) -> Resolved:
     """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version and its card."""
     ref = parse_ref(text, registry.config.default_model)
     versions = scan(registry, ref.model)
-    info = pick(versions, ref)
+    info = pick(versions, ref) if ref.version is not None or not versions else latest_valid(registry, versions)
+    if info is None:
+        raise RefError(f"model {ref.model!r} has no valid version")
     if not info.valid:
         raise RefError(f"{info.tag} is not a valid version: {info.problem}")
     return read_version(registry, info, versions)
@@ -162,9 +202,10 @@ def list_models(registry: Registry) -> list[ModelSummary]:
     by_model: dict[str, list[VersionInfo]] = {}
     for info in scan(registry):
         by_model.setdefault(info.model, []).append(info)
+    latest = latest_valid_of(registry, by_model)
     summaries = []
     for model, versions in sorted(by_model.items()):
         valid = [v for v in versions if v.valid]
-        summaries.append(ModelSummary(model=model, latest=valid[-1] if valid else None, count=len(valid),
+        summaries.append(ModelSummary(model=model, latest=latest[model], count=len(valid),
                                       invalid=len(versions) - len(valid)))
     return summaries

@@ -115,5 +115,5 @@ def test_register_inspects_unless_told_not_to(env: Env) -> None:
     torch.save(torch.nn.Linear(2, 2).state_dict(), env.work / "m.pt")
     assert run(env, "register", "churn", str(env.work / "m.pt")).exit_code == 0
     assert json.loads(run(env, "show", "churn@v1", "--json").stdout)["card"]["inspection"]["parameters"] == 6
-    assert run(env, "register", "churn", str(env.work / "m.pt"), "--no-inspect").exit_code == 0
+    assert run(env, "register", "churn", str(env.work / "m.pt"), "--no-inspect", "--allow-duplicate").exit_code == 0
     assert "inspection" not in json.loads(run(env, "show", "churn@v2", "--json").stdout)["card"]

@@ -95,7 +95,7 @@ def test_quoting_keeps_hostile_card_text_a_string(env: Env, tmp_path: Path) -> N
 @pytest.mark.parametrize("template,edit,message", [
     ("service.yaml.j2", ("port: 80", "port: {{ no_such_value }}"), "templates/service.yaml.j2:16: 'no_such_value' is undefined"),
     ("service.yaml.j2", ("port: 80", "port: {{ oops"), "templates/service.yaml.j2:17: expected token"),
-    ("service.yaml.j2", ("port: 80", "port: {{ card.description | default('a: b: c') }}"), "rendered invalid YAML"),
+    ("service.yaml.j2", ("port: 80", "port: {{ card.description | default('a: b: c') }}"), "rendered output is not valid YAML"),
     ("service.yaml.j2", ("port: 80", "port: eighty"), "fails the Kubernetes 1.30 schema at spec.ports.0.port"),
     ("hpa.yaml.j2", ("minReplicas:", "minReplica:"), "fails the Kubernetes 1.30 schema"),
     ("service.yaml.j2", ("{{ name | q }}", "{{ name.__class__.__mro__ }}"), "templates/service.yaml.j2"),
