@@ -158,11 +158,14 @@ def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: 
                   previous_version=current.version if current else None, files=sorted(change.files),
                   dry_run=options.dry_run, warnings=change.warnings, attempts=attempt)
     if current is not None and current.version == str(info.version) and wanted == on_branch:
+        if options.push and at.commit and at.local != at.commit:
+            target.catch_up(registry, at)
         return DeployResult(commit=current.commit, noop=True, pushed=False, **result)
     if options.dry_run:
         return DeployResult(commit=None, noop=False, pushed=False, **result)
     message = _message(action, change.resolved, env, current)
     commit = target.build_commit(registry, at.commit, path, change.files, message)
+    faults.step("deploy-built")
     title = message.splitlines()[0]
     if options.push:
         if not target.push_commit(registry, commit, at, title):

@@ -5,6 +5,7 @@ Reads go to the remote itself (never the local cache), in 4 MiB chunks, so memor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from modelreg import store
 from modelreg.digest import CHUNK, Progress, manifest_digest
 from modelreg.errors import ArtifactError, StoreError
 from modelreg.registry import Registry
-from modelreg.versions import Resolved
+from modelreg.versions import Resolved, VersionInfo
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,33 @@ def _check_version(remote: _Remote, found: Resolved, deep: bool) -> Verified:
 
 
 def verify(registry: Registry, versions: list[Resolved], deep: bool = False) -> list[Verified]:
-    """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep)."""
+    """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep);
+    and its tag: still the object its first deploy recorded, and the same as the git remote's."""
     with open_remote(registry) as remote:
-        return [_check_version(remote, found, deep) for found in versions]
+        results = [_check_version(remote, found, deep) for found in versions]
+    moved = tag_problems(registry, [found.info for found in versions])
+    return [dataclasses.replace(r, state="moved", problems=r.problems + moved[r.tag]) if moved.get(r.tag) else r
+            for r in results]
+
+
+def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list[str]]:
+    """Per tag, how it differs from its first deploy's record and from the git remote's tag."""
+    from modelreg import git, target
+
+    records = target.read_log(registry)
+    remote_name = registry.config.deploy.remote
+    patterns = [f"refs/tags/{i.tag}" for i in infos] if len(infos) <= 50 else ["refs/tags/*"]
+    theirs = git.ls_remote_refs(registry.root, remote_name, patterns) if infos else {}
+    problems: dict[str, list[str]] = {}
+    for info in infos:
+        pin = target.first_pin(records, info.model, str(info.version))
+        if pin is not None and pin.tag_object != info.object:
+            problems.setdefault(info.tag, []).append(
+                f"tag moved: it named {pin.tag_object[:12]} at its first deploy ({pin.commit[:8]}), now {info.object[:12]}")
+        other = (theirs or {}).get(f"refs/tags/{info.tag}")
+        if other is not None and other != info.object:
+            problems.setdefault(info.tag, []).append(f"tag differs on {remote_name}: {other[:12]} there, {info.object[:12]} here")
+    return problems
 
 
 def missing(registry: Registry, found: Resolved) -> list[str]:

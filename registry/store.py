@@ -16,7 +16,7 @@ from typing import Iterator
 
 import yaml
 
-from modelreg import safe_yaml
+from modelreg import faults, safe_yaml
 from modelreg.digest import Progress, files_of, manifest_digest, md5_sha256_copy
 from modelreg.errors import StoreError
 
@@ -207,6 +207,7 @@ def _put_file(objects_dir: Path, staging: Path, path: Path, progress: Progress |
     try:
         with open(tmp, "wb") as out:
             md5, sha, size = md5_sha256_copy(path, out, progress)
+        faults.step("stage-write")
         _settle(objects_dir, tmp, md5)
     finally:
         tmp.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg import git
+from modelreg import faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
 from modelreg.registry import Registry
 
@@ -139,6 +139,15 @@ def advance(registry: Registry, commit: str, at: Base, title: str) -> None:
     git.update_refs(registry.root, [(branch_ref(registry), commit, at.local)], f"modelreg: {title}")
 
 
+def catch_up(registry: Registry, at: Base) -> None:
+    """Fast-forward the local branch to the remote's tip it is behind (a no-op deploy with --push)."""
+    assert at.commit is not None
+    try:
+        advance(registry, at.commit, at, "fast-forward to the remote's deploy branch")
+    except RefConflict:
+        pass  # moved meanwhile: leave it to the next command
+
+
 def fetch(registry: Registry) -> None:
     """Bring the remote's deploy branch into `origin/<branch>` (absent on the remote: the tracking ref goes)."""
     deploy = registry.config.deploy
@@ -163,6 +172,7 @@ def push_commit(registry: Registry, commit: str, at: Base, title: str) -> bool:
             return False
         raise DeployError(f"pushing {deploy.branch} to {deploy.remote} failed, nothing was kept locally: "
                           f"{exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
+    faults.step("deploy-pushed")
     git.run_git("update-ref", remote_ref(registry), commit, cwd=registry.root)
     try:
         advance(registry, commit, at, title)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,23 @@ def env(tmp_path: Path) -> Env:
     work = tmp_path / "work"
     work.mkdir()
     return Env(root=root, store=store, origin=origin, work=work)
+
+
+MODELREG = str(Path(sys.executable).parent / "modelreg")
+
+
+def modelreg(root: Path, *args: str, env: dict[str, str] | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The installed `modelreg` command in a process of its own (for races and kills)."""
+    return subprocess.run([MODELREG, "-C", str(root), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def start(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([MODELREG, "-C", str(root), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+
+
+def clone(origin: Path, dest: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(origin), str(dest)], check=True, capture_output=True)
+    return dest
