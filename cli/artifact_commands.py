@@ -78,6 +78,7 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
 
     Example: modelreg verify --all --deep
     """
+    from modelreg.errors import RefError
     from modelreg.refs import parse_ref
     from modelreg.registry import open_registry
     from modelreg.remote import verify as run_verify
@@ -89,6 +90,8 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
     parsed = None if ref is None else parse_ref(ref, registry.config.default_model)
     if parsed is None or parsed.version is None:
         versions = scan(registry, None if parsed is None else parsed.model)
+        if parsed is not None and not versions:
+            raise RefError(f"no model named {parsed.model!r} in this registry")
         targets = [read_version(registry, v, versions) for v in versions if v.valid]
     else:
         targets = [resolve(registry, ref)]  # type: ignore[arg-type]

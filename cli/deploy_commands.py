@@ -193,7 +193,6 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
 
     registry = open_registry(repo)
     step = plan(registry, os.environ)
-    note(f"modelreg ci: {step.action} {step.ref or '(previous version)'} in {step.env}")
     options = DeployOptions(push=push)
     if step.action == "rollback":
         result = run_rollback(registry, step.ref, step.env, None, options)

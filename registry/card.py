@@ -53,6 +53,8 @@ def parse_scalar(text: str, where: str) -> Any:
     word = text.strip()
     if word.lower() in ("true", "false"):
         return word.lower() == "true"
+    if word.lower() in (".nan", ".inf", "+.inf", "-.inf"):  # YAML's spellings
+        raise ModelregError(f"{where}: {word!r} is not a finite number")
     try:
         return int(word, 10)
     except ValueError:

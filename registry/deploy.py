@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from modelreg import faults, git, target
 from modelreg.errors import DeployError, RefConflict
+from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.render import render
 from modelreg.target import Base, DeployRecord
@@ -85,6 +86,8 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     """Put ENV back to VERSION (default: the version live before the current one)."""
     env = env or list(registry.config.environments)[-1]
     registry.config.env(env)
+    if model is not None:
+        check_name(model)
     if options.push:
         target.fetch(registry)
     model = model or _pick_model(registry, target.read_log(registry), env)

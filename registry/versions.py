@@ -141,9 +141,16 @@ def resolve(registry: Registry, text: str) -> Resolved:
     """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version and its card."""
     ref = parse_ref(text, registry.config.default_model)
     versions = scan(registry, ref.model)
-    info = pick(versions, ref) if ref.version is not None or not versions else latest_valid(registry, versions)
-    if info is None:
-        raise RefError(f"model {ref.model!r} has no valid version")
+    if ref.version is None and versions:
+        info = latest_valid(registry, versions)
+        if info is None:
+            raise RefError(f"model {ref.model!r} has no valid version")
+    else:
+        info = pick(versions, ref)
+        if info.valid:  # its message may claim register made it: look at the tree of the one chosen
+            problem = _problem(registry, info.model, git.read_objects(
+                registry.root, [f"{info.commit}:{registry.model_dir(info.model)}"])[0])
+            info = dataclasses.replace(info, problem=problem) if problem else info
     if not info.valid:
         raise RefError(f"{info.tag} is not a valid version: {info.problem}")
     return read_version(registry, info, versions)

@@ -1,0 +1,246 @@
+"""Every user input is a clean error: one line on stderr, exit 1 (2 for usage), the repo as it was.
+
+One registry (churn v1 deployed to staging, v2 registered) serves every case; each case checks that
+nothing changed. Hostile content (YAML bombs, template bombs, symlinks, huge numbers, non-finite
+metrics) is here too, bounded in time: each case runs in seconds.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import git, snapshot, write_artifact, write_model_dir
+from modelreg.cli.main import cli
+from modelreg.deploy import deploy
+from modelreg.init import init
+from modelreg.register import RegisterRequest, register
+from modelreg.registry import open_registry
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("bad-input")
+    origin = base / "origin.git"
+    git(base, "init", "-q", "--bare", str(origin))
+    root = base / "registry"
+    git(base, "clone", "-q", str(origin), str(root))
+    (base / "store").mkdir()
+    init(root, remote=str(base / "store"), default_model="churn")
+    registry = open_registry(root)
+    for seed in (1, 2):
+        register(registry, RegisterRequest("churn", write_artifact(base / f"src{seed}" / "model.pt", seed)))
+    deploy(registry, "churn@v1", "staging")
+    work = base / "work"
+    write_artifact(work / "m.pt", 3)
+    write_artifact(root / "m.pt", 4)
+    (work / "link.pt").symlink_to(work / "m.pt")
+    (work / "dangling.pt").symlink_to(work / "nowhere.pt")
+    write_model_dir(work / "linkdir", 5)
+    (work / "linkdir" / "passwd").symlink_to("/etc/passwd")
+    write_model_dir(work / "dirlink-parent", 6)
+    (work / "dirlink-parent" / "etc").symlink_to("/etc", target_is_directory=True)
+    os.mkfifo(work / "fifo")
+    (work / "empty").mkdir()
+    write_artifact(work / "bad name.pt", 7)
+    cards = {"bomb.yaml": BOMB, "list.yaml": "- a\n- b\n", "broken.yaml": "a: [1, 2\n",
+             "huge.yaml": "description: " + "x" * (2 * 1024 * 1024) + "\n", "nan.yaml": "metrics:\n  auc: .nan\n",
+             "bignum.yaml": "size: " + "9" * 10000 + "\n", "inf.yaml": "metrics:\n  loss: -.inf\n"}
+    for name, text in cards.items():
+        (work / name).write_text(text)
+    (work / "out-file").write_text("x")
+    (root / ".gitignore").write_text("/m.pt\n")
+    git(root, "add", ".gitignore")
+    git(root, "commit", "-qm", "ignore m.pt")
+    return root
+
+
+W = "{work}"
+CASES: list[tuple[list[str], int, str]] = [
+    # the group
+    (["no-such-command"], 2, "No such command"),
+    (["--bogus"], 2, "No such option"),
+    # init
+    (["init", "--bogus"], 2, "No such option"),
+    (["init", "--default-model", "Bad_Name"], 1, "invalid model name"),
+    (["init", "--default-model", "churn\n"], 1, "invalid model name"),
+    # register: names and versions
+    (["register", "Churn", f"{W}/m.pt"], 1, "invalid model name 'Churn'"),
+    (["register", "churn-", f"{W}/m.pt"], 1, "invalid model name"),
+    (["register", "-churn", f"{W}/m.pt"], 2, "No such option"),
+    (["register", "churn\n", f"{W}/m.pt"], 1, "invalid model name"),
+    (["register", "ch urn", f"{W}/m.pt"], 1, "invalid model name"),
+    (["register", "a" * 54, f"{W}/m.pt"], 1, "at most 53 characters"),
+    (["register", "", f"{W}/m.pt"], 1, "invalid model name"),
+    (["register", "churn@v3", f"{W}/m.pt"], 1, "invalid model name"),
+    (["register", "churn", f"{W}/missing.pt"], 1, "no such file"),
+    (["register", "churn", f"{W}/m.pt", "--version", "latest"], 1, "invalid version 'latest'"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v1"], 1, "churn@v1 already exists"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v2\n"], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v" + "9" * 10000], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v1234567890"], 1, "at most 9 digits"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v01"], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v-1"], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "V3"], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v1.2"], 1, "invalid version"),
+    (["register", "churn", f"{W}/m.pt", "--version", "v1.2.3"], 1, "does not fit `versions: integer`"),
+    (["register", "churn", f"{W}/m.pt", "--bump", "huge"], 2, "Invalid value for '--bump'"),
+    (["register", "churn", f"{W}/m.pt", "--bump", "minor"], 1, "needs `versions: semver`"),
+    (["register", "churn"], 2, "Missing argument 'PATH'"),
+    (["register"], 2, "Missing argument 'NAME'"),
+    # register: metrics, params, cards
+    (["register", "churn", f"{W}/m.pt", "--metric", "auc"], 1, "expected KEY=VALUE"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "=3"], 1, "expected KEY=VALUE"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=.nan"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=nan"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=inf"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=-Infinity"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=1e999"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--metric", "x=" + "9" * 5000], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--param", "lr"], 1, "--param 'lr': expected KEY=VALUE"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/missing.yaml"], 2, "does not exist"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}"], 2, "is a directory"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/bomb.yaml"], 1, "YAML bomb"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/list.yaml"], 1, "expected a mapping"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/broken.yaml"], 1, "is not valid YAML"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/huge.yaml"], 1, "is too large"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/nan.yaml"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/inf.yaml"], 1, "not a finite number"),
+    (["register", "churn", f"{W}/m.pt", "--card", f"{W}/bignum.yaml"], 1, "a number is too large"),
+    # register: what an artifact may be
+    (["register", "churn", f"{W}/link.pt"], 1, "is a symbolic link"),
+    (["register", "churn", f"{W}/dangling.pt", "--follow-symlinks"], 1, "points nowhere"),
+    (["register", "churn", f"{W}/linkdir"], 1, "linkdir/passwd is a symbolic link (to /etc/passwd)"),
+    (["register", "churn", f"{W}/dirlink-parent"], 1, "dirlink-parent/etc is a symbolic link"),
+    (["register", "churn", f"{W}/fifo"], 1, "not a regular file"),
+    (["register", "churn", f"{W}/empty"], 1, "is an empty folder"),
+    (["register", "churn", f"{W}/bad name.pt"], 1, "artifact name 'bad name.pt'"),
+    (["register", "churn", "{root}/.dvc/config"], 1, "is inside .dvc"),
+    (["register", "churn", "{root}/.git/HEAD"], 1, "is inside .git"),
+    (["register", "churn", "{root}/.git"], 1, "is inside .git"),
+    (["register", "churn", "{root}"], 1, "holds the registry itself"),
+    (["register", "churn", "/"], 1, "holds the registry itself"),
+    (["register", "churn", "/dev/null"], 1, "not a regular file"),
+    # list, show, history
+    (["list", "extra"], 2, "Got unexpected extra argument"),
+    (["list", "--bogus"], 2, "No such option"),
+    (["show"], 2, "Missing argument 'REF'"),
+    (["show", "nope"], 1, "no model named 'nope'"),
+    (["show", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["show", "v9"], 1, "churn@v9 is not registered"),
+    (["show", "Churn"], 1, "invalid model name"),
+    (["show", "churn@latest"], 1, "invalid version 'latest'"),
+    (["show", "churn@v1\n"], 1, "invalid version"),
+    (["show", "churn@v" + "9" * 10000], 1, "invalid version"),
+    (["show", "@v1"], 1, "invalid model name ''"),
+    (["show", ""], 1, "invalid model name ''"),
+    (["show", "churn@"], 1, "invalid version ''"),
+    (["show", "churn@v1@v2"], 1, "invalid version"),
+    (["history", "Bad"], 1, "invalid model name 'Bad'"),
+    (["history", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["history", "--env", "prod\n"], 1, "unknown environment"),
+    (["history", "-n", "abc"], 2, "is not a valid integer"),
+    # render
+    (["render", "churn@v1"], 2, "Missing option '--env'"),
+    (["render", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["render", "churn@v9", "--env", "prod"], 1, "churn@v9 is not registered"),
+    (["render", "nope", "--env", "prod"], 1, "no model named 'nope'"),
+    (["render", "churn@v1", "--env", "prod", "-o", "/proc/modelreg-out"], 1, "/proc/modelreg-out"),
+    (["render", "churn@v1", "--env", "prod", "-o", f"{W}/out-file"], 2, "is a file"),
+    # deploy, promote
+    (["deploy", "churn@v1"], 2, "Missing option '--env'"),
+    (["deploy", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["deploy", "churn@v1", "--env", ""], 1, "unknown environment ''"),
+    (["deploy", "churn@v9", "--env", "staging"], 1, "churn@v9 is not registered"),
+    (["deploy", "churn@v2", "--env", "prod"], 1, "never live in staging, which prod requires"),
+    (["deploy", "Churn@v1", "--env", "staging"], 1, "invalid model name"),
+    (["deploy", "", "--env", "staging"], 1, "invalid model name ''"),
+    (["deploy", "churn@v1", "--env", "staging", "--bogus"], 2, "No such option"),
+    (["deploy", "churn@v1", "--env", "prod\n"], 1, "unknown environment"),
+    (["promote", "churn@v2", "--to", "prod"], 1, "never live in staging"),
+    (["promote", "churn@v1"], 2, "Missing option '--to'"),
+    (["promote", "churn@v1", "--to", "qa"], 1, "unknown environment 'qa'"),
+    (["promote", "nope", "--to", "prod"], 1, "no model named 'nope'"),
+    (["promote", "churn@v1.0.0", "--to", "prod"], 1, "churn@v1.0.0 is not registered"),
+    # rollback
+    (["rollback", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["rollback", "--env", "prod"], 1, "churn was never deployed to prod"),
+    (["rollback", "--env", "staging"], 1, "only v1 in staging"),
+    (["rollback", "v9", "--env", "staging"], 1, "churn@v9 is not registered"),
+    (["rollback", "v2", "--env", "staging"], 1, "churn@v2 was never deployed to staging"),
+    (["rollback", "vX", "--env", "staging"], 1, "invalid version 'vX'"),
+    (["rollback", "--model", "Bad", "--env", "staging"], 1, "invalid model name 'Bad'"),
+    (["rollback", "--model", "nope", "--env", "staging"], 1, "nope was never deployed to staging"),
+    # status
+    (["status", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["status", "--bogus"], 2, "No such option"),
+    # remote, pull, verify, validate
+    (["remote", "add"], 2, "Missing argument 'URL'"),
+    (["remote", "bogus"], 2, "No such command"),
+    (["pull", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["pull", "nope"], 1, "no model named 'nope'"),
+    (["pull", "churn@v1", "-o", f"{W}/m.pt"], 1, "already exists"),
+    (["pull", "churn@v1", "-o", "/proc/modelreg/x.pt"], 1, "/proc/modelreg"),
+    (["verify"], 2, "give a REF or --all"),
+    (["verify", "churn@v1", "--all"], 2, "give a REF or --all"),
+    (["verify", "nope"], 1, "no model named 'nope'"),
+    (["verify", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["verify", "Bad@v1"], 1, "invalid model name"),
+    (["validate", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["validate", "churn@v1", "--runs", "0"], 2, "not in the range"),
+    (["validate", "nope"], 1, "no model named 'nope'"),
+]
+
+CI_CASES: list[tuple[dict[str, str], str]] = [
+    ({}, "run from GitHub Actions"),
+    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "branch", "GITHUB_REF": "refs/heads/main"}, "is not a tag push"),
+    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "release-1"}, "is not a version tag"),
+    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "churn@v9"}, "churn@v9 is not registered"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "destroy"}, "unknown action 'destroy'"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy"}, "deploy needs a ref"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "MODELREG_ENV": "qa"}, "unknown environment 'qa'"),
+]
+
+
+def check_clean_failure(result: object, code: int, message: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.output)  # type: ignore[attr-defined]
+    assert message in result.stderr, result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    if code == 1:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("args,code,message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
+def test_bad_input(reg: Path, args: list[str], code: int, message: str) -> None:
+    work = reg.parent / "work"
+    args = [a.replace("{work}", str(work)).replace("{root}", str(reg)) for a in args]
+    before = snapshot(reg)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["-C", str(reg), *args], env={"MODELREG_LOCK_TIMEOUT": "5"})
+    check_clean_failure(result, code, message.replace("{work}", str(work)))
+    assert time.monotonic() - started < 30
+    assert snapshot(reg) == before
+
+
+@pytest.mark.parametrize("environ,message", CI_CASES, ids=[m[:30] for _, m in CI_CASES])
+def test_bad_ci_input(reg: Path, environ: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_EVENT_NAME", "GITHUB_REF_TYPE", "GITHUB_REF_NAME", "GITHUB_REF", "MODELREG_ACTION",
+                 "MODELREG_REF", "MODELREG_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    before = snapshot(reg)
+    result = CliRunner().invoke(cli, ["-C", str(reg), "ci", "--no-push"], env=environ)
+    check_clean_failure(result, 1, message)
+    assert snapshot(reg) == before
+
+
+def test_there_are_at_least_a_hundred_cases_over_every_command() -> None:
+    covered = {args[0] for args, _, _ in CASES} | {"ci"}
+    assert len(CASES) + len(CI_CASES) >= 100
+    assert set(cli.commands) <= covered
