@@ -203,3 +203,32 @@ def test_init_in_a_new_folder(tmp_path: Path) -> None:
     tracked = git(tmp_path / "fresh", "ls-files").split()
     assert {"modelreg.yaml", ".dvc/config", ".github/workflows/modelreg.yml", "templates/deployment.yaml.j2"} <= set(tracked)
     assert git(tmp_path / "fresh", "status", "--porcelain") == ""
+
+
+def test_the_pointer_and_cache_are_what_dvc_add_makes_and_dvc_pull_restores(env: Env, tmp_path: Path) -> None:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    file_src = write_artifact(env.work / "f" / "model.pt", 11, 70_000)
+    dir_src = write_model_dir(env.work / "llm", 12)
+    register(env.registry, RegisterRequest("churn", file_src))
+    register(env.registry, RegisterRequest("llm", dir_src))
+    plain = tmp_path / "plain"  # the same bytes through `dvc add` in a plain DVC repo
+    plain.mkdir()
+    git(plain, "init", "-q")
+    subprocess.run([dvc, "init", "-q"], cwd=plain, check=True)
+    subprocess.run(["cp", "-r", str(file_src), str(dir_src), str(plain)], check=True)
+    subprocess.run([dvc, "add", "-q", "model.pt", "llm"], cwd=plain, check=True)
+    for ours, theirs in (("models/churn/model.pt.dvc", "model.pt.dvc"), ("models/llm/llm.dvc", "llm.dvc")):
+        assert (env.root / ours).read_text() == (plain / theirs).read_text()
+    ours_cache = sorted(p.relative_to(env.root / ".dvc/cache").as_posix() for p in (env.root / ".dvc/cache/files").rglob("*") if p.is_file())
+    theirs_cache = sorted(p.relative_to(plain / ".dvc/cache").as_posix() for p in (plain / ".dvc/cache/files").rglob("*") if p.is_file())
+    assert set(theirs_cache) <= set(ours_cache)
+    status = subprocess.run([dvc, "status", "-q"], cwd=env.root, capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr  # workspace, pointers and cache agree
+    git(env.root, "push", "-q", "origin", "HEAD", "--tags")
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(env.origin), str(fresh))
+    git(fresh, "checkout", "-q", "llm@v1")
+    subprocess.run([dvc, "pull", "-q"], cwd=fresh, check=True, capture_output=True)
+    for rel in ("config.json", "weights/shard-0.bin", "weights/shard-1.bin"):
+        assert (fresh / "models/llm/llm" / rel).read_bytes() == (dir_src / rel).read_bytes()
+    assert (fresh / "models/churn/model.pt").read_bytes() == file_src.read_bytes()
