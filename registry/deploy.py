@@ -22,7 +22,7 @@ from modelreg.render import render
 from modelreg.target import Base, DeployRecord
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
-ATTEMPTS = 12
+ATTEMPTS = 20
 BACKOFF_CAP = 1.0  # seconds; the n-th retry waits a random time up to min(cap, 0.05 * 2**n)
 
 
