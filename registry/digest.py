@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import stat
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -23,17 +24,24 @@ SAFE_REL = re.compile(r"[^\x00-\x1f\x7f\\]+")
 
 
 def md5_sha256_copy(src: Path, out: BinaryIO, progress: Progress | None) -> tuple[str, str, int]:
-    """Copy `src` into `out` in one read, returning (md5, sha256, size) of the bytes read."""
+    """Copy `src` into `out` in one read, returning (md5, sha256, size) of the bytes read. SHA-256 runs
+    in a second thread (hashlib releases the GIL on large buffers) one chunk behind md5 and the write,
+    so the two hashes cost about the time of the slower one; at most two chunks are in memory."""
     md5, sha = hashlib.md5(), hashlib.sha256()
     size = 0
-    with open(src, "rb") as reader:
+    with open(src, "rb") as reader, ThreadPoolExecutor(max_workers=1) as hasher:
+        pending: Future[None] | None = None
         while chunk := reader.read(CHUNK):
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(sha.update, chunk)
             md5.update(chunk)
-            sha.update(chunk)
             out.write(chunk)
             size += len(chunk)
             if progress is not None:
                 progress(len(chunk))
+        if pending is not None:
+            pending.result()
     return md5.hexdigest(), sha.hexdigest(), size
 
 
