@@ -9,21 +9,16 @@ branch only if it is still there. A lost race starts the attempt again from a fr
 """
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from modelreg import faults, git, target
+from modelreg import git, policy, target
 from modelreg.errors import DeployError, RefConflict
 from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.render import render
-from modelreg.target import Base, DeployRecord
+from modelreg.target import Base, DeployRecord, Landing
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
-
-ATTEMPTS = 20
-BACKOFF_CAP = 1.0  # seconds; the n-th retry waits a random time up to min(cap, 0.05 * 2**n)
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,11 @@ class DeployOptions:
     dry_run: bool = False
     force: bool = False
     allow_missing: bool = False
+    automated: bool = False  # the tag-push path: respects holds
+
+
+class Held(DeployError):
+    """An automated deploy met a hold: nothing to do until someone releases it."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,12 @@ class Change:
     resolved: Resolved
     files: dict[str, bytes]
     warnings: list[str]
+    forced: bool = False  # a rolled-back version deployed again with --force
+    restored_from: str = ""  # a rollback: the deploy commit whose manifests come back
+    rolled_back: str = ""  # a rollback: the version it moves away from
 
 
-Decide = Callable[[list[DeployRecord]], Change]
+Decide = Callable[[list[DeployRecord], "policy.Policy"], Change]
 
 
 def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = DeployOptions(),
@@ -74,16 +77,21 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)
 
-    def decide(records: list[DeployRecord]) -> Change:
+    def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
+        if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
+            raise Held(policy.hold_message(env, resolved.info.model, mark))
         _check_requirements(registry, records, resolved, env)
-        return Change(resolved, files, warnings)
+        forced = policy.needs_force(rules, env, resolved.info, options.force)
+        return Change(resolved, files, warnings, forced=forced)
 
     return _land(registry, resolved.info.model, env, action, options, decide)
 
 
 def rollback(registry: Registry, version: str | None = None, env: str | None = None, model: str | None = None,
              options: DeployOptions = DeployOptions()) -> DeployResult:
-    """Put ENV back to VERSION (default: the version live before the current one)."""
+    """Put ENV back to VERSION, or by default to the last good version: the newest earlier version
+    live in ENV that is neither rolled back there nor quarantined. The version moved away from is
+    marked rolled back in ENV, and ENV is held against automatic deploys."""
     env = env or list(registry.config.environments)[-1]
     registry.config.env(env)
     if model is not None:
@@ -94,59 +102,65 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
     checked: dict[str, list[str]] = {}
 
-    def decide(records: list[DeployRecord]) -> Change:
-        mine = [r for r in records if r.env == env and r.model == model]
-        earlier = _rollback_target(registry, mine, env, model, wanted)
+    def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
+        mine = [r for r in records if r.env == env and r.model == model and r.changes_manifests]
+        earlier = _rollback_target(registry, mine, rules, env, model, wanted)
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
+        forced = policy.needs_force(rules, env, resolved.info, options.force)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
         if resolved.info.tag not in checked:
             checked[resolved.info.tag] = _check_artifact(registry, resolved, options)
         files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-        return Change(resolved, files, checked[resolved.info.tag])
+        return Change(resolved, files, checked[resolved.info.tag], forced=forced, restored_from=earlier.commit,
+                      rolled_back=mine[0].version)
 
     return _land(registry, model, env, "rollback", options, decide)
 
 
-def _rollback_target(registry: Registry, mine: list[DeployRecord], env: str, model: str,
+def _rollback_target(registry: Registry, mine: list[DeployRecord], rules: policy.Policy, env: str, model: str,
                      wanted: Resolved | None) -> DeployRecord:
     if not mine:
         raise DeployError(f"nothing to roll back: {model} was never deployed to {env}")
-    if wanted is None:
-        current = mine[0].version
-        earlier = next((r for r in mine if r.version != current), None)
+    current = mine[0].version
+    if wanted is not None:
+        earlier = next((r for r in mine if r.version == str(wanted.info.version)), None)
         if earlier is None:
-            raise DeployError(f"nothing to roll back to: {model} has had only {current} in {env}")
+            raise DeployError(f"{wanted.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
         return earlier
-    earlier = next((r for r in mine if r.version == str(wanted.info.version)), None)
-    if earlier is None:
-        raise DeployError(f"{wanted.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
-    return earlier
+    if all(r.version == current for r in mine):
+        raise DeployError(f"nothing to roll back to: {model} has had only {current} in {env}")
+    skipped: list[str] = []
+    for record in mine:
+        if record.version == current or record.version in skipped:
+            continue
+        if rules.is_rolled_back(env, model, record.version) or rules.quarantine_of(model, record.version):
+            skipped.append(record.version)
+            continue
+        return record
+    why = f" ({', '.join(skipped)} rolled back or quarantined)" if skipped else ""
+    raise DeployError(f"nothing to roll back to: no good version of {model} was live in {env} before {current}{why}; "
+                      "name one: modelreg rollback VERSION --force")
 
 
 def _land(registry: Registry, model: str, env: str, action: str, options: DeployOptions,
           decide: Decide) -> DeployResult:
     """Read, decide, build and compare-and-swap, until the branch holds still long enough."""
-    for attempt in range(1, ATTEMPTS + 1):
-        if options.push:
-            target.fetch(registry)
-        at = target.base(registry, for_push=options.push)
-        records = target.read_log(registry, model, start=at.commit) if at.commit else []
-        change = decide(records)
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        rules = policy.derive(records)
+        change = decide(records, rules)
+        policy.refuse_quarantined(rules, change.resolved.info)
         _check_pinned(registry, records, change.resolved.info, options.push)
-        result = _attempt(registry, at, records, change, env, action, options, attempt)
-        if result is not None:
-            return result
-        time.sleep(random.uniform(0, min(BACKOFF_CAP, 0.05 * 2 ** attempt)))
-    branch = registry.config.deploy.branch
-    raise DeployError(f"the {branch} branch kept moving: gave up after {ATTEMPTS} attempts, nothing was committed; "
-                      "re-run the same command")
+        return _attempt(registry, at, records, change, env, action, options, number)
+
+    return target.land(registry, model, options.push, attempt)
 
 
 def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: Change, env: str, action: str,
-             options: DeployOptions, attempt: int) -> DeployResult | None:
-    """One try: a result, or None when the branch moved under it."""
+             options: DeployOptions, attempt: int) -> Landing:
+    """One try from one snapshot of the branch: the result, and the commit to land (if any)."""
     info = change.resolved.info
     path = target.deploy_path(registry, env, info.model)
     current = target.live(records, env, info.model)
@@ -160,26 +174,19 @@ def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: 
     result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
                   previous_version=current.version if current else None, files=sorted(change.files),
                   dry_run=options.dry_run, warnings=change.warnings, attempts=attempt)
-    if current is not None and current.version == str(info.version) and wanted == on_branch:
-        if options.push and at.commit and at.local != at.commit:
-            target.catch_up(registry, at)
-        return DeployResult(commit=current.commit, noop=True, pushed=False, **result)
+    if current is not None and current.version == str(info.version) and wanted == on_branch and not change.forced:
+        return Landing(DeployResult(commit=current.commit, noop=True, pushed=False, **result))
     if options.dry_run:
-        return DeployResult(commit=None, noop=False, pushed=False, **result)
-    message = _message(action, change.resolved, env, current)
+        return Landing(DeployResult(commit=None, noop=False, pushed=False, **result))
+    message = _message(action, change, env, current)
     commit = target.build_commit(registry, at.commit, path, change.files, message)
-    faults.step("deploy-built")
-    title = message.splitlines()[0]
-    if options.push:
-        if not target.push_commit(registry, commit, at, title):
-            return None
-    else:
-        try:
-            target.advance(registry, commit, at, title)
-        except RefConflict:
-            return None
-    faults.step("deploy-landed")
-    return DeployResult(commit=commit, noop=False, pushed=options.push, **result)
+    if change.restored_from:
+        mine, theirs = git.object_ids(registry.root, [f"{commit}:{path}", f"{change.restored_from}:{path}"])
+        if mine != theirs:
+            raise DeployError(f"the rollback would not restore {path} of {change.restored_from[:8]} exactly "
+                              f"(tree {mine} against {theirs}); nothing was committed")
+    return Landing(DeployResult(commit=commit, noop=False, pushed=options.push, **result), commit,
+                   message.splitlines()[0])
 
 
 def _check_pinned(registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool) -> None:
@@ -240,11 +247,15 @@ def _check_requirements(registry: Registry, records: list[DeployRecord], resolve
                           f"deploy it to {required} first (modelreg deploy {info.tag} --env {required})")
 
 
-def _message(action: str, resolved: Resolved, env: str, current: DeployRecord | None) -> str:
-    info = resolved.info
+def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:
+    info = change.resolved.info
     verb = {"deploy": "Deploy", "promote": "Promote", "rollback": "Roll back"}[action]
     title = f"{verb} {info.tag} to {env}" if action != "rollback" else f"Roll back {info.model} in {env} to {info.version}"
     trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
                 ("Tag", info.tag), ("Tag-Object", info.object), ("Source-Commit", info.commit),
                 ("Previous-Version", current.version if current else "none")]
+    if change.restored_from:
+        trailers += [("Restored-From", change.restored_from), ("Rolled-Back", change.rolled_back)]
+    if change.forced:
+        trailers.append(("Forced", "true"))
     return title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"

@@ -8,9 +8,11 @@ branch follows only once the remote has accepted it.
 """
 from __future__ import annotations
 
+import random
 import re
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from modelreg import faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
@@ -34,9 +36,34 @@ class DeployRecord:
     source_commit: str
     previous_version: str
     tag_object: str = ""
+    restored_from: str = ""  # a rollback: the deploy commit whose manifests it restored
+    rolled_back: str = ""  # a rollback: the version it moved away from (suspect in this env from now on)
+    forced: bool = False
+    reason: str = ""  # quarantine, unquarantine, release: why
+
+    @property
+    def changes_manifests(self) -> bool:
+        return self.action in MANIFEST_ACTIONS
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+MANIFEST_ACTIONS = ("deploy", "promote", "rollback")
+EVENTS_DIR = ".modelreg"  # per model, a plain-text log of the commits that change no manifest
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What one attempt decided: a result, and the commit to move the branch to (None: nothing to land)."""
+
+    result: Any
+    commit: str | None = None
+    title: str = ""
+
+
+ATTEMPTS = 20
+BACKOFF_CAP = 1.0  # seconds; the n-th retry waits a random time up to min(cap, 0.05 * 2**n)
 
 
 @dataclass(frozen=True)
@@ -86,7 +113,7 @@ def read_log(registry: Registry, model: str | None = None, start: str | None = N
     start = start or tip(registry)
     if start is None:
         return []
-    paths = [deploy_path(registry, env, model) for env in registry.config.environments] if model else []
+    paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [events_path(model)] if model else []
     out = git.run_git("log", "--format=%H%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1e", start,
                       *(["--", *paths] if paths else []), cwd=registry.root)
     records = []
@@ -102,9 +129,43 @@ def read_log(registry: Registry, model: str | None = None, start: str | None = N
             commit=commit, timestamp=int(stamp), author=author, action=fields["Action"], model=fields["Model"],
             version=fields.get("Version", ""), env=fields.get("Env", ""), tag=fields.get("Tag", ""),
             source_commit=fields.get("Source-Commit", ""), previous_version=fields.get("Previous-Version", ""),
-            tag_object=fields.get("Tag-Object", ""),
+            tag_object=fields.get("Tag-Object", ""), restored_from=fields.get("Restored-From", ""),
+            rolled_back=fields.get("Rolled-Back", ""), forced=fields.get("Forced", "") == "true",
+            reason=fields.get("Reason", ""),
         ))
     return records
+
+
+def events_path(model: str) -> str:
+    return f"{EVENTS_DIR}/{model}/events"
+
+
+def land(registry: Registry, model: str | None, push: bool, attempt: Callable[[Base, list[DeployRecord], int], Landing]) -> Any:
+    """Read the branch, let ATTEMPT decide from that snapshot, move the branch compare-and-swap
+    (pushing first with `push`), and start over from a fresh read when another process won."""
+    for number in range(1, ATTEMPTS + 1):
+        if push:
+            fetch(registry)
+        at = base(registry, for_push=push)
+        records = read_log(registry, model, start=at.commit) if at.commit else []
+        landing = attempt(at, records, number)
+        if landing.commit is None:
+            if push and at.commit and at.local != at.commit:
+                catch_up(registry, at)
+            return landing.result
+        faults.step("deploy-built")
+        if push and push_commit(registry, landing.commit, at, landing.title):
+            return landing.result
+        if not push:
+            try:
+                advance(registry, landing.commit, at, landing.title)
+                faults.step("deploy-landed")
+                return landing.result
+            except RefConflict:
+                pass
+        time.sleep(random.uniform(0, min(BACKOFF_CAP, 0.05 * 2 ** number)))
+    raise DeployError(f"the {registry.config.deploy.branch} branch kept moving: gave up after {ATTEMPTS} attempts, "
+                      "nothing was committed; re-run the same command")
 
 
 def first_pin(records: list[DeployRecord], model: str, version: str) -> DeployRecord | None:
@@ -113,7 +174,8 @@ def first_pin(records: list[DeployRecord], model: str, version: str) -> DeployRe
 
 
 def live(records: list[DeployRecord], env: str, model: str) -> DeployRecord | None:
-    return next((r for r in records if r.env == env and r.model == model), None)
+    """The record of what runs in ENV for MODEL: its newest manifest-changing commit."""
+    return next((r for r in records if r.env == env and r.model == model and r.changes_manifests), None)
 
 
 def files_at(registry: Registry, commit: str | None, path: str) -> dict[str, str]:
@@ -178,4 +240,5 @@ def push_commit(registry: Registry, commit: str, at: Base, title: str) -> bool:
         advance(registry, commit, at, title)
     except RefConflict:
         pass  # the local branch moved meanwhile (another local deploy): origin/<branch> holds the truth
+    faults.step("deploy-landed")
     return True

@@ -137,8 +137,10 @@ def test_deploy_promote_rollback_flow(three: Env) -> None:
     assert "Modelreg-Source-Commit: " + resolve(registry, "churn@v2").info.commit in trailers
     # the user's checkout is untouched
     assert git(three.root, "rev-parse", "HEAD") == head_before and git(three.root, "status", "--porcelain") == status_before
-    again = rollback(registry, "v3", env="prod")
-    assert again.version == "v3"
+    with pytest.raises(ModelregError, match="churn@v3 was rolled back in prod"):
+        rollback(registry, "v3", env="prod")
+    again = rollback(registry, "v3", env="prod", options=DeployOptions(force=True))
+    assert again.version == "v3" and "Modelreg-Forced: true" in git(three.root, "log", "-1", "--format=%B", "deploy")
     live = {(s.env, s.model): s for s in status(registry)}
     assert live[("prod", "churn")].version == "v3" and live[("prod", "churn")].drift == "none"
     events = [(e.action, e.version, e.env) for e in history(registry, "churn", env="prod")]
