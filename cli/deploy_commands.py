@@ -11,6 +11,7 @@ from modelreg.cli.output import emit_json, handle_errors, note, short, table, wh
 
 if TYPE_CHECKING:
     from modelreg.deploy import DeployOptions, DeployResult
+    from modelreg.policy import PolicyChange
 
 push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
@@ -132,10 +133,13 @@ def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 @handle_errors
 def rollback(repo: str, version: str | None, env: str | None, model: str | None, push: bool, dry_run: bool,
              force: bool, allow_missing: bool, as_json: bool) -> None:
-    """Put an environment back to VERSION (default: the version live before the current one).
+    """Put an environment back to VERSION (default: the last good version).
 
-    The manifests committed are byte for byte those of VERSION's earlier deploy, in a new
-    commit: history only grows, so the cluster's auto-sync can stay on.
+    The last good version is the newest earlier version live in ENV that is neither rolled back
+    there nor quarantined, so repeated rollbacks walk back (v3, v2, v1) and never ping-pong. The
+    manifests committed are byte for byte those of VERSION's earlier deploy, in a new commit
+    (Modelreg-Restored-From). The version left is marked rolled back in ENV (deploying it there
+    again needs --force), and ENV is held: tag pushes do not deploy over it until `release`.
 
     Example: modelreg rollback v2 --env prod
     """
@@ -166,13 +170,20 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
         return emit_json([s.to_json() for s in states])
     if not states:
         return click.echo("Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV")
-    table(["env", "model", "version", "since", "by", "action", "commit", "drift", "tag"],
-          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift, s.tag_state]
+    table(["env", "model", "version", "since", "by", "action", "commit", "drift", "tag", "flags"],
+          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift, s.tag_state,
+            ",".join(f for f, on in (("QUARANTINED", s.quarantined), ("held", s.held)) if on) or "-"]
            for s in states])
     for s in states:
         if s.tag_state != "ok":
             note(f"WARNING: {s.tag} ({s.env}) was {s.tag_state} since it was deployed: versions are immutable; "
                  "`modelreg deploy` refuses it until the tag is put back")
+        if s.quarantined:
+            note(f"WARNING: {s.env} still runs {s.tag}, which is quarantined ({s.quarantined}): "
+                 f"roll back (modelreg rollback --env {s.env} --model {s.model})")
+        if s.held:
+            note(f"{s.env} is held for {s.model} (a rollback): tag pushes do not deploy there until "
+                 f"`modelreg release {s.env} --model {s.model}` or a deploy by hand")
 
 
 @click.command()
@@ -188,18 +199,95 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
     MODELREG_REF and MODELREG_ENV.
     """
     from modelreg.ci import plan
-    from modelreg.deploy import DeployOptions, deploy as run_deploy, rollback as run_rollback
+    from modelreg.deploy import DeployOptions, Held, deploy as run_deploy, rollback as run_rollback
     from modelreg.registry import open_registry
 
     registry = open_registry(repo)
     step = plan(registry, os.environ)
-    options = DeployOptions(push=push)
-    if step.action == "rollback":
-        result = run_rollback(registry, step.ref, step.env, None, options)
-    else:
-        assert step.ref is not None
-        result = run_deploy(registry, step.ref, step.env, options, step.action)
+    options = DeployOptions(push=push, automated=step.automated)
+    try:
+        if step.action == "rollback":
+            result = run_rollback(registry, step.ref, step.env, None, options)
+        else:
+            assert step.ref is not None
+            result = run_deploy(registry, step.ref, step.env, options, step.action)
+    except Held as exc:  # a rollback holds the environment: not an error, nothing to do
+        return emit_json({"held": True, "message": str(exc)}) if as_json else click.echo(f"Not deployed: {exc}")
     _print_result(result, as_json)
 
 
-COMMANDS = [render, deploy, promote, rollback, status, ci]
+reason_option = click.option("--reason", required=True, help="Why: recorded in git with your name.")
+
+
+@click.command()
+@click.argument("ref")
+@reason_option
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
+    """Keep REF out of every environment: deploy, promote, rollback and the workflow refuse it.
+
+    Recorded as a commit on the deploy branch (who, when, why), so `--push` (or the next
+    push of the branch) shares it. Environments that still run it are flagged by `status`.
+
+    Example: modelreg quarantine churn@v3 --reason "drift on March traffic" --push
+    """
+    from modelreg.policy import quarantine as run_quarantine
+    from modelreg.registry import open_registry
+
+    _print_policy(run_quarantine(open_registry(repo), ref, reason, push=push), as_json)
+
+
+@click.command()
+@click.argument("ref")
+@reason_option
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
+    """Lift the quarantine of REF (recorded like the quarantine itself).
+
+    Example: modelreg unquarantine churn@v3 --reason "false alarm: the drift was a logging bug"
+    """
+    from modelreg.policy import quarantine as run_quarantine
+    from modelreg.registry import open_registry
+
+    _print_policy(run_quarantine(open_registry(repo), ref, reason, lift=True, push=push), as_json)
+
+
+@click.command()
+@click.argument("env")
+@click.option("--model", help="Model to release (default: the only one held in ENV).")
+@click.option("--reason", default="", help="Why (recorded).")
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_json: bool) -> None:
+    """Lift the hold a rollback put on ENV: tag pushes deploy there again.
+
+    Example: modelreg release prod --model churn
+    """
+    from modelreg.policy import release as run_release
+    from modelreg.registry import open_registry
+
+    _print_policy(run_release(open_registry(repo), env, model, reason, push=push), as_json)
+
+
+def _print_policy(change: "PolicyChange", as_json: bool) -> None:
+    if as_json:
+        return emit_json(change.to_json())
+    what = {"quarantine": f"Quarantined {change.model}@{change.version}",
+            "unquarantine": f"Lifted the quarantine of {change.model}@{change.version}",
+            "release": f"Released {change.env} for {change.model}"}[change.action]
+    if change.noop:
+        state = {"quarantine": "is already quarantined", "unquarantine": "is not quarantined",
+                 "release": f"is not held in {change.env}"}[change.action]
+        return click.echo(f"{change.model}{'@' + change.version if change.version else ''} {state}: nothing to do.")
+    click.echo(f"{what} (commit {short(change.commit)})." + (" Pushed the deploy branch." if change.pushed else ""))
+
+
+COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, release]

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from modelreg.cli.output import emit_json, handle_errors, note, byte_progress, short, table, when, who
+
+if TYPE_CHECKING:
+    from modelreg.policy import Mark
+    from modelreg.versions import VersionInfo
 
 
 @click.command()
@@ -117,9 +122,10 @@ def list_(repo: str, as_json: bool) -> None:
         return emit_json([m.to_json() for m in models])
     if not models:
         return click.echo("No models yet. Register one: modelreg register NAME PATH")
-    table(["model", "latest", "registered", "by", "versions", "invalid"],
+    table(["model", "latest", "registered", "by", "versions", "invalid", "quarantined"],
           [[m.model, m.latest.version if m.latest else "-", when(m.latest.timestamp) if m.latest else "-",
-            who(m.latest.author) if m.latest else "-", m.count, m.invalid or ""] for m in models])
+            who(m.latest.author) if m.latest else "-", m.count, m.invalid or "", ",".join(m.quarantined)]
+           for m in models])
 
 
 @click.command()
@@ -131,33 +137,50 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     """Show the card of a version (NAME, NAME@VERSION or a bare VERSION) and the model's versions."""
     import yaml
 
+    from modelreg.policy import quarantines
     from modelreg.registry import open_registry
     from modelreg.versions import resolve
 
-    found = resolve(open_registry(repo), ref)
+    registry = open_registry(repo)
+    found = resolve(registry, ref)
+    held_back = {v: mark for (_, v), mark in quarantines(registry, found.info.model).items()}
     if as_json:
         return emit_json({"version": found.info.to_json(), "card": found.card,
-                          "pointer": found.pointer.__dict__, "versions": [v.to_json() for v in found.versions]})
+                          "pointer": found.pointer.__dict__, "versions": [v.to_json() for v in found.versions],
+                          "quarantined": {v: mark.to_json() for v, mark in held_back.items()}})
     click.echo(f"{found.info.tag}  commit {short(found.info.commit)}  {when(found.info.timestamp)}  {who(found.info.author)}")
     click.echo(yaml.safe_dump(found.card, sort_keys=False, allow_unicode=True).rstrip())
     click.echo("")
     table(["version", "tag", "registered", "by", "status"],
-          [[v.version, v.tag, when(v.timestamp), who(v.author), "ok" if v.valid else f"invalid: {v.problem}"]
+          [[v.version, v.tag, when(v.timestamp), who(v.author), _state(v, held_back.get(str(v.version)))]
            for v in reversed(found.versions)])
+
+
+def _state(info: "VersionInfo", mark: "Mark | None") -> str:
+    if not info.valid:
+        return f"invalid: {info.problem}"
+    return f"QUARANTINED: {mark.reason} ({who(mark.by)}, {when(mark.since)})" if mark else "ok"
 
 
 @click.command()
 @click.argument("model", required=False)
 @click.option("--env", help="Only deploys and rollbacks in this environment.")
-@click.option("-n", "--limit", type=int, default=None, help="Show at most this many events.")
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=None, help="Show at most this many events.")
+@click.option("--at", "at", metavar="TIME", help="With --env: what was live then (ISO 8601, or a git date such as \"2 days ago\").")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of events, newest first.")
 @click.pass_obj
 @handle_errors
-def history(repo: str, model: str | None, env: str | None, limit: int | None, as_json: bool) -> None:
-    """Registrations, deploys and rollbacks, newest first (of one MODEL, or all)."""
+def history(repo: str, model: str | None, env: str | None, limit: int | None, at: str | None, as_json: bool) -> None:
+    """Registrations, deploys, rollbacks, quarantines and releases, newest first (of one MODEL, or all).
+
+    With --env ENV --at TIME: what was live in ENV at that moment, per model (version, tag object,
+    artifact SHA-256, deploy commit, who, and whether it was a rollback).
+    """
     from modelreg.history import history as run_history
     from modelreg.registry import open_registry
 
+    if at is not None:
+        return _live_at(repo, model, env, at, as_json)
     events = run_history(open_registry(repo), model=model, env=env)[:limit]
     if as_json:
         return emit_json([e.to_json() for e in events])
@@ -166,6 +189,23 @@ def history(repo: str, model: str | None, env: str | None, limit: int | None, as
     table(["when", "action", "model", "version", "env", "by", "commit", "note"],
           [[when(e.timestamp), e.action, e.model, e.version, e.env or "", who(e.author), short(e.commit), e.note]
            for e in events])
+
+
+def _live_at(repo: str, model: str | None, env: str | None, at: str, as_json: bool) -> None:
+    from modelreg.history import live_at, parse_time
+    from modelreg.registry import open_registry
+
+    if env is None:
+        raise click.UsageError("--at needs --env ENV")
+    registry = open_registry(repo)
+    states = [s for s in live_at(registry, env, parse_time(at, registry)) if model is None or s.model == model]
+    if as_json:
+        return emit_json([s.to_json() for s in states])
+    if not states:
+        return click.echo(f"Nothing was live in {env} at {at}.")
+    table(["model", "version", "since", "by", "action", "commit", "tag object", "sha256"],
+          [[s.model, s.version, when(s.timestamp), who(s.author), s.action, short(s.commit), s.tag_object[:12] or "-",
+            (s.sha256 or "-")[:12]] for s in states])
 
 
 COMMANDS = [init, register, list_, show, history]

@@ -14,6 +14,7 @@ class CiAction:
     action: str  # deploy, promote or rollback
     ref: str | None
     env: str
+    automated: bool = False  # a tag push, not a person: holds apply
 
 
 def plan(registry: Registry, environ: Mapping[str, str]) -> CiAction:
@@ -27,7 +28,7 @@ def plan(registry: Registry, environ: Mapping[str, str]) -> CiAction:
         if parse_tag(tag, registry.config.default_model) is None:
             raise ModelregError(f"modelreg ci: tag {tag!r} is not a version tag (MODEL@vN"
                                 + (", or vN" if registry.config.default_model else "") + ")")
-        return CiAction("deploy", tag, first_env)
+        return CiAction("deploy", tag, first_env, automated=True)
     if event == "workflow_dispatch":
         action = environ.get("MODELREG_ACTION") or "deploy"
         if action not in ("deploy", "promote", "rollback"):

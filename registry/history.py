@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg import target
+from modelreg import git, target
+from modelreg.card import CARD_FILE, parse_card
+from modelreg.errors import ModelregError
 from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.versions import scan
@@ -41,10 +43,82 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
                 note=info.message if info.valid else f"INVALID: {info.problem}")))
     records = target.read_log(registry, model)
     for record in reversed(records):
-        if (model is None or record.model == model) and (env is None or record.env == env):
+        # quarantines hold in every environment: they show under any --env
+        if (model is None or record.model == model) and (env is None or record.env in (env, "")):
             events.append((record.timestamp, len(events), Event(
                 timestamp=record.timestamp, action=record.action, model=record.model, version=record.version,
-                env=record.env, author=record.author, commit=record.commit,
-                note=f"from {record.previous_version}" if record.previous_version not in ("", "none") else "")))
+                env=record.env or None, author=record.author, commit=record.commit, note=_note(record))))
     events.sort(key=lambda item: item[:2], reverse=True)
     return [event for _, _, event in events]
+
+
+def _note(record: target.DeployRecord) -> str:
+    if record.reason:
+        return record.reason
+    parts = [f"from {record.previous_version}"] if record.previous_version not in ("", "none") else []
+    if record.restored_from:
+        parts.append(f"restores {record.restored_from[:8]}")
+    if record.forced:
+        parts.append("forced")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class LiveAt:
+    """What ran in an environment at a moment, for one model."""
+
+    env: str
+    model: str
+    version: str
+    tag: str
+    tag_object: str
+    sha256: str | None
+    commit: str
+    author: str
+    timestamp: int
+    action: str
+    rollback: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_time(text: str, registry: Registry) -> int:
+    """A moment as git reads it (ISO 8601, `2 days ago`, `yesterday 14:00`): seconds since the epoch."""
+    word = text.strip()
+    if not word or len(word) > 100:
+        raise ModelregError(f"--at {text[:40]!r}: give a time, such as 2026-03-01T14:00Z or \"2 days ago\"")
+    out = git.run_git("rev-parse", f"--since={word}", cwd=registry.root).strip()
+    if not out.startswith("--max-age="):
+        raise ModelregError(f"--at {word!r}: git could not read that time")
+    return int(out.removeprefix("--max-age="))
+
+
+def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
+    """For each model, what the deploy branch said was live in ENV at MOMENT (a deploy commit's time
+    is when it landed), with the tag object and artifact SHA-256 it ran."""
+    registry.config.env(env)
+    chosen: dict[str, target.DeployRecord] = {}
+    for record in target.read_log(registry):  # newest first
+        if record.env == env and record.changes_manifests and record.timestamp <= moment:
+            chosen.setdefault(record.model, record)
+    ordered = sorted(chosen.items())
+    cards = git.read_objects(registry.root, [f"{r.source_commit}:{registry.model_dir(m)}/{CARD_FILE}"
+                                             for m, r in ordered])
+    result = []
+    for (model, record), card in zip(ordered, cards):
+        result.append(LiveAt(env=env, model=model, version=record.version, tag=record.tag,
+                             tag_object=record.tag_object, sha256=_sha256(card), commit=record.commit,
+                             author=record.author, timestamp=record.timestamp, action=record.action,
+                             rollback=record.action == "rollback"))
+    return result
+
+
+def _sha256(card: tuple[str, bytes] | None) -> str | None:
+    if card is None:
+        return None
+    try:
+        artifact = parse_card(card[1], "card").get("artifact")
+    except ModelregError:
+        return None
+    return artifact.get("sha256") if isinstance(artifact, dict) else None

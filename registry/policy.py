@@ -73,6 +73,11 @@ def derive(records: list[DeployRecord]) -> Policy:
     return policy
 
 
+def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:
+    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git log`)."""
+    return derive(target.read_log(registry, model, events_only=True)).quarantined
+
+
 def refuse_quarantined(policy: Policy, info: VersionInfo) -> None:
     mark = policy.quarantine_of(info.model, str(info.version))
     if mark is not None:

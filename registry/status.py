@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg import git, target
+from modelreg import git, policy, target
 from modelreg.errors import ModelregError
 from modelreg.registry import Registry
 from modelreg.render import render
@@ -23,6 +23,8 @@ class LiveState:
     commit: str
     drift: str  # "none", "edited" (differs from its deploy commit), "stale" (differs from a fresh render), or an error
     tag_state: str = "ok"  # "ok", "moved" (the tag names another object than at its first deploy), "deleted"
+    quarantined: str = ""  # the reason, when the live version is quarantined
+    held: bool = False  # a rollback holds this environment against automatic deploys
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -32,9 +34,11 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
     envs = [registry.config.env(env).name] if env else list(registry.config.environments)
     records = target.read_log(registry)
     tip = target.tip(registry)
+    rules = policy.derive(records)
     newest: dict[tuple[str, str], target.DeployRecord] = {}
     for record in records:  # newest first: the first record of an (env, model) is what is live
-        newest.setdefault((record.env, record.model), record)
+        if record.changes_manifests:
+            newest.setdefault((record.env, record.model), record)
     live = [newest[key] for key in sorted(newest, key=lambda k: (envs.index(k[0]) if k[0] in envs else -1, k[1]))
             if key[0] in envs]
     paths = [target.deploy_path(registry, r.env, r.model) for r in live if r]
@@ -48,7 +52,9 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
         states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
                                 since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
                                 drift="edited" if edited else _render_drift(registry, record, tip, check_render),
-                                tag_state=_tag_state(records, record, tag_objects[i])))
+                                tag_state=_tag_state(records, record, tag_objects[i]),
+                                quarantined=getattr(rules.quarantine_of(record.model, record.version), "reason", ""),
+                                held=policy.held(rules, record.env, record.model) is not None))
     return states
 
 

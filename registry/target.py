@@ -107,13 +107,20 @@ def tip(registry: Registry) -> str | None:
     return base(registry).commit
 
 
-def read_log(registry: Registry, model: str | None = None, start: str | None = None) -> list[DeployRecord]:
+def read_log(registry: Registry, model: str | None = None, start: str | None = None,
+             events_only: bool = False) -> list[DeployRecord]:
     """Every modelreg commit on the deploy branch from START (default: its tip), only those touching
-    MODEL's folders when given, newest first, in one `git log`."""
+    MODEL's folders when given (only quarantines and releases with `events_only`), newest first, in
+    one `git log`."""
     start = start or tip(registry)
     if start is None:
         return []
-    paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [events_path(model)] if model else []
+    if events_only:
+        paths = [events_path(model) if model else EVENTS_DIR]
+    elif model:
+        paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [events_path(model)]
+    else:
+        paths = []
     out = git.run_git("log", "--format=%H%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1e", start,
                       *(["--", *paths] if paths else []), cwd=registry.root)
     records = []

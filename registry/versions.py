@@ -198,10 +198,11 @@ class ModelSummary:
     latest: VersionInfo | None
     count: int
     invalid: int
+    quarantined: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "latest": self.latest.to_json() if self.latest else None,
-                "versions": self.count, "invalid": self.invalid}
+                "versions": self.count, "invalid": self.invalid, "quarantined": list(self.quarantined)}
 
 
 def list_models(registry: Registry) -> list[ModelSummary]:
@@ -209,10 +210,14 @@ def list_models(registry: Registry) -> list[ModelSummary]:
     by_model: dict[str, list[VersionInfo]] = {}
     for info in scan(registry):
         by_model.setdefault(info.model, []).append(info)
+    from modelreg.policy import quarantines
+
     latest = latest_valid_of(registry, by_model)
+    held_back = quarantines(registry)
     summaries = []
     for model, versions in sorted(by_model.items()):
         valid = [v for v in versions if v.valid]
+        bad = tuple(str(v.version) for v in valid if (model, str(v.version)) in held_back)
         summaries.append(ModelSummary(model=model, latest=latest[model], count=len(valid),
-                                      invalid=len(versions) - len(valid)))
+                                      invalid=len(versions) - len(valid), quarantined=bad))
     return summaries

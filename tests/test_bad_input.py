@@ -181,6 +181,21 @@ CASES: list[tuple[list[str], int, str]] = [
     # status
     (["status", "--env", "qa"], 1, "unknown environment 'qa'"),
     (["status", "--bogus"], 2, "No such option"),
+    # quarantine, unquarantine, release
+    (["quarantine", "churn@v1"], 2, "Missing option '--reason'"),
+    (["quarantine", "churn@v1", "--reason", "  "], 1, "--reason is required"),
+    (["quarantine", "churn@v1", "--reason", "x" * 600], 1, "at most 500 characters"),
+    (["quarantine", "churn@v9", "--reason", "bad"], 1, "churn@v9 is not registered"),
+    (["quarantine", "Bad@v1", "--reason", "bad"], 1, "invalid model name"),
+    (["unquarantine", "churn@v9", "--reason", "ok"], 1, "churn@v9 is not registered"),
+    (["unquarantine", "churn@v1"], 2, "Missing option '--reason'"),
+    (["release"], 2, "Missing argument 'ENV'"),
+    (["release", "qa"], 1, "unknown environment 'qa'"),
+    (["release", "staging"], 1, "nothing to release: staging is not held"),
+    (["release", "staging", "--model", "Bad"], 1, "invalid model name"),
+    (["history", "--at", "yesterday"], 2, "--at needs --env ENV"),
+    (["history", "--env", "prod", "--at", ""], 1, "give a time"),
+    (["history", "-n", "-1"], 2, "not in the range"),
     # remote, pull, verify, validate
     (["remote", "add"], 2, "Missing argument 'URL'"),
     (["remote", "bogus"], 2, "No such command"),
