@@ -52,13 +52,19 @@ run modelreg deploy churn@v3 --env staging
 run modelreg promote churn@v3 --to prod
 V3_COMMIT=$(git rev-parse deploy)
 
-step "v3 misbehaves in prod: roll back to v2 (a new commit; history only grows)"
-run modelreg rollback v2 --env prod --push
+step "v3 misbehaves in prod: roll back to the last good version (a new commit; history only grows)"
+run modelreg rollback --env prod --push
+
+step "Keep v3 out everywhere: quarantine it (a commit on the deploy branch: who, when, why)"
+run modelreg quarantine churn@v3 --reason "wrong calibration on March traffic" --push
+printf '$ modelreg promote churn@v3 --to prod   # refused\n'
+modelreg promote churn@v3 --to prod || true
+printf '$ modelreg status   # staging still runs v3: flagged; prod is held by the rollback\n'
+modelreg status
 
 step "What the registry knows"
 run modelreg list
 run modelreg show churn@v3
-run modelreg status
 run modelreg history
 
 step "What the rollback changed in prod's manifests (v3 -> v2)"
@@ -68,3 +74,5 @@ git --no-pager diff "$V3_COMMIT" deploy -- prod/churn/deployment.yaml | grep -E 
 step "Done"
 echo "Everything is in $TOUR: the registry clone, origin.git (deploy branch pushed) and the DVC remote."
 echo "Argo CD or Flux would sync origin.git's deploy branch: prod/churn/*.yaml now describes churn v2."
+echo "What prod ran right after v3 was promoted (history --at):"
+modelreg history --env prod --at "$(git log -1 --format=%cI "$V3_COMMIT")"

@@ -78,6 +78,7 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     warnings = _check_artifact(registry, resolved, options)
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
+        policy.refuse_quarantined(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
         _check_requirements(registry, records, resolved, env)
@@ -106,6 +107,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         mine = [r for r in records if r.env == env and r.model == model and r.changes_manifests]
         earlier = _rollback_target(registry, mine, rules, env, model, wanted)
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
+        policy.refuse_quarantined(rules, resolved.info)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
@@ -151,7 +153,6 @@ def _land(registry: Registry, model: str, env: str, action: str, options: Deploy
     def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
         rules = policy.derive(records)
         change = decide(records, rules)
-        policy.refuse_quarantined(rules, change.resolved.info)
         _check_pinned(registry, records, change.resolved.info, options.push)
         return _attempt(registry, at, records, change, env, action, options, number)
 
