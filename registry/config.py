@@ -34,6 +34,7 @@ class Environment:
     gpu: int = 0
     requires: str | None = None
     validate: bool = False
+    storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,9 @@ class Deploy:
 @dataclass(frozen=True)
 class Serving:
     kind: str = "deployment"
-    image: str = "ghcr.io/modelreg/torch-server:0.1"
+    image: str = ""  # default: modelreg's own image, tagged with the modelreg version that renders
     port: int = 8080
-    init_image: str = "amazon/aws-cli:2.17.0"
-    runtime: str = "kserve-torchserve"
+    runtime: str = "modelreg"
     model_format: str = "pytorch"
     model_dir: str = "/models"
 
@@ -192,6 +192,6 @@ deploy:
 
 serving:
   kind: deployment          # deployment, or kserve for a KServe InferenceService
-  image: ghcr.io/modelreg/torch-server:0.1
+  # image: ghcr.io/modelreg/modelreg:<version>   # default: modelreg's server image (`make image`)
   port: 8080
 """

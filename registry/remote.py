@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from modelreg import store
 from modelreg.digest import CHUNK, Progress, manifest_digest
@@ -48,15 +48,12 @@ class Pulled:
         return dict(self.__dict__)
 
 
-class _Remote:
-    """The default remote's object store: paths by md5, existence, chunked reads."""
+class ObjectStore:
+    """A DVC object store on some filesystem: paths by md5, existence, chunked reads."""
 
-    def __init__(self, odb: Any) -> None:
-        self.odb = odb
-        self.fs = odb.fs
-
-    def path(self, md5: str) -> str:
-        return self.odb.oid_to_path(md5)
+    def __init__(self, fs: Any, path: Callable[[str], str]) -> None:
+        self.fs = fs
+        self.path = path
 
     def exists(self, md5: str) -> bool:
         return bool(self.fs.exists(self.path(md5)))
@@ -71,7 +68,7 @@ class _Remote:
 
 
 @contextlib.contextmanager
-def open_remote(registry: Registry) -> Iterator[_Remote]:
+def open_remote(registry: Registry) -> Iterator[ObjectStore]:
     """The default DVC remote of the registry's working tree config (and config.local)."""
     from dvc.exceptions import DvcException
 
@@ -80,10 +77,10 @@ def open_remote(registry: Registry) -> Iterator[_Remote]:
             odb = repo.cloud.get_remote_odb()
         except DvcException as exc:
             raise StoreError(f"no DVC remote to read from: {store.one_line(exc)}") from None
-        yield _Remote(odb)
+        yield ObjectStore(odb.fs, odb.oid_to_path)
 
 
-def _entries(remote: _Remote, md5: str) -> list[dict[str, str]]:
+def _entries(remote: ObjectStore, md5: str) -> list[dict[str, str]]:
     """The (md5, relpath) entries of a directory object, its own md5 checked."""
     raw = remote.read_small(md5)
     if hashlib.md5(raw).hexdigest() != md5.removesuffix(".dir"):
@@ -99,7 +96,7 @@ def _entries(remote: _Remote, md5: str) -> list[dict[str, str]]:
     return entries
 
 
-def _stream_check(remote: _Remote, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:
+def _stream_check(remote: ObjectStore, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:
     """Read one object: (md5, sha256, size), writing it to `out` when given."""
     digest_md5, digest_sha = hashlib.md5(), hashlib.sha256()
     size = 0
@@ -114,7 +111,7 @@ def _stream_check(remote: _Remote, md5: str, out: Any | None, progress: Progress
     return digest_md5.hexdigest(), digest_sha.hexdigest(), size
 
 
-def _check_version(remote: _Remote, found: Resolved, deep: bool) -> Verified:
+def _check_version(remote: ObjectStore, found: Resolved, deep: bool) -> Verified:
     pointer, tag = found.pointer, found.info.tag
     expected_sha = (found.card.get("artifact") or {}).get("sha256")
     objects = [(pointer.md5, pointer.path)]
@@ -193,23 +190,35 @@ def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | N
     through a temporary path beside it: a failure leaves nothing at `dest`."""
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path (-o PATH)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".modelreg-pull-", dir=dest.parent))
-    try:
-        with open_remote(registry) as remote:
-            sha, total, count = _pull_into(remote, found, staging / "artifact", progress)
-        os.replace(staging / "artifact", dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    expected_sha = (found.card.get("artifact") or {}).get("sha256")
+    with open_remote(registry) as remote:
+        sha, total, count = download(remote, found.pointer.md5, expected_sha, found.info.tag, dest, progress)
     return Pulled(tag=found.info.tag, path=str(dest), size=total, files=count, sha256=sha)
 
 
-def _pull_into(remote: _Remote, found: Resolved, artifact: Path, progress: Progress | None) -> tuple[str, int, int]:
-    pointer = found.pointer
-    expected_sha = (found.card.get("artifact") or {}).get("sha256")
-    if not remote.exists(pointer.md5):
-        raise ArtifactError(f"{found.info.tag}: object {pointer.md5} is not in the remote (was it pushed?)")
-    entries = _entries(remote, pointer.md5) if pointer.is_dir else [{"md5": pointer.md5, "relpath": ""}]
+def download(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, dest: Path,
+             progress: Progress | None = None, log: Callable[[str], None] | None = None) -> tuple[str, int, int]:
+    """Stream object MD5 (a file, or a `.dir` folder) to DEST through a temporary path beside it, md5
+    per object and SHA-256 overall checked: on any mismatch or interruption nothing is left at DEST.
+    Returns (sha256, bytes, files)."""
+    if dest.exists():
+        raise ArtifactError(f"{dest} already exists: pull into a new path")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".modelreg-pull-", dir=dest.parent))
+    try:
+        result = _pull_into(remote, md5, expected_sha, label, staging / "artifact", progress, log)
+        os.replace(staging / "artifact", dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, artifact: Path,
+               progress: Progress | None, log: Callable[[str], None] | None) -> tuple[str, int, int]:
+    is_dir = md5.endswith(".dir")
+    if not remote.exists(md5):
+        raise ArtifactError(f"{label}: object {md5} is not in the remote (was it pushed?)")
+    entries = _entries(remote, md5) if is_dir else [{"md5": md5, "relpath": ""}]
     digests, total = {}, 0
     for entry in entries:
         target = artifact / entry["relpath"] if entry["relpath"] else artifact
@@ -217,11 +226,13 @@ def _pull_into(remote: _Remote, found: Resolved, artifact: Path, progress: Progr
         with open(target, "wb") as out:
             got_md5, got_sha, size = _stream_check(remote, entry["md5"], out, progress)
         if got_md5 != entry["md5"]:
-            raise ArtifactError(f"{found.info.tag}: {entry['relpath'] or pointer.path} is corrupt in the remote "
+            raise ArtifactError(f"{label}: {entry['relpath'] or 'the artifact'} is corrupt in the remote "
                                 f"(md5 {got_md5}, registered {entry['md5']})")
         digests[entry["relpath"]] = got_sha
         total += size
-    sha = manifest_digest(digests) if pointer.is_dir else digests[""]
+        if log is not None:
+            log(f"{label}: {entry['relpath'] or 'artifact'} {size} bytes, md5 {got_md5} verified")
+    sha = manifest_digest(digests) if is_dir else digests[""]
     if expected_sha and sha != expected_sha:
-        raise ArtifactError(f"{found.info.tag}: sha256 {sha} does not match the card's {expected_sha}")
+        raise ArtifactError(f"{label}: sha256 {sha} does not match the registered {expected_sha}")
     return sha, total, len(entries)

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from modelreg import git, safe_yaml, store
+from modelreg.card import dump_card
 from modelreg.config import CONFIG_FILE, Config, parse_config
 from modelreg.errors import RenderError
 from modelreg.registry import Registry
@@ -20,58 +21,9 @@ from modelreg.sandbox import BoundedSandbox
 from modelreg.versions import Resolved
 
 TEMPLATES_DIR = "templates"
-FETCH_SCRIPT = r"""set -eu
-fetch() {
-  case "$1" in
-    s3://*) aws s3 cp --only-show-errors "$1" "$2" ;;
-    gs://*) gsutil -q cp "$1" "$2" ;;
-    http://*|https://*) curl -fsSL -o "$2" "$1" ;;
-    *) cp "$1" "$2" ;;
-  esac
-}
-mkdir -p "$(dirname "$MODEL_PATH")"
-case "$ARTIFACT_MD5" in
-  *.dir)
-    tmp=$(mktemp -d)
-    fetch "$ARTIFACT_URL" "$tmp/manifest.json"
-    base="${ARTIFACT_URL%/files/md5/*}/files/md5"
-    python3 -c 'import json,sys
-for e in json.load(open(sys.argv[1])): print(e["md5"], e["relpath"])' "$tmp/manifest.json" |
-    while read -r md5 rel; do
-      mkdir -p "$(dirname "$MODEL_PATH/$rel")"
-      fetch "$base/$(printf %s "$md5" | cut -c1-2)/$(printf %s "$md5" | cut -c3-)" "$MODEL_PATH/$rel"
-      (cd "$MODEL_PATH" && sha256sum "$rel") >> "$tmp/sums"
-    done
-    got=$(LC_ALL=C sort -k2 "$tmp/sums" | sha256sum | cut -d' ' -f1) ;;
-  *)
-    fetch "$ARTIFACT_URL" "$MODEL_PATH"
-    got=$(sha256sum "$MODEL_PATH" | cut -d' ' -f1) ;;
-esac
-if [ "$got" != "$ARTIFACT_SHA256" ]; then
-  echo "modelreg: sha256 mismatch for $ARTIFACT_URL: expected $ARTIFACT_SHA256, got $got" >&2
-  exit 1
-fi
-echo "modelreg: $MODEL_PATH verified (sha256 $got)"
-"""
-
-INFERENCE_SERVICE_SCHEMA = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "metadata": {"type": "object", "required": ["name"],
-                     "properties": {"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-                                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}},
-        "spec": {"type": "object", "required": ["predictor"],
-                 "properties": {"predictor": {"type": "object", "properties": {
-                     "minReplicas": {"type": "integer", "minimum": 0},
-                     "maxReplicas": {"type": "integer", "minimum": 0},
-                     "model": {"type": "object", "required": ["modelFormat", "storageUri"],
-                               "properties": {"storageUri": {"type": "string", "minLength": 1},
-                                              "runtime": {"type": "string"},
-                                              "modelFormat": {"type": "object", "required": ["name"]}}}}}}},
-    },
-}
+IMAGE = "ghcr.io/modelreg/modelreg"
+CRD_SCHEMAS = {"InferenceService": "schema.inferenceservice.json",
+               "ClusterServingRuntime": "schema.clusterservingruntime.json"}
 
 
 @dataclass(frozen=True)
@@ -117,10 +69,11 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
         "model": info.model, "version": str(info.version), "tag": info.tag, "commit": info.commit,
         "name": name, "card": resolved.card, "env": env.__dict__, "serving": config.serving.__dict__,
         "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size,
-                     "sha256": artifact_card.get("sha256", ""), "url": store.object_url(remote_url, pointer.md5),
-                     "is_dir": pointer.is_dir},
+                     "sha256": artifact_card.get("sha256", ""),
+                     "url": store.object_url(env.storage_url or remote_url, pointer.md5), "is_dir": pointer.is_dir},
         "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
-        "fetch_script": FETCH_SCRIPT,
+        "image": config.serving.image or f"{IMAGE}:{modelreg_version()}",
+        "card_yaml": dump_card(resolved.card),
         "labels": {
             "app.kubernetes.io/name": info.model, "app.kubernetes.io/instance": name,
             "app.kubernetes.io/version": str(info.version), "app.kubernetes.io/component": "model-server",
@@ -198,18 +151,34 @@ def _parse(name: str, text: str) -> list[dict[str, Any]]:
     return docs
 
 
+def modelreg_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelreg")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The bundled JSON schema of a KServe resource (kubernetes-validate knows no CRDs)."""
+    from importlib import resources
+
+    return json.loads(resources.files("modelreg.templates").joinpath(CRD_SCHEMAS[kind]).read_text())
+
+
 def check_schema(obj: dict[str, Any], template: str, kubernetes_version: str) -> None:
     """Validate one object against the Kubernetes OpenAPI schema (strict: no unknown fields)."""
     import kubernetes_validate
 
     where = f"templates/{template}: {obj.get('kind')} {obj.get('metadata', {}).get('name', '?')}"
-    if obj.get("kind") == "InferenceService":
+    if obj.get("kind") in CRD_SCHEMAS:
         import jsonschema
 
-        errors = sorted(jsonschema.Draft7Validator(INFERENCE_SERVICE_SCHEMA).iter_errors(obj), key=str)
+        errors = sorted(jsonschema.Draft7Validator(crd_schema(obj["kind"])).iter_errors(obj), key=str)
         if errors:
             path = ".".join(str(p) for p in errors[0].absolute_path)
-            raise RenderError(f"{where} fails the InferenceService schema at {path or '(root)'}: {errors[0].message}")
+            raise RenderError(f"{where} fails the {obj['kind']} schema at {path or '(root)'}: {errors[0].message}")
         return
     try:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)

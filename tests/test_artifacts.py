@@ -198,8 +198,9 @@ def test_s3_register_verify_pull_and_deploy(env: Env, s3: str, tmp_path: Path) -
     assert rendered.commit
     from modelreg.render import render
 
-    url = render(registry, resolve(registry, "churn"), "staging").objects[0]["spec"]["template"]["spec"]["initContainers"][0]["env"][0]["value"]
-    assert url == f"s3://models/{key}"
+    kinds = {o["kind"]: o for o in render(registry, resolve(registry, "churn"), "staging").objects}
+    args = kinds["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]["args"]
+    assert args[args.index("--url") + 1] == f"s3://models/{key}"
     client.put_object(Bucket="models", Key=key, Body=b"corrupt")
     assert verify(registry, [resolve(registry, "churn")])[0].state == "corrupt"
     client.delete_object(Bucket="models", Key=key)

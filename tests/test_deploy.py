@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, git, snapshot
+from conftest import MODELREG, Env, git, snapshot
 from modelreg import target
 from modelreg.deploy import DeployOptions, deploy, rollback
 from modelreg.errors import ModelregError
 from modelreg.history import history
-from modelreg.render import FETCH_SCRIPT, render
+from modelreg.render import render
 from modelreg.status import status
 from modelreg.versions import resolve
 
@@ -40,7 +40,7 @@ def test_render_is_deterministic_valid_and_labelled(three: Env) -> None:
     registry = three.registry
     first = render(registry, resolve(registry, "churn@v2"), "prod")
     assert first.files == render(registry, resolve(registry, "churn@v2"), "prod").files
-    assert set(first.files) == {"deployment.yaml", "service.yaml", "hpa.yaml"}
+    assert set(first.files) == {"configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml"}
     kinds = {o["kind"]: o for o in first.objects}
     for obj in first.objects:
         labels = obj["metadata"]["labels"]
@@ -49,12 +49,17 @@ def test_render_is_deterministic_valid_and_labelled(three: Env) -> None:
     deployment = kinds["Deployment"]
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     init = deployment["spec"]["template"]["spec"]["initContainers"][0]
-    env_vars = {e["name"]: e["value"] for e in init["env"]}
+    flags = dict(zip(init["args"][::2], init["args"][1::2]))
     card = resolve(registry, "churn@v2").card
-    assert env_vars["ARTIFACT_URL"].startswith(str(three.store)) and card["artifact"]["md5"][2:] in env_vars["ARTIFACT_URL"]
-    assert env_vars["ARTIFACT_SHA256"] == card["artifact"]["sha256"]
+    assert init["command"] == ["modelreg", "fetch"]
+    assert flags["--url"].startswith(str(three.store)) and card["artifact"]["md5"][2:] in flags["--url"]
+    assert flags["--sha256"] == card["artifact"]["sha256"] and flags["--out"] == "/models/model.pt"
     server = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert {e["name"] for e in server["env"]} == {"MODEL_NAME", "MODEL_VERSION", "MODEL_PATH"}
+    assert server["command"] == ["modelreg", "serve"] and server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    from importlib.metadata import version
+
+    assert server["image"] == init["image"] == f"ghcr.io/modelreg/modelreg:{version('modelreg')}"
+    assert yaml.safe_load(kinds["ConfigMap"]["data"]["model.yaml"]) == card
     assert deployment["spec"]["replicas"] == 2
 
 
@@ -67,16 +72,21 @@ def test_render_reads_the_tag_tree_not_the_working_tree(three: Env) -> None:
 
 def test_the_init_container_fetches_and_verifies_the_exact_bytes(three: Env, tmp_path: Path) -> None:
     found = resolve(three.registry, "churn@v3")
-    init = render(three.registry, found, "prod").objects[0]["spec"]["template"]["spec"]["initContainers"][0]
-    variables = {e["name"]: e["value"] for e in init["env"]}
-    variables["MODEL_PATH"] = str(tmp_path / "models" / "model.pt")
-    ok = subprocess.run(["sh", "-c", init["args"][0]], env=variables | {"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    objects = {o["kind"]: o for o in render(three.registry, found, "prod").objects}
+    init = objects["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]
+    args = [str(tmp_path / "models" / "model.pt") if a == "/models/model.pt" else a for a in init["args"]]
+    assert init["command"] == ["modelreg", "fetch"]
+    command = [MODELREG, "fetch"]  # the installed command, as the image runs it
+    ok = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)  # no git repo here
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "models/model.pt").read_bytes() == (three.work / "churn-3/model.pt").read_bytes()
-    Path(variables["ARTIFACT_URL"]).chmod(0o644)
-    Path(variables["ARTIFACT_URL"]).write_bytes(b"tampered")
-    bad = subprocess.run(["sh", "-c", FETCH_SCRIPT], env=variables | {"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
-    assert bad.returncode == 1 and "sha256 mismatch" in bad.stderr
+    url = args[args.index("--url") + 1]
+    Path(url).chmod(0o644)
+    Path(url).write_bytes(b"tampered")
+    args[args.index("--out") + 1] = str(tmp_path / "again" / "model.pt")
+    bad = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 1 and "corrupt in the remote" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "again" / "model.pt").exists()
 
 
 def test_quoting_keeps_hostile_card_text_a_string(env: Env, tmp_path: Path) -> None:
@@ -88,8 +98,9 @@ def test_quoting_keeps_hostile_card_text_a_string(env: Env, tmp_path: Path) -> N
 
     register(env.registry, RegisterRequest("churn", write_artifact(tmp_path / "m.pt", 1), card_file=card))
     objects = render(env.registry, resolve(env.registry, "churn"), "staging").objects
-    assert objects[0]["metadata"]["annotations"]["modelreg.io/description"] == hostile
-    assert [o["kind"] for o in objects] == ["Deployment", "HorizontalPodAutoscaler", "Service"]
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Service"]
+    assert objects[1]["metadata"]["annotations"]["modelreg.io/description"] == hostile
+    assert yaml.safe_load(objects[0]["data"]["model.yaml"])["description"] == hostile
 
 
 @pytest.mark.parametrize("template,edit,message", [
@@ -113,9 +124,13 @@ def test_kserve_inference_service(env: Env) -> None:
     edit_and_commit(env, "modelreg.yaml", "kind: deployment", "kind: kserve")
     env.register("churn", 1)
     rendered = render(env.registry, resolve(env.registry, "churn"), "prod")
-    assert list(rendered.files) == ["inferenceservice.yaml"]
-    model = rendered.objects[0]["spec"]["predictor"]["model"]
-    assert model["storageUri"].startswith(str(env.store)) and model["runtime"] == "kserve-torchserve"
+    assert list(rendered.files) == ["clusterservingruntime.yaml", "inferenceservice.yaml"]
+    kinds = {o["kind"]: o for o in rendered.objects}
+    model = kinds["InferenceService"]["spec"]["predictor"]["model"]
+    assert model["storageUri"].startswith(str(env.store)) and model["runtime"] == "modelreg"
+    assert yaml.safe_load(model["env"][0]["value"])["artifact"]["sha256"] == resolve(env.registry, "churn").card["artifact"]["sha256"]
+    runtime = kinds["ClusterServingRuntime"]
+    assert runtime["metadata"]["name"] == "modelreg" and runtime["spec"]["containers"][0]["command"] == ["modelreg", "serve"]
 
 
 def test_deploy_promote_rollback_flow(three: Env) -> None:

@@ -1,0 +1,110 @@
+"""serve, fetch: the pod side, also runnable on a laptop."""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from modelreg.cli.output import byte_progress, emit_json, handle_errors, note
+
+
+@click.command()
+@click.argument("ref", required=False)
+@click.option("--env", help="Serve what the deploy branch says is live in ENV.")
+@click.option("--model", help="With --env: the model (default: the default or only one).")
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="In a pod, no git repo: the folder the artifact was fetched into.")
+@click.option("--card", "card_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --model-dir: the model card file (default: the MODELREG_CARD variable's text).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option("--grpc-port", type=click.IntRange(1, 65535), help="Also serve the gRPC protocol on this port.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--max-body", default=8 * 1024 * 1024, show_default=True, type=click.IntRange(1),
+              help="Largest request body in bytes (over it: 413).")
+@click.pass_obj
+@handle_errors
+def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_path: Path | None,
+          model_dir: Path | None, host: str, port: int, grpc_port: int | None, device: str, max_body: int) -> None:
+    """Serve a version over the Open Inference Protocol v2 (REST), with /metrics and health probes.
+
+    REF (NAME@VERSION) or --env ENV: the artifact is pulled from the DVC remote, verified. In a
+    pod: --card FILE --model-dir DIR serve what `modelreg fetch` put there. The SHA-256 is checked
+    again before loading. Needs the serve extra (KServe SDK) and torch.
+
+    Examples: modelreg serve churn@v3 --port 8080; modelreg serve --env prod
+    """
+    in_pod = model_dir is not None
+    if sum(x is not None for x in (ref, env, model_dir)) != 1:
+        raise click.UsageError("give exactly one of REF, --env ENV or --model-dir DIR (with --card or MODELREG_CARD)")
+    if card_path is not None and not in_pod:
+        raise click.UsageError("--card goes with --model-dir")
+    if importlib_missing("kserve") or importlib_missing("torch"):
+        raise click.ClickException("serve needs the serve extra and torch: pip install 'modelreg[serve]' torch")
+    from modelreg.serving.runtime import TorchModel
+    from modelreg.serving.server import serve as run_server
+
+    with tempfile.TemporaryDirectory(prefix="modelreg-serve-") as tmp:
+        card, path = _what_to_serve(repo, ref, env, model, card_path, model_dir, Path(tmp))
+        served = TorchModel(card, path, device)
+        run_server(served, host, port, grpc_port, max_body,
+                   on_ready=lambda where: note(f"Serving {served.name}@{served.version} on {where} "
+                                               f"(sha256 {served.sha256[:12]} verified). Ctrl-C stops."))
+
+
+def importlib_missing(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is None
+
+
+def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | None, card_path: Path | None,
+                   model_dir: Path | None, tmp: Path) -> tuple[dict, Path]:
+    if model_dir is not None:
+        from modelreg.serving.source import pod_card, pod_artifact
+
+        card = pod_card(card_path)
+        return card, pod_artifact(model_dir, card)
+    from modelreg.registry import open_registry
+    from modelreg.remote import pull
+    from modelreg.serving.source import live_version
+    from modelreg.versions import resolve
+
+    registry = open_registry(repo)
+    found = resolve(registry, ref) if ref else live_version(registry, env or "", model)
+    note(f"Pulling {found.info.tag} from the DVC remote (verified)...")
+    with byte_progress(found.pointer.size, f"Pulling {found.info.tag}") as progress:
+        pulled = pull(registry, found, tmp / found.pointer.path, progress)
+    return found.card, Path(pulled.path)
+
+
+@click.command()
+@click.option("--url", required=True, help="The object's URL in the DVC remote (as the manifests carry it).")
+@click.option("--md5", required=True, help="The DVC object id (md5, or md5.dir for a folder).")
+@click.option("--sha256", required=True, help="The artifact's SHA-256 from its card.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to put the artifact (must not exist).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def fetch(url: str, md5: str, sha256: str, out: Path, as_json: bool) -> None:
+    """Download a registered artifact from its DVC remote by URL, verified; no git repo needed.
+
+    What the init container runs. Local paths, s3:// (AWS_ENDPOINT_URL for MinIO and other
+    S3-compatible stores; credentials from the usual AWS variables), gs://, azure:// and
+    http(s)://. md5 per object and SHA-256 overall are checked; on any mismatch or interruption
+    nothing is left at --out.
+
+    Example: modelreg fetch --url s3://models/files/md5/ab/cdef... --md5 abcdef... --sha256 ... --out /models/model.pt
+    """
+    from modelreg.serving.fetch import fetch as run_fetch
+
+    log = None if sys.stderr.isatty() else note
+    with byte_progress(0 if log else 1 << 62, "Fetching") as progress:
+        result = run_fetch(url, md5, sha256, out, progress if sys.stderr.isatty() else None, log)
+    if as_json:
+        return emit_json(result.to_json())
+    click.echo(f"Fetched {result.path}: {result.size} bytes, {result.files} file(s), sha256 {result.sha256} verified.")
+
+
+COMMANDS = [serve, fetch]

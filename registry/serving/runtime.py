@@ -1,0 +1,73 @@
+"""The KServe runtime: one `kserve.Model` around a TorchScript or .pt2 program.
+
+`load()` checks the artifact's SHA-256 against the card before anything runs (KServe's storage
+initializer checks nothing); `predict()` checks every request against the card's signature.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+
+from modelreg.digest import sha256_of
+from modelreg.errors import ArtifactError
+from modelreg.serving.codec import DATATYPES, check_request, signature_specs
+from modelreg.serving.loader import load_program
+
+
+class TorchModel(Model):
+    """A registered version, served: name and version from its card, bytes checked, inputs checked."""
+
+    def __init__(self, card: dict[str, Any], path: Path, device: str = "cpu") -> None:
+        super().__init__(str(card["name"]))
+        artifact = card.get("artifact") if isinstance(card.get("artifact"), dict) else {}
+        self.version = str(card.get("version", ""))
+        self.sha256 = str(artifact.get("sha256", ""))
+        self.path = path
+        self.device = device
+        self.inputs = signature_specs(card, "inputs")
+        self.outputs = signature_specs(card, "outputs")
+        self.program: Any = None
+
+    def load(self) -> bool:
+        got = sha256_of(self.path)
+        if got != self.sha256:
+            raise ArtifactError(f"{self.path}: sha256 {got} does not match the card's {self.sha256}: refusing to serve it")
+        self.program = load_program(self.path, self.device)
+        self.ready = True
+        return self.ready
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [s.metadata() for s in self.inputs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [s.metadata() for s in self.outputs]
+
+    def predict(self, payload: InferRequest, headers: dict[str, str] | None = None,
+                response_headers: dict[str, str] | None = None) -> InferResponse:
+        import torch
+
+        given = [(i.name, i.datatype, [int(d) for d in i.shape]) for i in payload.inputs]
+        problems = check_request(self.inputs, given)
+        if problems:
+            raise InvalidInput("; ".join(problems))
+        by_name = {i.name: i for i in payload.inputs}
+        try:
+            tensors = [torch.as_tensor(by_name[s.name].as_numpy()).to(self.device) for s in self.inputs]
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"the data does not fill the declared shape: {exc}") from None
+        with torch.inference_mode():
+            produced = self.program(*tensors)
+        outputs = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+        names = [s.name for s in self.outputs] + [f"output_{i}" for i in range(len(self.outputs), len(outputs))]
+        infer_outputs = []
+        for name, tensor in zip(names, outputs):
+            array = tensor.detach().cpu().numpy()
+            out = InferOutput(name=name, shape=list(array.shape), datatype=DATATYPES.get(str(array.dtype), "BYTES"))
+            out.set_data_from_numpy(array, binary_data=False)
+            infer_outputs.append(out)
+        return InferResponse(response_id=payload.id or str(uuid.uuid4()), model_name=self.name,
+                             model_version=self.version, infer_outputs=infer_outputs)

@@ -1,0 +1,211 @@
+"""The HTTP (and optionally gRPC) server around one TorchModel, built on the KServe SDK's app.
+
+KServe is used as is for the Open Inference Protocol v2 endpoints, health and `/metrics`; this
+module adds what a registry needs and KServe lacks: the bind address (KServe hard-codes 0.0.0.0),
+`model_version` in metadata and readiness, `/versions/{v}` paths (KServe answers 501), a body size
+limit, 400 with `{"error": ...}` for a body that is not JSON (FastAPI answers 422 with `detail`), and
+Prometheus metrics by model, version and status code with an info metric naming the artifact's SHA-256.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+import time
+from typing import Any, Awaitable, Callable, Iterator
+
+from modelreg.serving.runtime import TorchModel
+
+MAX_BODY = 8 * 1024 * 1024
+VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
+MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)")
+
+
+@contextlib.contextmanager
+def _argv_for_kserve() -> Iterator[None]:
+    """kserve.model_server parses sys.argv when imported: show it none of modelreg's flags."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _metrics(model: TorchModel) -> tuple[Any, Any]:
+    from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+    requests = Counter("modelreg_requests", "Inference protocol requests", ["model", "version", "code"],
+                       registry=REGISTRY)
+    latency = Histogram("modelreg_request_duration_seconds", "Time to answer an inference protocol request",
+                        ["model", "version"], registry=REGISTRY,
+                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+    info = Gauge("modelreg_model_info", "The model version this server runs", ["model", "version", "sha256"],
+                 registry=REGISTRY)
+    info.labels(model.name, model.version, model.sha256).set(1)
+    return requests, latency
+
+
+def _error(status: int, message: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Guard:
+    """ASGI middleware: versioned paths, the body limit, and the request metrics."""
+
+    def __init__(self, app: Any, model: TorchModel, max_body: int, metrics: tuple[Any, Any]) -> None:
+        self.app = app
+        self.model = model
+        self.max_body = max_body
+        self.requests, self.latency = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        response = self._refuse(scope)
+        if response is not None:
+            await response(scope, receive, sending)
+        else:
+            await self.app(self._unversioned(scope), self._bounded(receive), sending)
+        match = MODEL_PATH.match(scope["path"])
+        if match:
+            version = self.model.version if match["name"] == self.model.name else ""
+            self.requests.labels(match["name"], version, str(status[0])).inc()
+            self.latency.labels(match["name"], version).observe(time.perf_counter() - started)
+
+    def _refuse(self, scope: dict[str, Any]) -> Any:
+        versioned = VERSIONED.match(scope["path"])
+        if versioned and versioned["name"] == self.model.name and versioned["version"] != self.model.version:
+            return _error(404, f"model {self.model.name} has no version {versioned['version']} here "
+                               f"(this server runs {self.model.version})")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return _error(413, f"request body over {self.max_body} bytes")
+        return None
+
+    def _unversioned(self, scope: dict[str, Any]) -> dict[str, Any]:
+        versioned = VERSIONED.match(scope["path"])
+        if not versioned:
+            return scope
+        path = f"/v2/models/{versioned['name']}{versioned['rest'] or ''}"
+        return {**scope, "path": path, "raw_path": path.encode()}
+
+    def _bounded(self, receive: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        seen = [0]
+
+        async def receiving() -> Any:
+            message = await receive()
+            seen[0] += len(message.get("body", b""))
+            if seen[0] > self.max_body:
+                raise _TooLarge()
+            return message
+
+        return receiving
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build_app(model: TorchModel, max_body: int = MAX_BODY) -> Any:
+    """KServe's FastAPI app serving MODEL (loaded already), with the additions above."""
+    with _argv_for_kserve():
+        from kserve import model_server
+        from kserve.model_repository import ModelRepository
+        from kserve.protocol.rest.server import RESTServer
+    from fastapi.exceptions import RequestValidationError
+
+    repository = ModelRepository()
+    repository.update(model)
+    server = model_server.ModelServer(registered_models=repository, enable_grpc=False)
+    app = model_server.app
+    _add_routes(app, model)  # before KServe's: the first matching route answers
+    rest = RESTServer(model_server.FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, 0)
+    rest.create_application()
+    app.add_exception_handler(RequestValidationError,
+                              lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"))
+    app.add_exception_handler(_TooLarge, lambda request, exc: _error(413, f"request body over {max_body} bytes"))
+    app.add_middleware(Guard, model=model, max_body=max_body, metrics=_metrics(model))
+    app.state.modelreg_server = server
+    return app
+
+
+def _first(exc: Any) -> str:
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return "invalid"
+    where = ".".join(str(p) for p in errors[0].get("loc", []) if p != "body")
+    return f"{errors[0].get('msg', 'invalid')}" + (f" at {where}" if where else "")
+
+
+def _add_routes(app: Any, model: TorchModel) -> None:
+    def metadata(model_name: str) -> Any:
+        if model_name != model.name:
+            return _error(404, f"Model with name {model_name} does not exist.")
+        return {"name": model.name, "versions": [model.version], "platform": "pytorch_torchscript",
+                "inputs": model.get_input_types(), "outputs": model.get_output_types()}
+
+    def ready(model_name: str) -> Any:
+        if model_name != model.name:
+            return _error(404, f"Model with name {model_name} does not exist.")
+        if not model.ready:
+            return _error(503, f"Model with name {model_name} is not ready.")
+        return {"name": model.name, "ready": True, "model_version": model.version}
+
+    app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
+    app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"])
+
+
+def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, max_body: int = MAX_BODY,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT or SIGTERM."""
+    import uvicorn
+
+    model.load()
+    app = build_app(model, max_body)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, timeout_keep_alive=65)
+    http = uvicorn.Server(config)
+
+    async def main() -> None:
+        grpc = _grpc_server(app, host, grpc_port) if grpc_port else None
+        grpc_task = asyncio.create_task(grpc.start(4)) if grpc else None
+        if on_ready is not None:
+            on_ready(f"http://{host}:{port}" + (f", grpc {host}:{grpc_port}" if grpc_port else ""))
+        await http.serve()
+        if grpc is not None and grpc_task is not None:
+            await grpc.stop()
+            grpc_task.cancel()
+
+    asyncio.run(main())
+
+
+def _grpc_server(app: Any, host: str, port: int) -> Any:
+    """KServe's gRPC server, bound to HOST (it binds every interface itself)."""
+    from grpc import aio
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+    from kserve.protocol.grpc.server import GRPCServer
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    class BoundGRPCServer(GRPCServer):
+        async def start(self, max_workers: int) -> None:
+            self._server = aio.server()
+            servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+            self._server.add_insecure_port(f"{host}:{port}")
+            await self._server.start()
+            await self._server.wait_for_termination()
+
+    server = app.state.modelreg_server
+    return BoundGRPCServer(port, server.dataplane, server.model_repository_extension, kwargs={}, grace_period=5)
