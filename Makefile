@@ -6,12 +6,18 @@ STAMP := $(VENV)/.installed
 # constraints.txt pins the rest so that pip does not backtrack. torch 2.13.0 CPU build first, so that nothing pulls a CUDA build (on GitHub: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu")
 TORCH_PIP_ARGS ?=
 
-.PHONY: venv test demo bench clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ghcr.io/modelreg/modelreg:$(VERSION)
+CONTAINER ?= podman
+# On this project's machines (no registry reachable): a local python:3.11-slim and podman settings
+SHARED_CONTAINERS := $(wildcard ../shared/containers/base-image.sh)
+
+.PHONY: venv test demo bench image image-test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,serve,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,6 +30,16 @@ demo: venv
 
 bench: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+
+# the model server image the default templates run (PIP_FIND_LINKS / TORCH_INDEX_URL: where the CPU torch is)
+image:
+	$(if $(SHARED_CONTAINERS),eval "$$(bash $(SHARED_CONTAINERS))" &&) \
+	$(CONTAINER) build --build-arg PIP_FIND_LINKS="$$PIP_FIND_LINKS" --build-arg TORCH_INDEX_URL="$(TORCH_INDEX_URL)" -t $(IMAGE) .
+
+# build the image, then run it as the rendered pod would: fetch from a local and an S3 (moto) remote, serve, infer
+image-test: venv image
+	$(if $(SHARED_CONTAINERS),eval "$$(bash $(SHARED_CONTAINERS))" &&) \
+	MODELREG_IMAGE=$(IMAGE) MODELREG_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

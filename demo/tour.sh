@@ -4,6 +4,7 @@
 set -euo pipefail
 
 TOUR=$(mktemp -d "${TMPDIR:-/tmp}/modelreg-demo.XXXXXX")
+DEMO=$(cd "$(dirname "$0")" && pwd)
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
@@ -52,8 +53,22 @@ run modelreg deploy churn@v3 --env staging
 run modelreg promote churn@v3 --to prod
 V3_COMMIT=$(git rev-parse deploy)
 
+PORT=${MODELREG_DEMO_PORT:-18080}
+serve_prod() {  # what prod's pods would run: the live version, pulled and verified, on 127.0.0.1
+  printf '$ modelreg serve --env prod --port %s &\n' "$PORT"
+  modelreg serve --env prod --port "$PORT" >"$TOUR/serve.log" 2>&1 &
+  SERVER=$!
+  python "$DEMO/ask.py" "$PORT" churn || { cat "$TOUR/serve.log"; kill "$SERVER"; exit 1; }
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+}
+step "Serve prod (the Open Inference Protocol) and ask it"
+serve_prod
+
 step "v3 misbehaves in prod: roll back to the last good version (a new commit; history only grows)"
 run modelreg rollback --env prod --push
+
+step "Serve prod again: v2 answers now"
+serve_prod
 
 step "Keep v3 out everywhere: quarantine it (a commit on the deploy branch: who, when, why)"
 run modelreg quarantine churn@v3 --reason "wrong calibration on March traffic" --push

@@ -78,7 +78,7 @@ class Guard:
         if response is not None:
             await response(scope, receive, sending)
         else:
-            await self.app(self._unversioned(scope), self._bounded(receive), sending)
+            await self.app(_json_by_default(self._unversioned(scope)), self._bounded(receive), sending)
         match = MODEL_PATH.match(scope["path"])
         if match:
             version = self.model.version if match["name"] == self.model.name else ""
@@ -117,6 +117,16 @@ class Guard:
 
 class _TooLarge(Exception):
     pass
+
+
+def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
+    """An infer request without a content type and without the binary-data header is JSON (what
+    stock clients such as tritonclient send); KServe would take it for raw bytes."""
+    headers = scope.get("headers") or []
+    names = {name.lower() for name, _ in headers}
+    if not scope["path"].endswith("/infer") or b"content-type" in names or b"inference-header-content-length" in names:
+        return scope
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
 def build_app(model: TorchModel, max_body: int = MAX_BODY) -> Any:
@@ -171,10 +181,15 @@ def _add_routes(app: Any, model: TorchModel) -> None:
 def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, max_body: int = MAX_BODY,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT or SIGTERM."""
+    import logging
+    import warnings
+
     import uvicorn
 
     model.load()
     app = build_app(model, max_body)
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # a log line per request costs more than the request
+    warnings.filterwarnings("ignore", module="fastapi")
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, timeout_keep_alive=65)
     http = uvicorn.Server(config)
 

@@ -1,0 +1,106 @@
+"""The image, run as the rendered pod runs it (`make image-test`; skipped unless MODELREG_IMAGE is set).
+
+The init container's command and arguments and the server's come from the rendered Deployment, byte
+for byte; the container fetches from a local directory remote and from an S3 (moto) remote on
+127.0.0.1, then serves, and the host sends an inference. Invariant: what answers is the version the
+manifests name, with the SHA-256 the card names."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Env, free_port
+from modelreg.register import RegisterRequest, register
+from modelreg.remote_config import add_remote
+from modelreg.render import render
+from modelreg.versions import resolve
+
+IMAGE = os.environ.get("MODELREG_IMAGE")
+CONTAINER = os.environ.get("MODELREG_CONTAINER", "podman")
+pytestmark = pytest.mark.skipif(not IMAGE, reason="set MODELREG_IMAGE (make image-test) to run the image")
+
+
+def container(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CONTAINER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def registered(env: Env) -> None:
+    import torch
+
+    torch.manual_seed(7)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    source = env.work / "model.pt"
+    torch.jit.script(model).save(str(source))
+    card = env.work / "card.yaml"
+    card.write_text(yaml.safe_dump({"signature": {"inputs": [{"name": "features", "shape": [-1, 4], "dtype": "float32"}],
+                                                  "outputs": [{"name": "logits", "shape": [-1, 2], "dtype": "float32"}]}}))
+    register(env.registry, RegisterRequest("churn", source, card_file=card))
+
+
+def pod(env: Env) -> tuple[dict, dict, dict]:
+    objects = {o["kind"]: o for o in render(env.registry, resolve(env.registry, "churn@v1"), "staging").objects}
+    spec = objects["Deployment"]["spec"]["template"]["spec"]
+    assert spec["initContainers"][0]["image"] == spec["containers"][0]["image"] == IMAGE
+    return spec["initContainers"][0], spec["containers"][0], objects["ConfigMap"]
+
+
+@pytest.mark.parametrize("remote", ["local", "s3"])
+def test_the_rendered_pod_fetches_serves_and_answers(env: Env, tmp_path: Path, remote: str,
+                                                     request: pytest.FixtureRequest) -> None:
+    environ: list[str] = []
+    if remote == "s3":
+        endpoint = request.getfixturevalue("s3")
+        add_remote(env.registry, "s3://models/registry", endpoint_url=endpoint)
+        environ = [f"--env=AWS_ENDPOINT_URL={endpoint}", "--env=AWS_ACCESS_KEY_ID=testing",
+                   "--env=AWS_SECRET_ACCESS_KEY=testing", "--env=AWS_DEFAULT_REGION=us-east-1"]
+    registered(env)
+    init, server, configmap = pod(env)
+    models, card = tmp_path / "models", tmp_path / "card"
+    models.mkdir(mode=0o777)
+    models.chmod(0o777)
+    card.mkdir()
+    (card / "model.yaml").write_text(configmap["data"]["model.yaml"])
+    store = ["-v", f"{env.store}:{env.store}:ro"]
+    fetched = container("run", "--rm", *store, *environ, "-v", f"{models}:/models", init["image"],
+                        *init["command"], *init["args"])
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "verified" in fetched.stdout + fetched.stderr
+    port = free_port()
+    args = [str(port) if a == "8080" else a for a in server["args"]]
+    name = f"modelreg-test-{port}"
+    started = container("run", "-d", "--name", name, "-v", f"{models}:/models:ro", "-v", f"{card}:/etc/modelreg:ro",
+                        server["image"], *server["command"], *args)
+    assert started.returncode == 0, started.stderr
+    try:
+        answer = infer_when_ready(port)
+        assert answer["model_name"] == "churn" and answer["model_version"] == "v1"
+        assert answer["outputs"][0]["shape"] == [1, 2]
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        sha = resolve(env.registry, "churn@v1").card["artifact"]["sha256"]
+        assert f'sha256="{sha}"' in metrics
+    finally:
+        logs = container("logs", name).stdout
+        container("rm", "-f", name)
+    assert "Serving churn@v1" in logs
+
+
+def infer_when_ready(port: int) -> dict:
+    body = json.dumps({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5)
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/churn/infer", data=body.encode(),
+                                         headers={"content-type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=30).read())
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "the container did not answer within 120 s"
+            time.sleep(0.5)
