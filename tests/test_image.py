@@ -87,7 +87,8 @@ def test_the_rendered_pod_fetches_serves_and_answers(env: Env, tmp_path: Path, r
         sha = resolve(env.registry, "churn@v1").card["artifact"]["sha256"]
         assert f'sha256="{sha}"' in metrics
     finally:
-        logs = container("logs", name).stdout
+        shown = container("logs", name)
+        logs = shown.stdout + shown.stderr
         container("rm", "-f", name)
     assert "Serving churn@v1" in logs
 
