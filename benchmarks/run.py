@@ -112,6 +112,10 @@ def main() -> None:
             bench_size(tags, Path(tmp), rows)
         if os.environ.get("BENCH_ARTIFACT_MB", "1024") != "0":
             bench_artifact(Path(tmp), rows)
+        if os.environ.get("BENCH_SERVE", "1") != "0":
+            from serving import bench_serving
+
+            bench_serving(Path(tmp), rows)
     header = ["tags", "command", "median s", "peak RSS MB", "ratio"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows]

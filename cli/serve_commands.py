@@ -43,15 +43,27 @@ def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_p
         raise click.UsageError("--card goes with --model-dir")
     if importlib_missing("kserve") or importlib_missing("torch"):
         raise click.ClickException("serve needs the serve extra and torch: pip install 'modelreg[serve]' torch")
-    from modelreg.serving.runtime import TorchModel
-    from modelreg.serving.server import serve as run_server
+    import threading
 
+    # torch and KServe take seconds to import: do it while the artifact streams in
+    warm = threading.Thread(target=_import_server, daemon=True)
+    warm.start()
     with tempfile.TemporaryDirectory(prefix="modelreg-serve-") as tmp:
         card, path = _what_to_serve(repo, ref, env, model, card_path, model_dir, Path(tmp))
-        served = TorchModel(card, path, device)
+        warm.join()
+        from modelreg.serving.runtime import TorchModel
+        from modelreg.serving.server import serve as run_server
+
+        served = TorchModel(card, path, device, verified=model_dir is None)  # a pull checks SHA-256 as it writes
         run_server(served, host, port, grpc_port, max_body,
                    on_ready=lambda where: note(f"Serving {served.name}@{served.version} on {where} "
                                                f"(sha256 {served.sha256[:12]} verified). Ctrl-C stops."))
+
+
+def _import_server() -> None:
+    import torch  # noqa: F401
+
+    from modelreg.serving import runtime, server  # noqa: F401
 
 
 def importlib_missing(name: str) -> bool:
