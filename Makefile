@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= ghcr.io/modelreg/modelreg:$(VERSION)
 CONTAINER ?= podman
 # On this project's machines (no registry reachable): a local python:3.11-slim and podman settings
-SHARED_CONTAINERS := $(wildcard ../shared/containers/base-image.sh)
+SHARED_CONTAINERS := $(firstword $(wildcard ../shared/containers/base-image.sh /work/shared/containers/base-image.sh))
 
 .PHONY: venv test demo bench image image-test clean
 
