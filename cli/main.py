@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from modelreg.cli import artifact_commands, deploy_commands, registry_commands, serve_commands
+from modelreg.cli import artifact_commands, deploy_commands, registry_commands, serve_commands, site_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,7 +24,7 @@ def cli(ctx: click.Context, repo: str) -> None:
     ctx.obj = repo
 
 
-for module in (registry_commands, deploy_commands, artifact_commands, serve_commands):
+for module in (registry_commands, deploy_commands, artifact_commands, serve_commands, site_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -86,8 +86,13 @@ step "What the rollback changed in prod's manifests (v3 -> v2)"
 run git --no-pager diff --stat "$V3_COMMIT" deploy -- prod/churn
 git --no-pager diff "$V3_COMMIT" deploy -- prod/churn/deployment.yaml | grep -E '^[-+][^-+]' | head -n 20
 
+step "The registry as web pages (static: open them, or publish them; \`modelreg ui\` serves them live)"
+run modelreg site -o "$TOUR/site"
+
 step "Done"
 echo "Everything is in $TOUR: the registry clone, origin.git (deploy branch pushed) and the DVC remote."
 echo "Argo CD or Flux would sync origin.git's deploy branch: prod/churn/*.yaml now describes churn v2."
 echo "What prod ran right after v3 was promoted (history --at):"
 modelreg history --env prod --at "$(git log -1 --format=%cI "$V3_COMMIT")"
+echo
+echo "The site: $TOUR/site/index.html"

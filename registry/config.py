@@ -55,6 +55,11 @@ class Serving:
 
 
 @dataclass(frozen=True)
+class Site:
+    publish: bool = False  # the workflow publishes `modelreg site` to GitHub Pages
+
+
+@dataclass(frozen=True)
 class Config:
     models_dir: str = "models"
     default_model: str | None = None
@@ -63,6 +68,7 @@ class Config:
     environments: dict[str, Environment] = field(default_factory=dict)
     deploy: Deploy = field(default_factory=Deploy)
     serving: Serving = field(default_factory=Serving)
+    site: Site = field(default_factory=Site)
 
     def env(self, name: str) -> Environment:
         if name not in self.environments:
@@ -115,6 +121,7 @@ def parse_config(text: str | bytes) -> Config:
     envs_raw = DEFAULT_ENVIRONMENTS if envs_raw is None else _check_type(envs_raw, dict, "environments", False)
     deploy = _build(Deploy, data.pop("deploy", None), "deploy")
     serving = _build(Serving, data.pop("serving", None), "serving")
+    site = _build(Site, data.pop("site", None), "site")
     envs = {}
     for name, settings in envs_raw.items():
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
@@ -122,7 +129,7 @@ def parse_config(text: str | bytes) -> Config:
         envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
         if not envs[name].namespace:
             envs[name] = dataclasses.replace(envs[name], namespace=name)
-    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving})
+    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving, "site": site})
     _check_consistency(config)
     return config
 
@@ -194,4 +201,7 @@ serving:
   kind: deployment          # deployment, or kserve for a KServe InferenceService
   # image: ghcr.io/modelreg/modelreg:<version>   # default: modelreg's server image (`make image`)
   port: 8080
+
+site:
+  publish: false            # true: the workflow publishes `modelreg site` to GitHub Pages
 """

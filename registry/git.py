@@ -143,13 +143,19 @@ def read_file(cwd: Path | str, rev: str, path: str) -> bytes | None:
 
 def tree_names(tree: bytes) -> list[str]:
     """Entry names of a raw tree object (`mode name\\0<20-byte id>`)."""
-    names = []
+    return list(tree_entries(tree))
+
+
+def tree_entries(tree: bytes) -> dict[str, str]:
+    """{name: object id} of a raw tree object."""
+    entries = {}
     pos = 0
     while pos < len(tree):
         nul = tree.index(b"\0", pos)
-        names.append(tree[tree.index(b" ", pos) + 1:nul].decode("utf-8", "surrogateescape"))
+        name = tree[tree.index(b" ", pos) + 1:nul].decode("utf-8", "surrogateescape")
+        entries[name] = tree[nul + 1:nul + 21].hex()
         pos = nul + 21
-    return names
+    return entries
 
 
 def ls_tree(cwd: Path | str, rev: str, path: str) -> dict[str, str]:

@@ -46,7 +46,8 @@ def workflow_text(config_text: str) -> str:
     text = resources.files("modelreg.templates").joinpath("modelreg.yml").read_text()
     return (text.replace("@@TAG_PATTERNS@@", ", ".join(tags))
             .replace("@@FIRST_ENV@@", envs[0])
-            .replace("@@ENV_OPTIONS@@", ", ".join(envs)))
+            .replace("@@ENV_OPTIONS@@", ", ".join(envs))
+            .replace("@@DEPLOY_BRANCH@@", config.deploy.branch))
 
 
 def init(path: Path, remote: str | None = None, default_model: str | None = None, force: bool = False) -> InitResult:

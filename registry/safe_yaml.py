@@ -19,8 +19,9 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000  # values in a document once every alias is expanded
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, refusing documents whose aliases expand past MAX_NODES values."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's parser when present), refusing documents whose aliases expand past
+    MAX_NODES values: composing stays in the parser, constructing in Python, checked in between."""
 
     def construct_document(self, node: Any) -> Any:
         expanded = _expanded_size(node, {})

@@ -218,6 +218,12 @@ CASES: list[tuple[list[str], int, str]] = [
       "--out", f"{W}/m.pt"], 1, "already exists"),
     (["fetch", "--url", "nosuch://x/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
       "--out", f"{W}/f.pt"], 1, "cannot open"),
+    # site, ui
+    (["site", "-o", "/proc/modelreg-site"], 1, "/proc/"),
+    (["site", "-o", f"{W}/linkdir"], 1, "is a folder that is not a modelreg site"),
+    (["site", "-o", f"{W}/out-file"], 2, "is a file"),
+    (["ui", "--port", "70000"], 2, "not in the range"),
+    (["ui", "--port", "http"], 2, "is not a valid integer"),
     # remote, pull, verify, validate
     (["remote", "add"], 2, "Missing argument 'URL'"),
     (["remote", "bogus"], 2, "No such command"),
