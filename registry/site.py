@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg import git, policy, target
-from modelreg.card import CARD_FILE, dump_card, parse_card
+from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import ModelregError
 from modelreg.registry import Registry
 from modelreg.versions import VersionInfo, scan
@@ -32,6 +32,7 @@ STATIC = ("site.css", "site.js")
 class Version:
     info: VersionInfo
     card: dict[str, Any]
+    card_text: str  # the card as committed
     deployed: dict[str, target.DeployRecord] = field(default_factory=dict)  # env -> its latest deploy of this version
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)  # env -> file -> text
     diffs: dict[str, str] = field(default_factory=dict)  # env -> unified diff against the previous version there
@@ -84,7 +85,7 @@ def _versions(registry: Registry) -> list[Version]:
             card = parse_card(blob[1], info.tag) if blob else {}
         except ModelregError as exc:
             card = {"problem": str(exc)}
-        versions.append(Version(info, card))
+        versions.append(Version(info, card, blob[1].decode("utf-8", "replace") if blob else ""))
     return versions
 
 
@@ -129,14 +130,13 @@ def _pages(registry: Registry, versions: list[Version], records: list[target.Dep
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else "-"
     env.filters["who"] = lambda author: author.split(" <")[0] if author else "-"
-    env.filters["yaml"] = dump_card
     rules = policy.derive(records)
     models: dict[str, list[Version]] = {}
     for version in versions:
         models.setdefault(version.info.model, []).append(version)
     envs = list(registry.config.environments)
     live = {(r.env, r.model): r for r in reversed(records) if r.changes_manifests}  # oldest first: the newest wins
-    common = {"envs": envs, "models": sorted(models), "live": live, "rules": rules,
+    common = {"envs": envs, "live": live, "rules": rules,
               "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     pages = {"index.html": env.get_template("index.html.j2").render(**common, by_model=models)}
     for model, history in models.items():
