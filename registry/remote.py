@@ -176,13 +176,61 @@ def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list
 
 
 def missing(registry: Registry, found: Resolved) -> list[str]:
-    """What of a version's artifact the remote lacks (presence only: cheap enough for every deploy)."""
+    """What of a version's artifact the remote lacks (presence only: cheap enough for every deploy).
+    A directory or S3 remote with no settings but its URL, endpoint and region is asked through
+    fsspec directly; anything else (credentials in the DVC config, other clouds) through DVC."""
+    light = light_store(registry)
+    if light is not None:
+        return _lacking(light, found)
     with open_remote(registry) as remote:
-        if not remote.exists(found.pointer.md5):
-            return [found.pointer.md5]
-        if not found.pointer.is_dir:
-            return []
-        return [e["md5"] for e in _entries(remote, found.pointer.md5) if not remote.exists(e["md5"])]
+        return _lacking(remote, found)
+
+
+def _lacking(remote: ObjectStore, found: Resolved) -> list[str]:
+    if not remote.exists(found.pointer.md5):
+        return [found.pointer.md5]
+    if not found.pointer.is_dir:
+        return []
+    return [e["md5"] for e in _entries(remote, found.pointer.md5) if not remote.exists(e["md5"])]
+
+
+LIGHT_SETTINGS = {"url", "endpointurl", "region"}
+
+
+def light_store(registry: Registry) -> ObjectStore | None:
+    """The default remote without DVC, when its settings are only those fsspec gets the same way DVC
+    does (a directory, or S3 with an endpoint and region); else None."""
+    config = registry.root / ".dvc"
+    settings = store.remote_settings(*((config / name).read_bytes() for name in ("config", "config.local")
+                                       if (config / name).is_file()))
+    url = settings.get("url")
+    if not url or set(settings) - LIGHT_SETTINGS or not (url.startswith("s3://") or "://" not in url):
+        return None
+    if "://" not in url and not Path(url).is_absolute():
+        url = str((config / url).resolve())  # DVC reads a relative path from the config file's folder
+    try:
+        return object_store(url, settings.get("endpointurl"), settings.get("region"))
+    except ArtifactError:
+        return None
+
+
+def object_store(base_url: str, endpoint: str | None = None, region: str | None = None) -> ObjectStore:
+    """The DVC object store under BASE_URL (a remote's URL) through fsspec; S3 takes ENDPOINT (else
+    AWS_ENDPOINT_URL(_S3)) and REGION, credentials from the standard AWS variables."""
+    import fsspec
+
+    options: dict[str, Any] = {}
+    if base_url.startswith("s3://"):
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client = {**({"endpoint_url": endpoint} if endpoint else {}), **({"region_name": region} if region else {})}
+        if client:
+            options["client_kwargs"] = client
+    try:
+        fs, path = fsspec.core.url_to_fs(base_url, **options)
+    except (ImportError, ValueError) as exc:
+        raise ArtifactError(f"cannot open {base_url}: {exc} (install the extra for that remote: modelreg[s3], ...)") from None
+    root = path.rstrip("/") + "/files/md5"
+    return ObjectStore(fs, lambda oid: f"{root}/{oid[:2]}/{oid[2:]}")
 
 
 def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | None = None) -> Pulled:

@@ -62,28 +62,34 @@ def pointer_text(pointer: Pointer) -> str:
 
 def parse_remote_url(dvc_config: bytes | str | None, remote: str | None = None) -> str | None:
     """The URL of the default (or named) remote in the text of `.dvc/config`, without importing dvc."""
-    if not dvc_config:
-        return None
-    text = dvc_config.decode() if isinstance(dvc_config, bytes) else dvc_config
-    section = None
+    return remote_settings(dvc_config, remote).get("url")
+
+
+def remote_settings(*configs: bytes | str | None, remote: str | None = None) -> dict[str, str]:
+    """The default (or named) remote's settings (url, endpointurl, ...) from the texts of `.dvc/config`
+    and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them; {} when none."""
     default = None
-    urls: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        header = re.match(r"^\[\s*'?(core|remote\s+\"([^\"]+)\")'?\s*\]$", line)
-        if header:
-            section = "core" if header.group(1) == "core" else header.group(2)
+    sections: dict[str, dict[str, str]] = {}
+    for config in configs:
+        if not config:
             continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        key, value = key.strip(), value.strip()
-        if section == "core" and key == "remote":
-            default = value
-        elif section not in (None, "core") and key == "url":
-            urls[section] = value
+        text = config.decode() if isinstance(config, bytes) else config
+        section = None
+        for raw in text.splitlines():
+            line = raw.strip()
+            header = re.match(r"^\[\s*'?(core|remote\s+\"([^\"]+)\")'?\s*\]$", line)
+            if header:
+                section = "core" if header.group(1) == "core" else header.group(2)
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or section is None:
+                continue
+            if section == "core":
+                default = value.strip() if key.strip() == "remote" else default
+            else:
+                sections.setdefault(section, {})[key.strip()] = value.strip()
     name = remote or default
-    return urls.get(name) if name else None
+    return dict(sections.get(name, {})) if name else {}
 
 
 def object_url(remote_url: str, md5: str) -> str:

@@ -168,3 +168,19 @@ def test_s3_register_verify_pull_and_deploy(env: Env, s3: str, tmp_path: Path) -
     with pytest.raises(ModelregError, match="not in the DVC remote"):
         deploy(registry, "churn@v1", "prod", DeployOptions(force=True))
     assert hashlib.sha256(data).hexdigest() == resolve(registry, "churn").card["artifact"]["sha256"]
+
+
+def test_deploy_checks_a_plain_remote_without_importing_dvc(env: Env) -> None:
+    import subprocess
+    import sys
+
+    env.register("churn", 1)
+    script = ("import sys\nfrom modelreg.deploy import deploy\nfrom modelreg.registry import open_registry\n"
+              f"print(deploy(open_registry({str(env.root)!r}), 'churn@v1', 'staging').version, 'dvc' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["v1", "False"], done.stderr
+    from modelreg.remote import light_store
+
+    assert light_store(env.registry) is not None
+    (env.root / ".dvc" / "config.local").write_text("['remote \"storage\"']\n    ssh_key_file = /nonexistent\n")
+    assert light_store(env.registry) is None  # a setting only DVC knows: DVC answers

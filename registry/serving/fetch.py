@@ -8,7 +8,6 @@ stream; a mismatch or an interruption leaves nothing at the output path.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Callable
 
 from modelreg.digest import Progress
 from modelreg.errors import ArtifactError
-from modelreg.remote import ObjectStore, download
+from modelreg.remote import download, object_store
 
 OBJECT_URL = re.compile(r"^(?P<base>.+)/files/md5/(?P<prefix>[0-9a-f]{2})/(?P<rest>[0-9a-f]{30}(\.dir)?)$")
 
@@ -33,22 +32,6 @@ class Fetched:
         return dict(self.__dict__)
 
 
-def filesystem(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path on it) for URL; S3 honours AWS_ENDPOINT_URL(_S3) for MinIO and friends."""
-    import fsspec
-
-    options: dict[str, Any] = {}
-    if url.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            options["client_kwargs"] = {"endpoint_url": endpoint}
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **options)
-    except (ImportError, ValueError) as exc:
-        raise ArtifactError(f"cannot open {url}: {exc} (install the extra for that remote: modelreg[s3], ...)") from None
-    return fs, path
-
-
 def fetch(url: str, md5: str, sha256: str, out: Path, progress: Progress | None = None,
           log: Callable[[str], None] | None = None) -> Fetched:
     """Download the object URL names (it must be the object MD5) to OUT, verified against SHA256."""
@@ -57,9 +40,7 @@ def fetch(url: str, md5: str, sha256: str, out: Path, progress: Progress | None 
         raise ArtifactError(f"--url {url[:120]} is not the DVC object {md5} (expected <remote>/files/md5/{md5[:2]}/{md5[2:]})")
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ArtifactError(f"--sha256 {sha256[:70]!r} is not a SHA-256 (64 hex digits)")
-    fs, base = filesystem(match["base"])
-    root = base.rstrip("/") + "/files/md5"
-    remote = ObjectStore(fs, lambda oid: f"{root}/{oid[:2]}/{oid[2:]}")
+    remote = object_store(match["base"])
     try:
         sha, size, files = download(remote, md5, sha256, url, out, progress, log)
     except (OSError, PermissionError) as exc:
