@@ -79,29 +79,61 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
             rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"modelreg {seconds / mine:.0f}x faster"])
 
 
-def bench_artifact(work: Path, rows: list[list[str]]) -> None:
-    """register and pull of a 1 GiB artifact (local directory remote) beside cp and sha256sum."""
-    size = int(os.environ.get("BENCH_ARTIFACT_MB", "1024")) * 1024 * 1024
-    repo = work / "artifact-registry"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+def _git_repo(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
     for key, value in (("user.name", "Bench"), ("user.email", "bench@example.com")):
-        subprocess.run(["git", "config", key, value], cwd=repo, check=True)
-    mr = shutil.which("modelreg") or "modelreg"
-    subprocess.run([mr, "init", "--remote", str(work / "artifact-remote")], cwd=repo, check=True, capture_output=True)
-    artifact = work / "artifact.bin"
-    with open(artifact, "wb") as out:
-        for _ in range(size // (64 * 1024 * 1024) or 1):
+        subprocess.run(["git", "config", key, value], cwd=path, check=True)
+    return path
+
+
+def _random_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for _ in range(max(1, size // (64 * 1024 * 1024))):
             out.write(os.urandom(min(size, 64 * 1024 * 1024)))
-    label = f"{size // (1024 * 1024)} MiB"
-    cp_s, cp_rss = measure(["cp", str(artifact), str(work / "copy.bin")], work, 1)
-    sha_s, sha_rss = measure(["sha256sum", str(artifact)], work, 1)
+
+
+def bench_artifact(work: Path, rows: list[list[str]]) -> None:
+    """register and pull of one 1 GiB file and of 4 GiB in 8 shards (local directory remote), beside
+    cp + sha256sum (the floor) and `dvc add` + `dvc push` of the same bytes (the peer)."""
+    megabytes = int(os.environ.get("BENCH_ARTIFACT_MB", "1024"))
+    _bench_one_artifact(work / "single", "model.bin", [megabytes], rows)
+    if os.environ.get("BENCH_SHARDS", "1") != "0":
+        _bench_one_artifact(work / "sharded", "shards", [megabytes // 2] * 8, rows)
+
+
+def _bench_one_artifact(work: Path, name: str, shard_mb: list[int], rows: list[list[str]]) -> None:
+    mr = shutil.which("modelreg") or "modelreg"
+    dvc = shutil.which("dvc") or "dvc"
+    repo = _git_repo(work / "registry")
+    subprocess.run([mr, "init", "--remote", str(work / "remote")], cwd=repo, check=True, capture_output=True)
+    artifact = work / name
+    if len(shard_mb) == 1:
+        _random_file(artifact, shard_mb[0] * 1024 * 1024)
+    else:
+        for i, mb in enumerate(shard_mb):
+            _random_file(artifact / f"shard-{i}.bin", mb * 1024 * 1024)
+    label = f"{sum(shard_mb) // 1024} GiB" + (f" in {len(shard_mb)} shards" if len(shard_mb) > 1 else "")
+    cp_s, cp_rss = measure(["cp", "-r", str(artifact), str(work / "copy")], work, 1)
+    files = [str(p) for p in sorted(artifact.rglob("*") if artifact.is_dir() else [artifact]) if p.is_file()]
+    sha_s, sha_rss = measure(["sha256sum", *files], work, 1)
     floor = cp_s + sha_s
     rows.append([label, "floor: cp", f"{cp_s:.2f}", f"{cp_rss:.0f}", ""])
     rows.append([label, "floor: sha256sum", f"{sha_s:.2f}", f"{sha_rss:.0f}", ""])
-    reg_s, reg_rss = measure([mr, "register", "big", str(artifact)], repo, 0)
-    rows.append([label, "register", f"{reg_s:.2f}", f"{reg_rss:.0f}", f"{reg_s / floor:.2f}x cp+sha256sum"])
-    pull_s, pull_rss = measure([mr, "pull", "big", "-o", str(work / "pulled.bin")], repo, 0)
+    peer = _git_repo(work / "dvc-peer")
+    subprocess.run([dvc, "init", "-q"], cwd=peer, check=True)
+    subprocess.run([dvc, "remote", "add", "-d", "s", str(work / "peer-remote")], cwd=peer, check=True)
+    subprocess.run(["cp", "-r", str(artifact), str(peer / name)], check=True)
+    add_s, add_rss = measure([dvc, "add", "-q", name], peer, 0)
+    push_s, push_rss = measure([dvc, "push", "-q"], peer, 0)
+    rows.append([label, "peer: dvc add + dvc push", f"{add_s + push_s:.2f}", f"{max(add_rss, push_rss):.0f}",
+                 "(the artifact already in the repo)"])
+    reg_s, reg_rss = measure([mr, "register", "big", str(artifact), "--no-inspect"], repo, 0)
+    rows.append([label, "register", f"{reg_s:.2f}", f"{reg_rss:.0f}",
+                 f"{reg_s / sha_s:.2f}x sha256sum, {reg_s / (add_s + push_s):.2f}x dvc add+push"])
+    pull_s, pull_rss = measure([mr, "pull", "big", "-o", str(work / "pulled")], repo, 0)
     rows.append([label, "pull", f"{pull_s:.2f}", f"{pull_rss:.0f}", f"{pull_s / floor:.2f}x cp+sha256sum"])
+    shutil.rmtree(work)
 
 
 def main() -> None:
