@@ -62,12 +62,13 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
 @click.option("--no-inspect", is_flag=True, help="Skip the torch inspection (format, tensors, dtypes) of the artifact.")
 @click.option("--allow-duplicate", is_flag=True, help="Register bytes that an earlier version already holds.")
 @click.option("--follow-symlinks", is_flag=True, help="PATH may be a symbolic link: register the file it points to.")
+@click.option("--sign", is_flag=True, help="Sign the tag with git's signing settings (SSH or GPG: gpg.format, user.signingKey).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
 def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
              metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
-             no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, as_json: bool) -> None:
+             no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, sign: bool, as_json: bool) -> None:
     """Register PATH (a file or a model folder) as a new version of model NAME.
 
     Every byte is read once (md5 for DVC, SHA-256 for the card) into DVC's cache, pushed to the
@@ -85,7 +86,7 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
     registry = open_registry(repo)
     request = RegisterRequest(name=name, path=path, version=version, bump=bump, message=message,
                               metrics=metrics, params=params, card_file=card_file, push=not no_push,
-                              allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks)
+                              allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks, sign=sign)
     total = size_of(path) if path.is_file() and not path.is_symlink() else 0
     with byte_progress(total, f"Registering {path.name}") as progress:
         result = run_register(registry, request, progress=progress, inspect=None if no_inspect else inspector(note))

@@ -35,6 +35,7 @@ class Environment:
     requires: str | None = None
     validate: bool = False
     storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
+    require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
 
 
 @dataclass(frozen=True)

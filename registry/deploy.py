@@ -17,6 +17,7 @@ from modelreg.errors import DeployError, RefConflict
 from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.render import render
+from modelreg.signing import require_signed
 from modelreg.target import Base, DeployRecord, Landing
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
@@ -64,6 +65,7 @@ class Change:
     forced: bool = False  # a rolled-back version deployed again with --force
     restored_from: str = ""  # a rollback: the deploy commit whose manifests come back
     rolled_back: str = ""  # a rollback: the version it moves away from
+    signer: str | None = None  # who signed the tag, when the environment requires it
 
 
 Decide = Callable[[list[DeployRecord], "policy.Policy"], Change]
@@ -76,6 +78,7 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     resolved = resolve(registry, ref)
     files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)
+    signer = require_signed(registry, env, resolved.info)
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         policy.refuse_quarantined(rules, resolved.info)
@@ -83,7 +86,7 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
             raise Held(policy.hold_message(env, resolved.info.model, mark))
         _check_requirements(registry, records, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        return Change(resolved, files, warnings, forced=forced)
+        return Change(resolved, files, warnings, forced=forced, signer=signer)
 
     return _land(registry, resolved.info.model, env, action, options, decide)
 
@@ -109,6 +112,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
         policy.refuse_quarantined(rules, resolved.info)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
+        signer = require_signed(registry, env, resolved.info)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
@@ -116,7 +120,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
             checked[resolved.info.tag] = _check_artifact(registry, resolved, options)
         files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
         return Change(resolved, files, checked[resolved.info.tag], forced=forced, restored_from=earlier.commit,
-                      rolled_back=mine[0].version)
+                      rolled_back=mine[0].version, signer=signer)
 
     return _land(registry, model, env, "rollback", options, decide)
 
@@ -259,4 +263,6 @@ def _message(action: str, change: Change, env: str, current: DeployRecord | None
         trailers += [("Restored-From", change.restored_from), ("Rolled-Back", change.rolled_back)]
     if change.forced:
         trailers.append(("Forced", "true"))
+    if change.signer:
+        trailers.append(("Signer", change.signer))
     return title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"

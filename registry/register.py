@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from modelreg import faults, git, store, target
+from modelreg import faults, git, signing, store, target
 from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
 from modelreg.digest import Progress, check_regular
 from modelreg.errors import ArtifactError, ModelregError, RefError
@@ -71,6 +71,7 @@ class RegisterRequest:
     push: bool = True
     allow_duplicate: bool = False
     follow_symlinks: bool = False
+    sign: bool = False  # a signed tag, with git's own signing settings (gpg.format, user.signingKey)
 
 
 Inspector = Callable[[Path], dict[str, Any]]
@@ -195,7 +196,8 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     tag = format_tag(name, version)
     title = f"Register {tag}" + (f": {request.message}" if request.message else "")
     commit = _write_commit(registry, name, head, staged.pointer, previous, card, title)
-    tag_object = git.write_tag_object(root, tag, commit, _tag_message(title, staged))
+    write_tag = signing.sign_tag_object if request.sign else git.write_tag_object
+    tag_object = write_tag(root, tag, commit, _tag_message(title, staged))
     faults.step("objects")
     git.update_refs(root, [("HEAD", commit, head), (f"refs/tags/{tag}", tag_object, None)], f"modelreg: {title}")
     faults.step("refs")
