@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import threading
 import time

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from modelreg import git, policy, target
-from modelreg.errors import DeployError, RefConflict
+from modelreg.errors import DeployError
 from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.render import render
