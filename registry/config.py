@@ -36,6 +36,7 @@ class Environment:
     validate: bool = False
     storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
     require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
+    soak: str | None = None  # with requires: how long a version must have run there first (30m, 2h, 1d)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ def _check_consistency(config: Config) -> None:
     for env in config.environments.values():
         if env.requires is not None and env.requires not in config.environments:
             raise ConfigError(f"environments.{env.name}.requires: no environment named {env.requires!r}")
+        if env.soak is not None:
+            if env.requires is None:
+                raise ConfigError(f"environments.{env.name}.soak: needs `requires` (where the version soaks)")
+            duration_seconds(env.soak, f"environments.{env.name}.soak")
     _check_deploy(config.deploy)
 
 
@@ -167,6 +172,17 @@ def _check_deploy(deploy: Deploy) -> None:
         raise ConfigError(f"deploy.branch: {deploy.branch!r} is not a usable branch name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", deploy.remote):
         raise ConfigError(f"deploy.remote: {deploy.remote!r} is not a usable remote name")
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str, where: str) -> int:
+    """`90s`, `30m`, `2h`, `1d` in seconds."""
+    match = re.fullmatch(r"([0-9]{1,6})([smhd])", text.strip())
+    if match is None:
+        raise ConfigError(f"{where}: {text[:40]!r} is not a duration (such as 30m, 2h or 1d)")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
 def load_config(root: Path) -> Config:

@@ -9,6 +9,7 @@ branch only if it is still there. A lost race starts the attempt again from a fr
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -250,6 +251,34 @@ def _check_requirements(registry: Registry, records: list[DeployRecord], resolve
     if not any(r.env == required and r.model == info.model and r.version == str(info.version) for r in records):
         raise DeployError(f"{info.tag} was never live in {required}, which {env} requires: "
                           f"deploy it to {required} first (modelreg deploy {info.tag} --env {required})")
+    soak = registry.config.env(env).soak
+    if soak is not None:
+        _check_soak(records, info, required, env, soak)
+
+
+def _check_soak(records: list[DeployRecord], info: VersionInfo, required: str, env: str, soak: str) -> None:
+    """The version ran in REQUIRED for at least SOAK in all (deploy-branch commit times; until now when
+    it still runs there) and was never rolled back there."""
+    from modelreg.config import duration_seconds
+
+    version = str(info.version)
+    mine = [r for r in reversed(records) if r.env == required and r.model == info.model and r.changes_manifests]
+    if any(r.action == "rollback" and r.rolled_back == version for r in mine):
+        raise DeployError(f"{info.tag} was rolled back in {required}: it cannot soak its way to {env}")
+    ran = 0
+    for i, record in enumerate(mine):
+        if record.version == version:
+            end = mine[i + 1].timestamp if i + 1 < len(mine) else int(time.time())
+            ran += max(0, end - record.timestamp)
+    wanted = duration_seconds(soak, f"environments.{env}.soak")
+    if ran < wanted:
+        raise DeployError(f"{info.tag} has run in {required} for {_span(ran)}; {env} requires {soak} "
+                          f"(soak), {_span(wanted - ran)} to go")
+
+
+def _span(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:

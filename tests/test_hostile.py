@@ -40,6 +40,8 @@ def replace_in(env: Env, rel: str, old: str, new: str) -> None:
     (lambda t: t.replace("branch: deploy", "branch: ../../x"), "deploy.branch: '../../x' is not a usable branch name"),
     (lambda t: t.replace("remote: origin", "remote: '--upload-pack=evil'"), "deploy.remote"),
     (lambda t: t + "x" * (2 * 1024 * 1024), "too large"),
+    (lambda t: t.replace("    replicas: 2\n", "    replicas: 2\n    soak: forever\n"), "'forever' is not a duration"),
+    (lambda t: t.replace("    replicas: 1\n", "    replicas: 1\n    soak: 2h\n"), "environments.staging.soak: needs `requires`"),
 ])
 def test_a_hostile_modelreg_yaml_is_one_line(env: Env, edit: object, message: str) -> None:
     config = env.root / "modelreg.yaml"

@@ -158,3 +158,31 @@ def test_what_was_live_at_a_moment(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     assert latest[0].sha256 and len(latest[0].sha256) == 64 and len(latest[0].tag_object) == 40
     printed = json.loads(run(env, "history", "--env", "staging", "--at", "2026-03-02T12:00:00Z", "--json").stdout)  # type: ignore[attr-defined]
     assert [(p["model"], p["version"], p["action"]) for p in printed] == [("churn", "v2", "deploy")]
+
+
+def test_promotion_waits_for_the_soak_and_refuses_a_rolled_back_version(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    config = (env.root / "modelreg.yaml").read_text()
+    (env.root / "modelreg.yaml").write_text(config.replace("    requires: staging       # a version must have been live in staging first\n",
+                                                           "    requires: staging\n    soak: 2h\n"))
+    git(env.root, "commit", "-qam", "prod needs 2h in staging")
+    for seed in (1, 2, 3):
+        env.register("churn", seed)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = lambda hours: (now - datetime.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S+0000")  # noqa: E731
+    for version, hours in (("v1", 5), ("v2", 3), ("v3", 0.5)):  # v1 ran 2h, v2 2.5h until v3 came; v3 runs 30 minutes
+        monkeypatch.setenv("GIT_COMMITTER_DATE", stamp(hours))
+        deploy(env.registry, f"churn@{version}", "staging")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", stamp(0))
+    before = snapshot(env.root)
+    with pytest.raises(ModelregError, match=r"churn@v3 has run in staging for 0h30m|churn@v3 has run in staging for 30m"):
+        deploy(env.registry, "churn@v3", "prod", action="promote")
+    assert snapshot(env.root) == before
+    assert deploy(env.registry, "churn@v2", "prod", action="promote").version == "v2"  # 2.5 h >= 2 h
+    assert deploy(env.registry, "churn@v1", "prod", action="promote").version == "v1"  # exactly 2 h
+    monkeypatch.setenv("GIT_COMMITTER_DATE", stamp(0.2))
+    rollback(env.registry, env="staging")  # v3 rolled back in staging
+    monkeypatch.setenv("GIT_COMMITTER_DATE", stamp(0))
+    with pytest.raises(ModelregError, match="churn@v3 was rolled back in staging: it cannot soak"):
+        deploy(env.registry, "churn@v3", "prod", action="promote")
