@@ -235,3 +235,14 @@ def test_push_and_fetch_through_origin(three: Env, tmp_path: Path) -> None:
 def test_hand_tagged_version_deploys(three: Env) -> None:
     git(three.root, "tag", "v7")
     assert deploy(three.registry, "v7", "staging").tag == "v7"
+
+
+def test_an_environment_can_fetch_from_a_mirror(three: Env) -> None:
+    edit_and_commit(three, "modelreg.yaml", "    requires: staging", "    storage_url: s3://mirror-eu/models\n    requires: staging")
+    three.register("churn", 4)  # settings come from the tag's tree: a version registered after the change
+    found = resolve(three.registry, "churn@v4")
+    args = {o["kind"]: o for o in render(three.registry, found, "prod").objects}["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]["args"]
+    flags = dict(zip(args[::2], args[1::2]))
+    md5 = found.pointer.md5
+    assert flags["--url"] == f"s3://mirror-eu/models/files/md5/{md5[:2]}/{md5[2:]}"  # the mirror; md5 and SHA-256 from the tag
+    assert flags["--md5"] == md5 and flags["--sha256"] == found.card["artifact"]["sha256"]

@@ -153,6 +153,28 @@ def test_every_endpoint_and_every_bad_request(served: tuple[Env, Server]) -> Non
     assert f'modelreg_model_info{{model="churn",sha256="{sha}",version="v1"}} 1.0' in metrics
 
 
+def test_the_grpc_protocol_answers_too(env: Env) -> None:
+    import asyncio
+
+    import numpy as np
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    register_model(env, 1)
+    grpc_port = free_port()
+
+    async def ask() -> tuple[bool, str, list[int]]:
+        client = InferenceGRPCClient(url=f"127.0.0.1:{grpc_port}")
+        given = InferInput("features", [2, 4], "FP32")
+        given.set_data_from_numpy(np.ones((2, 4), dtype=np.float32))
+        answer = await client.infer(InferRequest(model_name="churn", infer_inputs=[given]))
+        ready = await client.is_model_ready("churn")
+        await client.close()
+        return ready, answer.model_version, list(answer.outputs[0].as_numpy().shape)
+
+    for _ in start_server(env.root, "churn@v1", "--grpc-port", str(grpc_port)):
+        assert asyncio.run(ask()) == (True, "v1", [2, 2])
+
+
 def test_serve_env_runs_what_is_live(env: Env) -> None:
     register_model(env, 1)
     register_model(env, 2)

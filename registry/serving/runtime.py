@@ -57,7 +57,7 @@ class TorchModel(Model):
             raise InvalidInput("; ".join(problems))
         by_name = {i.name: i for i in payload.inputs}
         try:
-            tensors = [torch.as_tensor(by_name[s.name].as_numpy()).to(self.device) for s in self.inputs]
+            tensors = [torch.tensor(by_name[s.name].as_numpy(), device=self.device) for s in self.inputs]  # a copy: the request's buffer is read-only
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"the data does not fill the declared shape: {exc}") from None
         with torch.inference_mode():
