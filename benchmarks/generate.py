@@ -14,6 +14,8 @@ from modelreg.config import default_config_text
 from modelreg.init import package_templates, workflow_text
 
 STAMP = 1_760_000_000
+LARGE_MARK = 10_000_000  # marks of the shared base blobs, past any version's mark
+DEPLOYED_MODELS = 1_000  # the deploy branch cycles through at most this many models
 
 
 def _blob(data: str) -> str:
@@ -36,6 +38,13 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
     when = STAMP
     out.append(f"commit refs/heads/main\ncommitter Bench <bench@example.com> {when} +0000\n{_blob('setup')}{_files(base)}")
     models = max(1, tags // 10)
+    # Past 10,000 tags each version commit holds the base files and its own model only (`deleteall`):
+    # otherwise fast-import rewrites a models/ tree of every model per commit, and generating 100,000
+    # tags is quadratic. The base files are blobs written once and referenced by mark.
+    compact = tags > 10_000
+    base_marks = {path: LARGE_MARK + i for i, path in enumerate(base)}
+    if compact:
+        out.extend(f"blob\nmark :{m}\n{_blob(base[path])}" for path, m in base_marks.items())
     mark = 0
     for version in range(1, 11):
         for m in range(models):
@@ -51,6 +60,8 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
             pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"
             out.append(f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} +0000\n"
                        f"{_blob(f'Register {name}@{vtext}')}"
+                       + ("deleteall\n" + "".join(f"M 100644 :{m} {path}\n" for path, m in base_marks.items())
+                          if compact else "")
                        + _files({f"models/{name}/model.yaml": card, f"models/{name}/model.pt.dvc": pointer}))
             message = (f"Register {name}@{vtext}\n\nartifact: model.pt\nmd5: {md5}\nsize: 1024\n"
                        f"sha256: {mark:064x}\n")  # what `register` writes
@@ -60,8 +71,8 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
     for i in range(deploys):
         when += 1
         env = ("staging", "prod")[i % 2]
-        m = (i // 2) % models
-        version = (i // (2 * models)) % 10 + 1
+        m = (i // 2) % min(models, DEPLOYED_MODELS)
+        version = (i // (2 * min(models, DEPLOYED_MODELS))) % 10 + 1
         name = f"m{m:04d}"
         vtext = f"v1.0.{version}" if gto else f"v{version}"
         trailers = (f"Modelreg-Action: deploy\nModelreg-Model: {name}\nModelreg-Version: {vtext}\nModelreg-Env: {env}\n"

@@ -164,8 +164,9 @@ def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list
     patterns = [f"refs/tags/{i.tag}" for i in infos] if len(infos) <= 50 else ["refs/tags/*"]
     theirs = git.ls_remote_refs(registry.root, remote_name, patterns) if infos else {}
     problems: dict[str, list[str]] = {}
+    pins = target.first_pins(records)
     for info in infos:
-        pin = target.first_pin(records, info.model, str(info.version))
+        pin = pins.get((info.model, str(info.version)))
         if pin is not None and pin.tag_object != info.object:
             problems.setdefault(info.tag, []).append(
                 f"tag moved: it named {pin.tag_object[:12]} at its first deploy ({pin.commit[:8]}), now {info.object[:12]}")

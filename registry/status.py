@@ -46,22 +46,23 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
     trees = git.object_ids(registry.root, [spec for r, path in zip(live, paths) if r
                                            for spec in (f"{tip}:{path}", f"{r.commit}:{path}")])
     tag_objects = git.object_ids(registry.root, [f"refs/tags/{r.tag}" for r in live])
+    pins = target.first_pins(records)
     states = []
     for i, record in enumerate(r for r in live if r):
         edited = trees[2 * i] != trees[2 * i + 1]
         states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
                                 since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
                                 drift="edited" if edited else _render_drift(registry, record, tip, check_render),
-                                tag_state=_tag_state(records, record, tag_objects[i]),
+                                tag_state=_tag_state(pins, record, tag_objects[i]),
                                 quarantined=getattr(rules.quarantine_of(record.model, record.version), "reason", ""),
                                 held=policy.held(rules, record.env, record.model) is not None))
     return states
 
 
-def _tag_state(records: list[target.DeployRecord], record: target.DeployRecord, now: str | None) -> str:
+def _tag_state(pins: dict[tuple[str, str], target.DeployRecord], record: target.DeployRecord, now: str | None) -> str:
     if now is None:
         return "deleted"
-    pin = target.first_pin(records, record.model, record.version)
+    pin = pins.get((record.model, record.version))
     return "moved" if pin is not None and pin.tag_object != now else "ok"
 
 

@@ -180,6 +180,15 @@ def first_pin(records: list[DeployRecord], model: str, version: str) -> DeployRe
     return next((r for r in reversed(records) if r.model == model and r.version == version and r.tag_object), None)
 
 
+def first_pins(records: list[DeployRecord]) -> dict[tuple[str, str], DeployRecord]:
+    """`first_pin` of every (model, version) at once, in one pass over the records."""
+    pins: dict[tuple[str, str], DeployRecord] = {}
+    for record in reversed(records):
+        if record.tag_object:
+            pins.setdefault((record.model, record.version), record)
+    return pins
+
+
 def live(records: list[DeployRecord], env: str, model: str) -> DeployRecord | None:
     """The record of what runs in ENV for MODEL: its newest manifest-changing commit."""
     return next((r for r in records if r.env == env and r.model == model and r.changes_manifests), None)
