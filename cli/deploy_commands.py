@@ -277,17 +277,39 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
     _print_policy(run_release(open_registry(repo), env, model, reason, push=push), as_json)
 
 
+@click.command()
+@click.argument("ref")
+@click.option("--env", "env", required=True, help="The environment the approval is for.")
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:
+    """Approve REF for ENV: a commit on the deploy branch signed with your git signing key.
+
+    An environment with `approvals: N` in modelreg.yaml takes a version once N distinct allowed
+    signers (.modelreg/allowed_signers, allowed_gpg) other than its tag's author approved it.
+
+    Example: modelreg approve churn@v3 --env prod --push
+    """
+    from modelreg.policy import approve as run_approve
+    from modelreg.registry import open_registry
+
+    _print_policy(run_approve(open_registry(repo), ref, env, push=push), as_json)
+
+
 def _print_policy(change: "PolicyChange", as_json: bool) -> None:
     if as_json:
         return emit_json(change.to_json())
     what = {"quarantine": f"Quarantined {change.model}@{change.version}",
             "unquarantine": f"Lifted the quarantine of {change.model}@{change.version}",
-            "release": f"Released {change.env} for {change.model}"}[change.action]
+            "release": f"Released {change.env} for {change.model}",
+            "approve": f"Approved {change.model}@{change.version} for {change.env}"}[change.action]
     if change.noop:
         state = {"quarantine": "is already quarantined", "unquarantine": "is not quarantined",
-                 "release": f"is not held in {change.env}"}[change.action]
+                 "release": f"is not held in {change.env}", "approve": f"is already approved by you for {change.env}"}[change.action]
         return click.echo(f"{change.model}{'@' + change.version if change.version else ''} {state}: nothing to do.")
     click.echo(f"{what} (commit {short(change.commit)})." + (" Pushed the deploy branch." if change.pushed else ""))
 
 
-COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, release]
+COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, release, approve]

@@ -37,6 +37,7 @@ class Environment:
     storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
     require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
     soak: str | None = None  # with requires: how long a version must have run there first (30m, 2h, 1d)
+    approvals: int = 0  # distinct allowed signers (not the tag's author) who must `modelreg approve` it
 
 
 @dataclass(frozen=True)

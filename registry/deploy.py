@@ -239,6 +239,16 @@ def _pick_model(registry: Registry, records: list[DeployRecord], env: str) -> st
 
 def _check_requirements(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str) -> None:
     info = resolved.info
+    needed = registry.config.env(env).approvals
+    if needed:
+        from modelreg.signing import approvals
+
+        counted, ignored = approvals(registry, records, info, env)
+        if len(counted) < needed:
+            why = f" (not counted: {'; '.join(ignored)})" if ignored else ""
+            raise DeployError(f"{env} requires {needed} approvals of {info.tag} and it has {len(counted)}"
+                              f"{': ' + ', '.join(counted) if counted else ''}{why}: "
+                              f"allowed signers run `modelreg approve {info.tag} --env {env}`")
     if registry.config.env(env).validate:
         from modelreg.validate import passed
 

@@ -200,7 +200,7 @@ def write_blob(cwd: Path | str, data: bytes) -> str:
 
 
 def build_commit(cwd: Path | str, parent: str | None, files: dict[str, bytes], message: str,
-                 replace: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> str:
+                 replace: tuple[str, ...] = (), remove: tuple[str, ...] = (), sign: bool = False) -> str:
     """Write a commit object: PARENT's tree with the folders in `replace` emptied, the paths in
     `remove` dropped and `files` (path -> bytes) written. No ref moves; nothing outside .git changes."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,8 +212,8 @@ def build_commit(cwd: Path | str, parent: str | None, files: dict[str, bytes], m
         if entries:
             run_git("update-index", "--add", "--index-info", cwd=cwd, env=env, input=("\n".join(entries) + "\n").encode())
         tree = run_git("write-tree", cwd=cwd, env=env).strip()
-    return run_git("commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-", cwd=cwd,
-                   input=message.encode()).strip()
+    return run_git("commit-tree", *(["-S"] if sign else []), tree, *(["-p", parent] if parent else []), "-F", "-",
+                   cwd=cwd, input=message.encode()).strip()
 
 
 def write_tag_object(cwd: Path | str, name: str, commit: str, message: str) -> str:

@@ -171,6 +171,29 @@ def release(registry: Registry, env: str, model: str | None, reason: str = "", p
     return target.land(registry, model, push, attempt)
 
 
+def approve(registry: Registry, ref: str, env: str, push: bool = False) -> PolicyChange:
+    """Approve REF for ENV: a commit on the deploy branch signed with your git signing key. An
+    environment with `approvals: N` takes versions approved by N distinct allowed signers, none of
+    them the tag's author. Approving twice changes nothing."""
+    registry.config.env(env)
+    info = resolve(registry, ref).info
+    me = git.identity(registry.root)
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        done = any(r.action == "approve" and r.env == env and r.model == info.model and r.version == str(info.version)
+                   and r.author == me for r in records)
+        if done:
+            return Landing(PolicyChange("approve", info.model, str(info.version), env, "", None, True, False))
+        title = f"Approve {info.tag} for {env}"
+        trailers = [("Action", "approve"), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
+                    ("Tag", info.tag), ("Tag-Object", info.object)]
+        commit = _event_commit(registry, at, info.model, title, trailers, sign=True)
+        return Landing(PolicyChange("approve", info.model, str(info.version), env, "", commit, False, push),
+                       commit, title)
+
+    return target.land(registry, info.model, push, attempt)
+
+
 def _only_held(holds: dict[tuple[str, str], Mark], env: str) -> str:
     models = sorted(m for e, m in holds if e == env)
     if len(models) == 1:
@@ -189,11 +212,18 @@ def _reason(reason: str) -> str:
     return text
 
 
-def _event_commit(registry: Registry, at: Base, model: str, title: str, trailers: list[tuple[str, str]]) -> str:
+def _event_commit(registry: Registry, at: Base, model: str, title: str, trailers: list[tuple[str, str]],
+                  sign: bool = False) -> str:
     """A commit on AT that appends one line to `.modelreg/<model>/events` and carries the trailers."""
     path = target.events_path(model)
     old = git.read_file(registry.root, at.commit, path) if at.commit else None
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     line = f"{now}  {title}  ({'; '.join(f'{k}: {v}' for k, v in trailers if k == 'Reason')})\n"
     message = title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"
-    return git.build_commit(registry.root, at.commit, {path: (old or b"") + line.encode()}, message)
+    try:
+        return git.build_commit(registry.root, at.commit, {path: (old or b"") + line.encode()}, message, sign=sign)
+    except ModelregError as exc:
+        if not sign:
+            raise
+        raise ModelregError(f"signing the commit failed ({exc}); check `git config gpg.format` and "
+                            "`git config user.signingKey`") from None

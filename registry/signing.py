@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelreg import git
 from modelreg.errors import DeployError, ModelregError
@@ -60,29 +61,69 @@ def verify(registry: Registry, info: VersionInfo) -> Signature:
     if not info.annotated:
         return Signature(None, "a lightweight tag cannot be signed")
     head = git.head_commit(registry.root)
-    ssh_signers = git.read_file(registry.root, head, ALLOWED_SSH) or b""
-    gpg_allowed = {line.strip().upper().replace(" ", "") for line in
-                   (git.read_file(registry.root, head, ALLOWED_GPG) or b"").decode().splitlines()
-                   if line.strip() and not line.startswith("#")}
-    with tempfile.NamedTemporaryFile("wb", prefix="modelreg-signers-", delete=False) as handle:
-        handle.write(ssh_signers)
-    try:
-        proc = subprocess.run(["git", "-c", f"gpg.ssh.allowedSignersFile={handle.name}", "verify-tag", "--raw",
-                               info.object], cwd=registry.root, capture_output=True, text=True, timeout=60)
-    finally:
-        os.unlink(handle.name)
-    said = " ".join((proc.stderr or proc.stdout).split())
-    ssh = re.search(r'Good "git" signature for (\S+) with', said)
-    if proc.returncode == 0 and ssh:
-        return Signature(ssh.group(1), said)
-    gpg = re.search(r"\[GNUPG:\] VALIDSIG ([0-9A-F]{40})", proc.stderr or "")
-    if proc.returncode == 0 and gpg and gpg.group(1) in gpg_allowed:
-        return Signature(gpg.group(1), said)
+    signer, said = _signer(registry, "verify-tag", info.object, git.read_file(registry.root, head, ALLOWED_SSH) or b"",
+                           _gpg_allowed(registry, head))
+    if signer is not None:
+        return Signature(signer, said)
     if "no signature found" in said or not said:
         return Signature(None, "nobody signed it")
     who = re.search(r"(?:signature for|key|VALIDSIG|GOODSIG) (\S+)", said)
     return Signature(None, f"signed by {who.group(1) if who else 'someone'} who is not an allowed signer "
                            f"({ALLOWED_SSH} / {ALLOWED_GPG} at HEAD)")
+
+
+def commit_signer(registry: Registry, commit: str) -> str | None:
+    """The allowed signer of a commit (`git verify-commit`), or None."""
+    head = git.head_commit(registry.root)
+    ssh_signers = git.read_file(registry.root, head, ALLOWED_SSH) or b""
+    gpg_allowed = _gpg_allowed(registry, head)
+    return _signer(registry, "verify-commit", commit, ssh_signers, gpg_allowed)[0]
+
+
+def _gpg_allowed(registry: Registry, head: str) -> set[str]:
+    return {line.strip().upper().replace(" ", "") for line in
+            (git.read_file(registry.root, head, ALLOWED_GPG) or b"").decode().splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def _signer(registry: Registry, command: str, obj: str, ssh_signers: bytes, gpg_allowed: set[str]) -> tuple[str | None, str]:
+    """(allowed signer or None, what git said) for `git verify-tag|verify-commit` of OBJ."""
+    with tempfile.NamedTemporaryFile("wb", prefix="modelreg-signers-", delete=False) as handle:
+        handle.write(ssh_signers)
+    try:
+        proc = subprocess.run(["git", "-c", f"gpg.ssh.allowedSignersFile={handle.name}", command, "--raw", obj],
+                              cwd=registry.root, capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(handle.name)
+    said = " ".join((proc.stderr or proc.stdout).split())
+    ssh = re.search(r'Good "git" signature for (\S+) with', said)
+    if proc.returncode == 0 and ssh:
+        return ssh.group(1), said
+    gpg = re.search(r"\[GNUPG:\] VALIDSIG ([0-9A-F]{40})", proc.stderr or "")
+    if proc.returncode == 0 and gpg and gpg.group(1) in gpg_allowed:
+        return gpg.group(1), said
+    return None, said
+
+
+def approvals(registry: Registry, records: list[Any], info: VersionInfo, env: str) -> tuple[list[str], list[str]]:
+    """(distinct allowed signers who approved INFO for ENV, excluding the tag's author; why others do not count)."""
+    author = info.author.rsplit("<", 1)[-1].rstrip(">").strip().lower()
+    counted: list[str] = []
+    ignored: list[str] = []
+    for record in records:
+        if record.action != "approve" or record.env != env or record.model != info.model or record.version != str(info.version):
+            continue
+        if record.tag_object and record.tag_object != info.object:
+            ignored.append(f"{record.commit[:8]} approved another object of the tag")
+            continue
+        signer = commit_signer(registry, record.commit)
+        if signer is None:
+            ignored.append(f"{record.commit[:8]} ({record.author}) is not signed by an allowed signer")
+        elif signer.lower() == author:
+            ignored.append(f"{signer} is the tag's author")
+        elif signer not in counted:
+            counted.append(signer)
+    return counted, ignored
 
 
 def require_signed(registry: Registry, env: str, info: VersionInfo) -> str | None:

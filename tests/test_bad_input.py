@@ -217,6 +217,11 @@ CASES: list[tuple[list[str], int, str]] = [
       "--out", f"{W}/m.pt"], 1, "already exists"),
     (["fetch", "--url", "nosuch://x/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
       "--out", f"{W}/f.pt"], 1, "cannot open"),
+    # approve
+    (["approve", "churn@v1"], 2, "Missing option '--env'"),
+    (["approve", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["approve", "churn@v9", "--env", "prod"], 1, "churn@v9 is not registered"),
+    (["approve", "churn@v1", "--env", "prod"], 1, "signing the commit failed"),
     # site, ui
     (["site", "-o", "/proc/modelreg-site"], 1, "/proc/"),
     (["site", "-o", f"{W}/linkdir"], 1, "is a folder that is not a modelreg site"),

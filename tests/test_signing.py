@@ -107,3 +107,36 @@ def test_a_gpg_signed_tag_from_an_allowed_fingerprint(env: Env, tmp_path: Path, 
     landed = deploy(env.registry, tag, "staging")
     assert f"Modelreg-Signer: {fingerprint}" in git(env.root, "log", "-1", "--format=%B", landed.commit)
     assert os.environ["GNUPGHOME"] == str(home)
+
+
+def test_approvals_by_distinct_allowed_signers_other_than_the_author(env: Env, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelreg.policy import approve
+
+    keys = {name: ssh_key(tmp_path, name) for name in ("alice", "bob", "author")}
+    signers = "".join(f'{name}@example.com namespaces="git" {pub}\n' for name, (_, pub) in keys.items())
+    commit_file(env, ".modelreg/allowed_signers", signers)
+    config = (env.root / "modelreg.yaml").read_text()
+    commit_file(env, "modelreg.yaml", config.replace("    requires: staging       # a version must have been live in staging first\n",
+                                                     "    requires: staging\n    approvals: 2\n"))
+    git(env.root, "config", "gpg.format", "ssh")
+    tag = env.register("churn", 1).tag  # type: ignore[attr-defined]  # tagged by author@example.com
+    deploy(env.registry, tag, "staging")
+
+    def as_person(name: str) -> object:
+        for role in ("AUTHOR", "COMMITTER"):
+            monkeypatch.setenv(f"GIT_{role}_NAME", name.title())
+            monkeypatch.setenv(f"GIT_{role}_EMAIL", f"{name}@example.com")
+        git(env.root, "config", "user.signingKey", str(keys[name][0]))
+        return approve(env.registry, tag, "prod")
+
+    with pytest.raises(ModelregError, match="prod requires 2 approvals of churn@v1 and it has 0"):
+        deploy(env.registry, tag, "prod", action="promote")
+    first = as_person("alice")
+    assert "-----BEGIN SSH SIGNATURE-----" in git(env.root, "cat-file", "commit", first.commit)  # type: ignore[attr-defined]
+    assert as_person("alice").noop  # type: ignore[attr-defined]
+    as_person("author")
+    with pytest.raises(ModelregError, match=r"has 1: alice@example.com \(not counted: author@example.com is the tag's author\)"):
+        deploy(env.registry, tag, "prod", action="promote")
+    as_person("bob")
+    assert deploy(env.registry, tag, "prod", action="promote").version == "v1"
