@@ -36,6 +36,8 @@ def _print_result(result: "DeployResult", as_json: bool) -> None:
                 else f"{result.tag} to {result.env}")
         commit = "" if result.dry_run else f", commit {short(result.commit)}"
         click.echo(f"{prefix} {what}{was}: {', '.join(result.files)}{commit}")
+        for gate in result.gates:
+            click.echo(f"  gate {gate['gate']}: {'pass' if gate['passed'] else 'FAIL'} ({gate['detail']})")
         if result.pushed:
             click.echo("Pushed the deploy branch.")
 

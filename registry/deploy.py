@@ -9,16 +9,14 @@ branch only if it is still there. A lost race starts the attempt again from a fr
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from modelreg import git, policy, target
+from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
 from modelreg.refs import check_name
 from modelreg.registry import Registry
 from modelreg.render import render
-from modelreg.signing import require_signed
 from modelreg.target import Base, DeployRecord, Landing
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
@@ -38,6 +36,7 @@ class DeployResult:
     dry_run: bool
     warnings: list[str]
     attempts: int = 1
+    gates: list[dict[str, Any]] = field(default_factory=list)  # each gate the environment set: passed, and why
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +66,7 @@ class Change:
     restored_from: str = ""  # a rollback: the deploy commit whose manifests come back
     rolled_back: str = ""  # a rollback: the version it moves away from
     signer: str | None = None  # who signed the tag, when the environment requires it
+    gates: list[gates.Gate] = field(default_factory=list)
 
 
 Decide = Callable[[list[DeployRecord], "policy.Policy"], Change]
@@ -79,15 +79,15 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     resolved = resolve(registry, ref)
     files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)
-    signer = require_signed(registry, env, resolved.info)
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         policy.refuse_quarantined(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
-        _check_requirements(registry, records, resolved, env)
+        checked = gates.evaluate(registry, records, resolved, env)
+        signer = gates.enforce(checked, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        return Change(resolved, files, warnings, forced=forced, signer=signer)
+        return Change(resolved, files, warnings, forced=forced, signer=signer, gates=checked)
 
     return _land(registry, resolved.info.model, env, action, options, decide)
 
@@ -105,7 +105,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         target.fetch(registry)
     model = model or _pick_model(registry, target.read_log(registry), env)
     wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
-    checked: dict[str, list[str]] = {}
+    artifact_warnings: dict[str, list[str]] = {}
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         mine = [r for r in records if r.env == env and r.model == model and r.changes_manifests]
@@ -113,15 +113,16 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
         policy.refuse_quarantined(rules, resolved.info)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        signer = require_signed(registry, env, resolved.info)
+        checked = gates.evaluate(registry, records, resolved, env, only=gates.VERSION_GATES)  # it ran there before
+        signer = gates.enforce(checked, resolved, env)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
-        if resolved.info.tag not in checked:
-            checked[resolved.info.tag] = _check_artifact(registry, resolved, options)
+        if resolved.info.tag not in artifact_warnings:
+            artifact_warnings[resolved.info.tag] = _check_artifact(registry, resolved, options)
         files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-        return Change(resolved, files, checked[resolved.info.tag], forced=forced, restored_from=earlier.commit,
-                      rolled_back=mine[0].version, signer=signer)
+        return Change(resolved, files, artifact_warnings[resolved.info.tag], forced=forced,
+                      restored_from=earlier.commit, rolled_back=mine[0].version, signer=signer, gates=checked)
 
     return _land(registry, model, env, "rollback", options, decide)
 
@@ -179,7 +180,8 @@ def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: 
     wanted = {name: target.blob_id(data) for name, data in change.files.items()}
     result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
                   previous_version=current.version if current else None, files=sorted(change.files),
-                  dry_run=options.dry_run, warnings=change.warnings, attempts=attempt)
+                  dry_run=options.dry_run, warnings=change.warnings, attempts=attempt,
+                  gates=[g.to_json() for g in change.gates])
     if current is not None and current.version == str(info.version) and wanted == on_branch and not change.forced:
         return Landing(DeployResult(commit=current.commit, noop=True, pushed=False, **result))
     if options.dry_run:
@@ -235,60 +237,6 @@ def _pick_model(registry: Registry, records: list[DeployRecord], env: str) -> st
     if not models:
         raise DeployError(f"nothing to roll back: no model was ever deployed to {env}")
     raise DeployError(f"which model? {env} runs {', '.join(models)}: pass --model NAME")
-
-
-def _check_requirements(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str) -> None:
-    info = resolved.info
-    needed = registry.config.env(env).approvals
-    if needed:
-        from modelreg.signing import approvals
-
-        counted, ignored = approvals(registry, records, info, env)
-        if len(counted) < needed:
-            why = f" (not counted: {'; '.join(ignored)})" if ignored else ""
-            raise DeployError(f"{env} requires {needed} approvals of {info.tag} and it has {len(counted)}"
-                              f"{': ' + ', '.join(counted) if counted else ''}{why}: "
-                              f"allowed signers run `modelreg approve {info.tag} --env {env}`")
-    if registry.config.env(env).validate:
-        from modelreg.validate import passed
-
-        if not passed(registry, resolved):
-            raise DeployError(f"{env} requires a passed validation and {info.tag} has none: "
-                              f"run `modelreg validate {info.tag} --record` first")
-    required = registry.config.env(env).requires
-    if required is None:
-        return
-    if not any(r.env == required and r.model == info.model and r.version == str(info.version) for r in records):
-        raise DeployError(f"{info.tag} was never live in {required}, which {env} requires: "
-                          f"deploy it to {required} first (modelreg deploy {info.tag} --env {required})")
-    soak = registry.config.env(env).soak
-    if soak is not None:
-        _check_soak(records, info, required, env, soak)
-
-
-def _check_soak(records: list[DeployRecord], info: VersionInfo, required: str, env: str, soak: str) -> None:
-    """The version ran in REQUIRED for at least SOAK in all (deploy-branch commit times; until now when
-    it still runs there) and was never rolled back there."""
-    from modelreg.config import duration_seconds
-
-    version = str(info.version)
-    mine = [r for r in reversed(records) if r.env == required and r.model == info.model and r.changes_manifests]
-    if any(r.action == "rollback" and r.rolled_back == version for r in mine):
-        raise DeployError(f"{info.tag} was rolled back in {required}: it cannot soak its way to {env}")
-    ran = 0
-    for i, record in enumerate(mine):
-        if record.version == version:
-            end = mine[i + 1].timestamp if i + 1 < len(mine) else int(time.time())
-            ran += max(0, end - record.timestamp)
-    wanted = duration_seconds(soak, f"environments.{env}.soak")
-    if ran < wanted:
-        raise DeployError(f"{info.tag} has run in {required} for {_span(ran)}; {env} requires {soak} "
-                          f"(soak), {_span(wanted - ran)} to go")
-
-
-def _span(seconds: int) -> str:
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:

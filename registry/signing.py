@@ -123,7 +123,7 @@ def approvals(registry: Registry, records: list[Any], info: VersionInfo, env: st
             ignored.append(f"{signer} is the tag's author")
         elif signer not in counted:
             counted.append(signer)
-    return counted, ignored
+    return sorted(counted), ignored
 
 
 def require_signed(registry: Registry, env: str, info: VersionInfo) -> str | None:

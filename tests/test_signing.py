@@ -68,7 +68,7 @@ def test_only_an_allowed_signer_deploys_to_a_signed_environment(env: Env, keys: 
     require_signed_staging(env)
     registry = env.registry
     before = snapshot(env.root)
-    with pytest.raises(ModelregError, match="staging requires a signed version and churn@v1 is not: nobody signed it"):
+    with pytest.raises(ModelregError, match=r"churn@v1 may not go to staging: \[signed\] a signed version is required and churn@v1 is not: nobody signed it"):
         deploy(registry, unsigned, "staging")
     with pytest.raises(ModelregError, match="churn@v3 is not: signed by .* who is not an allowed signer"):
         deploy(registry, by_mallory, "staging")
@@ -85,7 +85,7 @@ def test_a_rollback_is_held_to_the_signature_rule_too(env: Env, keys: dict[str, 
     deploy(env.registry, "churn@v1", "staging")
     deploy(env.registry, "churn@v2", "staging")
     require_signed_staging(env)
-    with pytest.raises(ModelregError, match="requires a signed version and churn@v1 is not"):
+    with pytest.raises(ModelregError, match=r"\[signed\] a signed version is required and churn@v1 is not"):
         rollback(env.registry, "v1", env="staging")
 
 
@@ -139,4 +139,20 @@ def test_approvals_by_distinct_allowed_signers_other_than_the_author(env: Env, t
     with pytest.raises(ModelregError, match=r"has 1: alice@example.com \(not counted: author@example.com is the tag's author\)"):
         deploy(env.registry, tag, "prod", action="promote")
     as_person("bob")
-    assert deploy(env.registry, tag, "prod", action="promote").version == "v1"
+    promoted = deploy(env.registry, tag, "prod", action="promote")
+    assert [(g["gate"], g["passed"]) for g in promoted.gates] == [("requires staging", True), ("approvals 2", True)]
+    assert "alice@example.com, bob@example.com" in promoted.gates[1]["detail"]
+
+
+def test_every_failed_gate_is_listed_at_once(env: Env, keys: dict[str, Path]) -> None:
+    config = (env.root / "modelreg.yaml").read_text()
+    commit_file(env, "modelreg.yaml", config.replace("    requires: staging       # a version must have been live in staging first\n",
+                                                     "    requires: staging\n    soak: 1h\n    approvals: 1\n    require_signed: true\n"))
+    tag = register_signed(env, 1, None)
+    before = snapshot(env.root)
+    with pytest.raises(ModelregError) as failure:
+        deploy(env.registry, tag, "prod", action="promote")
+    message = str(failure.value)
+    for gate in ("[requires staging]", "[soak 1h]", "[approvals 1]", "[signed] a signed version is required"):
+        assert gate in message
+    assert snapshot(env.root) == before

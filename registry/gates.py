@@ -1,0 +1,120 @@
+"""What a version must show before it lands in an environment, per `modelreg.yaml`, all read from git:
+`requires` (it ran in another environment), `soak` (long enough there, never rolled back there),
+`validate` (a recorded pass), `approvals` (N distinct allowed signers, not the tag's author) and
+`require_signed` (an allowed signer signed its tag). Every gate is evaluated, and a refusal lists each
+failed one with why; a rollback is held to the gates about the version itself (validate, signed)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from modelreg.errors import DeployError
+from modelreg.registry import Registry
+from modelreg.target import DeployRecord
+from modelreg.versions import Resolved
+
+VERSION_GATES = ("validate", "signed")
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str  # e.g. "requires staging", "soak 2h", "approvals 2"
+    passed: bool
+    detail: str
+    signer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gate": self.name, "passed": self.passed, "detail": self.detail}
+
+
+def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str,
+             only: tuple[str, ...] | None = None) -> list[Gate]:
+    """Every gate ENV sets (or those named in ONLY), passed or not."""
+    settings = registry.config.env(env)
+    found = []
+    if settings.requires and (only is None or "requires" in only):
+        found.append(_requires(records, resolved, env, settings.requires))
+        if settings.soak:
+            found.append(_soak(records, resolved, env, settings.requires, settings.soak))
+    if settings.validate and (only is None or "validate" in only):
+        found.append(_validate(registry, resolved))
+    if settings.approvals and (only is None or "approvals" in only):
+        found.append(_approvals(registry, records, resolved, env, settings.approvals))
+    if settings.require_signed and (only is None or "signed" in only):
+        found.append(_signed(registry, resolved))
+    return found
+
+
+def enforce(gates: list[Gate], resolved: Resolved, env: str) -> str | None:
+    """Raise one DeployError listing every failed gate; else return the signer (for the trailer), if any."""
+    failed = [g for g in gates if not g.passed]
+    if failed:
+        raise DeployError(f"{resolved.info.tag} may not go to {env}: "
+                          + "; ".join(f"[{g.name}] {g.detail}" for g in failed))
+    return next((g.signer for g in gates if g.signer), None)
+
+
+def _requires(records: list[DeployRecord], resolved: Resolved, env: str, required: str) -> Gate:
+    info = resolved.info
+    ran = any(r.env == required and r.model == info.model and r.version == str(info.version) for r in records)
+    return Gate(f"requires {required}", ran, f"live in {required}" if ran else
+                f"{info.tag} was never live in {required}, which {env} requires: deploy it to {required} first "
+                f"(modelreg deploy {info.tag} --env {required})")
+
+
+def _soak(records: list[DeployRecord], resolved: Resolved, env: str, required: str, soak: str) -> Gate:
+    """It ran in REQUIRED for at least SOAK in all (deploy-branch commit times; until now when it still
+    runs there) and was never rolled back there."""
+    from modelreg.config import duration_seconds
+
+    info, version = resolved.info, str(resolved.info.version)
+    mine = [r for r in reversed(records) if r.env == required and r.model == info.model and r.changes_manifests]
+    if any(r.action == "rollback" and r.rolled_back == version for r in mine):
+        return Gate(f"soak {soak}", False, f"{info.tag} was rolled back in {required}: it cannot soak its way to {env}")
+    ran = 0
+    for i, record in enumerate(mine):
+        if record.version == version:
+            end = mine[i + 1].timestamp if i + 1 < len(mine) else int(time.time())
+            ran += max(0, end - record.timestamp)
+    wanted = duration_seconds(soak, f"environments.{env}.soak")
+    if ran < wanted:
+        return Gate(f"soak {soak}", False, f"{info.tag} has run in {required} for {_span(ran)}; {env} requires "
+                                           f"{soak} (soak), {_span(wanted - ran)} to go")
+    return Gate(f"soak {soak}", True, f"ran {_span(ran)} in {required}")
+
+
+def _validate(registry: Registry, resolved: Resolved) -> Gate:
+    from modelreg.validate import passed
+
+    ok = passed(registry, resolved)
+    tag = resolved.info.tag
+    return Gate("validate", ok, "a recorded pass" if ok else
+                f"{tag} has no passed validation: run `modelreg validate {tag} --record` first")
+
+
+def _approvals(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str, needed: int) -> Gate:
+    from modelreg.signing import approvals
+
+    info = resolved.info
+    counted, ignored = approvals(registry, records, info, env)
+    why = f" (not counted: {'; '.join(ignored)})" if ignored else ""
+    detail = (f"{env} requires {needed} approvals of {info.tag} and it has {len(counted)}"
+              f"{': ' + ', '.join(counted) if counted else ''}{why}")
+    if len(counted) < needed:
+        detail += f": allowed signers run `modelreg approve {info.tag} --env {env}`"
+    return Gate(f"approvals {needed}", len(counted) >= needed, detail)
+
+
+def _signed(registry: Registry, resolved: Resolved) -> Gate:
+    from modelreg.signing import verify
+
+    found = verify(registry, resolved.info)
+    if found.signer is None:
+        return Gate("signed", False, f"a signed version is required and {resolved.info.tag} is not: {found.detail}")
+    return Gate("signed", True, f"signed by {found.signer}", signer=found.signer)
+
+
+def _span(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
