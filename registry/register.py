@@ -182,7 +182,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     if same is not None:
         found = read_version(registry, same, versions)
         if head == same.commit:
-            _update_worktree(registry, name, same.commit, found.pointer, None)
+            _update_worktree(registry, name, same.commit, found.pointer, None, staged.cache)
         return Registration(model=name, version=same.version, tag=same.tag, commit=same.commit,
                             artifact=found.pointer.path, pointer=found.pointer, sha256=staged.sha256, pushed=False,
                             has_remote=store.has_remote(root), inspection=None, existing=True, warnings=tuple(warnings))
@@ -202,7 +202,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     git.update_refs(root, [("HEAD", commit, head), (f"refs/tags/{tag}", tag_object, None)], f"modelreg: {title}")
     faults.step("refs")
     stale = previous.pointer.path if previous and previous.pointer.path != staged.pointer.path else None
-    _update_worktree(registry, name, commit, staged.pointer, stale)
+    _update_worktree(registry, name, commit, staged.pointer, stale, staged.cache)
     faults.step("worktree")
     return Registration(model=name, version=version, tag=tag, commit=commit, artifact=staged.pointer.path,
                         pointer=staged.pointer, sha256=staged.sha256, pushed=has_remote and request.push,
@@ -239,7 +239,8 @@ def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, pr
     return git.build_commit(registry.root, head, files, title + "\n", remove=stale)
 
 
-def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: str | None) -> None:
+def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: str | None,
+                     cache: Path) -> None:
     """Bring models/NAME/ of the working tree and index to COMMIT: card, pointer, .gitignore from git,
     the artifact from DVC's cache. Every file goes through a temporary name: a kill leaves old or new."""
     where = registry.model_dir(name)
@@ -260,7 +261,7 @@ def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointe
     git.run_git("reset", "-q", commit, "--", where, cwd=registry.root)
     artifact = folder / pointer.path
     if not _holds(artifact, pointer):
-        store.materialize(registry.root, pointer, artifact)
+        store.materialize(registry.root, pointer, artifact, cache)
 
 
 def _holds(path: Path, pointer: Pointer) -> bool:

@@ -156,6 +156,7 @@ class Staged:
     pointer: Pointer
     sha256: str
     objects: tuple[str, ...]  # md5 ids: each file, then the folder listing (`.dir`) last
+    cache: Path  # DVC's `files/md5` folder the objects are in
 
 
 def cache_objects_dir(root: Path) -> Path:
@@ -175,7 +176,7 @@ def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
     staging.mkdir(parents=True, exist_ok=True)
     if not source.is_dir():
         md5, sha, size = _put_file(objects_dir, staging, source, progress)
-        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,))
+        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,), objects_dir)
     entries, digests, total = [], {}, 0
     for rel in files_of(source):
         md5, sha, size = _put_file(objects_dir, staging, source / rel, progress)
@@ -186,7 +187,7 @@ def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
     dir_md5 = hashlib.md5(listing).hexdigest() + ".dir"
     _put_bytes(objects_dir, staging, dir_md5, listing)
     pointer = Pointer(path=source.name, md5=dir_md5, size=total, nfiles=len(entries))
-    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,))
+    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,), objects_dir)
 
 
 def _object_path(objects_dir: Path, md5: str) -> Path:
@@ -265,10 +266,10 @@ def push_objects(root: Path, objects: tuple[str, ...]) -> int:
     return len(result.transferred)
 
 
-def materialize(root: Path, pointer: Pointer, dest: Path) -> None:
-    """Write the artifact from the cache to its place in the working tree (through a temporary
-    path, so a kill never leaves half a file under the real name)."""
-    objects_dir = cache_objects_dir(root)
+def materialize(root: Path, pointer: Pointer, dest: Path, objects_dir: Path | None = None) -> None:
+    """Write the artifact from the cache (OBJECTS_DIR, found through DVC when not given) to its place
+    in the working tree, through a temporary path: a kill never leaves half a file under the real name."""
+    objects_dir = objects_dir or cache_objects_dir(root)
     tmp = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}")
     try:
         if pointer.is_dir:
