@@ -101,9 +101,9 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     registry.config.env(env)
     if model is not None:
         check_name(model)
-    if options.push:
-        target.fetch(registry)
-    model = model or _pick_model(registry, target.read_log(registry), env)
+    if model is None and registry.config.default_model is None and options.push:
+        target.fetch(registry)  # which models run in ENV is read from the remote's branch; land() fetches again
+    model = model or _pick_model(registry, env)
     wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
     artifact_warnings: dict[str, list[str]] = {}
 
@@ -228,9 +228,10 @@ def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptio
     return [f"WARNING: {what}; deploying anyway (--allow-missing): pods will fail to fetch the model"]
 
 
-def _pick_model(registry: Registry, records: list[DeployRecord], env: str) -> str:
+def _pick_model(registry: Registry, env: str) -> str:
     if registry.config.default_model:
         return registry.config.default_model
+    records = target.read_log(registry)
     models = sorted({r.model for r in records if r.env == env}) or sorted({v.model for v in scan(registry)})
     if len(models) == 1:
         return models[0]
