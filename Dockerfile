@@ -17,7 +17,7 @@ COPY registry registry
 COPY cli cli
 COPY templates templates
 RUN pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0" \
-    && pip install --quiet -c constraints.txt ".[serve,s3]" \
+    && pip install --quiet -c constraints.txt ".[serve,s3,sign]" \
     && rm -rf /src \
     && useradd --uid 10001 --create-home modelreg
 

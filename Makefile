@@ -17,7 +17,7 @@ SHARED_CONTAINERS := $(firstword $(wildcard ../shared/containers/base-image.sh /
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,serve,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,serve,sign,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)

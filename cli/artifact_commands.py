@@ -68,11 +68,17 @@ def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
 @click.argument("ref", required=False)
 @click.option("--all", "every", is_flag=True, help="Every valid version of every model.")
 @click.option("--deep", is_flag=True, help="Also check each artifact's SHA-256 against its card.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of {tag, state, problems, files, size}.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check artifact signatures against this public key (default: the keys environments trust).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print as JSON: a list of {tag, state, problems, files, size, signature}.")
 @click.pass_obj
 @handle_errors
-def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -> None:
+def verify(repo: str, ref: str | None, every: bool, deep: bool, public_key: Path | None, as_json: bool) -> None:
     """Check that versions' artifacts are in the DVC remote, intact; exit 1 if any is not.
+
+    A version with an artifact signature (model.sig) has it checked against the bytes read from the
+    remote, with --public-key or the key (or identity) an environment in modelreg.yaml trusts.
 
     REF is NAME@VERSION, NAME (all its versions) or a bare VERSION; --all checks everything.
 
@@ -95,12 +101,18 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, as_json: bool) -
         targets = [read_version(registry, v, versions) for v in versions if v.valid]
     else:
         targets = [resolve(registry, ref)]  # type: ignore[arg-type]
-    results = run_verify(registry, targets, deep)
+    trusted = None
+    if public_key is not None:
+        from modelreg.artifact_signature import Trust, key_id
+
+        key_id(public_key.read_bytes())
+        trusted = [Trust(public_key=public_key.read_bytes())]
+    results = run_verify(registry, targets, deep, trusted)
     if as_json:
         emit_json([r.to_json() for r in results])
     else:
-        table(["version", "state", "files", "bytes", "problem"],
-              [[r.tag, r.state, r.files, r.size, "; ".join(r.problems)] for r in results])
+        table(["version", "state", "files", "bytes", "signature", "problem"],
+              [[r.tag, r.state, r.files, r.size, r.signature, "; ".join(r.problems)] for r in results])
     if any(r.state != "ok" for r in results):
         raise click.exceptions.Exit(1)
 

@@ -63,12 +63,19 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
 @click.option("--allow-duplicate", is_flag=True, help="Register bytes that an earlier version already holds.")
 @click.option("--follow-symlinks", is_flag=True, help="PATH may be a symbolic link: register the file it points to.")
 @click.option("--sign", is_flag=True, help="Sign the tag with git's signing settings (SSH or GPG: gpg.format, user.signingKey).")
+@click.option("--sign-artifact", is_flag=True,
+              help="Sign the artifact's bytes (OpenSSF model signing, extra `sign`): with --key, else keyless "
+                   "Sigstore with an OIDC identity token (SIGSTORE_ID_TOKEN, or GitHub Actions' id-token).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The EC private key (PEM) for --sign-artifact (implies it); password in "
+                   "MODELREG_SIGNING_KEY_PASSWORD. The signature goes beside the card as model.sig.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
 def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
              metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
-             no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, sign: bool, as_json: bool) -> None:
+             no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, sign: bool, sign_artifact: bool,
+             key: Path | None, as_json: bool) -> None:
     """Register PATH (a file or a model folder) as a new version of model NAME.
 
     Every byte is read once (md5 for DVC, SHA-256 for the card) into DVC's cache, pushed to the
@@ -77,7 +84,11 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
     Re-running after a failure either finishes or says the bytes are already registered.
 
     Example: modelreg register churn ./model.pt -m "retrained on March data" --metric auc=0.91
+
+    Signed: modelreg register churn ./model.pt --sign --sign-artifact --key release.key
     """
+    import os
+
     from modelreg.digest import size_of
     from modelreg.inspect import inspector
     from modelreg.register import RegisterRequest, register as run_register
@@ -86,7 +97,9 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
     registry = open_registry(repo)
     request = RegisterRequest(name=name, path=path, version=version, bump=bump, message=message,
                               metrics=metrics, params=params, card_file=card_file, push=not no_push,
-                              allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks, sign=sign)
+                              allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks, sign=sign,
+                              sign_artifact=sign_artifact or key is not None, key=key,
+                              identity_token=os.environ.get("SIGSTORE_ID_TOKEN") or None)
     total = size_of(path) if path.is_file() and not path.is_symlink() else 0
     with byte_progress(total, f"Registering {path.name}") as progress:
         result = run_register(registry, request, progress=progress, inspect=None if no_inspect else inspector(note))
@@ -99,6 +112,9 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
                           f"{short(result.commit)}): nothing to do. --allow-duplicate registers them again.")
     click.echo(f"Registered {result.tag} ({result.pointer.size} bytes, sha256 {result.sha256[:12]}) "
                f"in commit {short(result.commit)}.")
+    if result.signed_by:
+        signer = result.signed_by.get("identity") or f"key sha256:{result.signed_by.get('key', '')[:16]}"
+        click.echo(f"Artifact signed by {signer} (models/{result.model}/model.sig).")
     if result.pushed:
         click.echo("Artifact pushed to the DVC remote.")
     elif not result.has_remote:

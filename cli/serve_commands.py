@@ -97,26 +97,46 @@ def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | Non
 @click.option("--md5", required=True, help="The DVC object id (md5, or md5.dir for a folder).")
 @click.option("--sha256", required=True, help="The artifact's SHA-256 from its card.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to put the artifact (must not exist).")
+@click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The artifact's model signature (model.sig): checked against the downloaded bytes.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --signature: the trusted public key (PEM).")
+@click.option("--identity", help="With --signature, keyless: the trusted Sigstore identity (with --issuer).")
+@click.option("--issuer", help="The OIDC issuer of --identity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def fetch(url: str, md5: str, sha256: str, out: Path, as_json: bool) -> None:
+def fetch(url: str, md5: str, sha256: str, out: Path, signature: Path | None, public_key: Path | None,
+          identity: str | None, issuer: str | None, as_json: bool) -> None:
     """Download a registered artifact from its DVC remote by URL, verified; no git repo needed.
 
     What the init container runs. Local paths, s3:// (AWS_ENDPOINT_URL for MinIO and other
     S3-compatible stores; credentials from the usual AWS variables), gs://, azure:// and
     http(s)://. md5 per object and SHA-256 overall are checked; on any mismatch or interruption
-    nothing is left at --out.
+    nothing is left at --out. With --signature and --public-key (or --identity and --issuer) the
+    artifact's OpenSSF model signature is checked too (extra `sign`).
 
     Example: modelreg fetch --url s3://models/files/md5/ab/cdef... --md5 abcdef... --sha256 ... --out /models/model.pt
     """
+    from modelreg.artifact_signature import Trust
     from modelreg.serving.fetch import fetch as run_fetch
 
+    trust = None
+    if public_key is not None or identity is not None or issuer is not None:
+        if public_key is not None and (identity or issuer):
+            raise click.UsageError("pass --public-key or --identity/--issuer, not both")
+        if public_key is None and not (identity and issuer):
+            raise click.UsageError("--identity and --issuer go together")
+        trust = Trust(public_key=public_key.read_bytes()) if public_key else Trust(identity=identity, issuer=issuer)
+    if (signature is None) != (trust is None):
+        raise click.UsageError("--signature needs --public-key (or --identity and --issuer), and they need it")
     log = None if sys.stderr.isatty() else note
     with byte_progress(0 if log else 1 << 62, "Fetching") as progress:
-        result = run_fetch(url, md5, sha256, out, progress if sys.stderr.isatty() else None, log)
+        result = run_fetch(url, md5, sha256, out, progress if sys.stderr.isatty() else None, log,
+                           signature.read_bytes() if signature else None, trust)
     if as_json:
         return emit_json(result.to_json())
-    click.echo(f"Fetched {result.path}: {result.size} bytes, {result.files} file(s), sha256 {result.sha256} verified.")
+    signed = f", signature by {result.signed_by} verified" if result.signed_by else ""
+    click.echo(f"Fetched {result.path}: {result.size} bytes, {result.files} file(s), sha256 {result.sha256} verified{signed}.")
 
 
 COMMANDS = [serve, fetch]

@@ -38,6 +38,11 @@ class Environment:
     require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
     soak: str | None = None  # with requires: how long a version must have run there first (30m, 2h, 1d)
     approvals: int = 0  # distinct allowed signers (not the tag's author) who must `modelreg approve` it
+    # Only versions whose artifact signature (model.sig) this key or identity made, over the bytes in the remote:
+    require_artifact_signature: bool = False
+    artifact_key: str | None = None  # a PEM public key, a path in the registry (.modelreg/release.pub)
+    artifact_identity: str | None = None  # or keyless Sigstore: the signer's identity and its OIDC issuer
+    artifact_issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,25 @@ def _check_consistency(config: Config) -> None:
             if env.requires is None:
                 raise ConfigError(f"environments.{env.name}.soak: needs `requires` (where the version soaks)")
             duration_seconds(env.soak, f"environments.{env.name}.soak")
+        _check_artifact_trust(env)
     _check_deploy(config.deploy)
+
+
+def _check_artifact_trust(env: Environment) -> None:
+    where = f"environments.{env.name}"
+    if env.artifact_key is not None:
+        parts = env.artifact_key.split("/")
+        if env.artifact_key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in env.artifact_key:
+            raise ConfigError(f"{where}.artifact_key: {env.artifact_key[:80]!r} must be a path inside the registry "
+                              "(.modelreg/release.pub)")
+    if (env.artifact_identity is None) != (env.artifact_issuer is None):
+        raise ConfigError(f"{where}: artifact_identity and artifact_issuer go together (a Sigstore identity and "
+                          "the OIDC issuer that vouches for it)")
+    if env.artifact_key is not None and env.artifact_identity is not None:
+        raise ConfigError(f"{where}: trust artifact_key or artifact_identity, not both")
+    if env.require_artifact_signature and env.artifact_key is None and env.artifact_identity is None:
+        raise ConfigError(f"{where}.require_artifact_signature: name whom to trust: artifact_key "
+                          "(a public key in the registry) or artifact_identity + artifact_issuer")
 
 
 def _check_deploy(deploy: Deploy) -> None:

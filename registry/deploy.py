@@ -77,17 +77,20 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     """Render REF for ENV and commit the manifests to the deploy branch."""
     registry.config.env(env)
     resolved = resolve(registry, ref)
-    files = render(registry, resolved, env).files
     warnings = _check_artifact(registry, resolved, options)
+    rendered: list[dict[str, bytes]] = []  # once, after the first attempt's gates: a refusal names them all
+    memo: dict[tuple[str, ...], gates.Gate] = {}  # gate results that hold across attempts
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         policy.refuse_quarantined(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
-        checked = gates.evaluate(registry, records, resolved, env)
+        checked = gates.evaluate(registry, records, resolved, env, memo=memo)
         signer = gates.enforce(checked, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        return Change(resolved, files, warnings, forced=forced, signer=signer, gates=checked)
+        if not rendered:
+            rendered.append(render(registry, resolved, env).files)
+        return Change(resolved, rendered[0], warnings, forced=forced, signer=signer, gates=checked)
 
     return _land(registry, resolved.info.model, env, action, options, decide)
 
@@ -106,6 +109,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     model = model or _pick_model(registry, env)
     wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
     artifact_warnings: dict[str, list[str]] = {}
+    memo: dict[tuple[str, ...], gates.Gate] = {}
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         mine = [r for r in records if r.env == env and r.model == model and r.changes_manifests]
@@ -113,7 +117,7 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
         policy.refuse_quarantined(rules, resolved.info)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        checked = gates.evaluate(registry, records, resolved, env, only=gates.VERSION_GATES)  # it ran there before
+        checked = gates.evaluate(registry, records, resolved, env, only=gates.VERSION_GATES, memo=memo)  # it ran there before
         signer = gates.enforce(checked, resolved, env)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)

@@ -1,7 +1,8 @@
 """What a version must show before it lands in an environment, per `modelreg.yaml`, all read from git:
 `requires` (it ran in another environment), `soak` (long enough there, never rolled back there),
 `validate` (a recorded pass), `approvals` (N distinct allowed signers, not the tag's author) and
-`require_signed` (an allowed signer signed its tag). Every gate is evaluated, and a refusal lists each
+`require_signed` (an allowed signer signed its tag) and `require_artifact_signature` (the trusted key
+or identity signed the artifact, and the bytes in the remote match the signature). Every gate is evaluated, and a refusal lists each
 failed one with why; a rollback is held to the gates about the version itself (validate, signed)."""
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg.errors import DeployError
+from modelreg.errors import DeployError, ModelregError
 from modelreg.registry import Registry
 from modelreg.target import DeployRecord
 from modelreg.versions import Resolved
 
-VERSION_GATES = ("validate", "signed")
+VERSION_GATES = ("validate", "signed", "artifact")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Gate:
 
 
 def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str,
-             only: tuple[str, ...] | None = None) -> list[Gate]:
-    """Every gate ENV sets (or those named in ONLY), passed or not."""
+             only: tuple[str, ...] | None = None, memo: dict[tuple[str, ...], Gate] | None = None) -> list[Gate]:
+    """Every gate ENV sets (or those named in ONLY), passed or not. MEMO, kept by one deploy across
+    its compare-and-swap attempts, holds the results that do not depend on the deploy log."""
     settings = registry.config.env(env)
     found = []
     if settings.requires and (only is None or "requires" in only):
@@ -43,6 +45,8 @@ def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved
         found.append(_approvals(registry, records, resolved, env, settings.approvals))
     if settings.require_signed and (only is None or "signed" in only):
         found.append(_signed(registry, resolved))
+    if settings.require_artifact_signature and (only is None or "artifact" in only):
+        found.append(_artifact_signed(registry, resolved, env, {} if memo is None else memo))
     return found
 
 
@@ -113,6 +117,37 @@ def _signed(registry: Registry, resolved: Resolved) -> Gate:
     if found.signer is None:
         return Gate("signed", False, f"a signed version is required and {resolved.info.tag} is not: {found.detail}")
     return Gate("signed", True, f"signed by {found.signer}", signer=found.signer)
+
+
+def _artifact_signed(registry: Registry, resolved: Resolved, env: str, memo: dict[tuple[str, ...], Gate]) -> Gate:
+    """The artifact signature at the tag is the trusted signer's and signs the bytes in the remote
+    (streamed and hashed: the cost of one read of the artifact from the remote). It does not depend
+    on the deploy log, so a deploy that retries its compare-and-swap reads the bytes once."""
+    from modelreg import git
+
+    key = ("artifact", resolved.info.object, env, git.head_commit(registry.root))
+    if key not in memo:
+        memo[key] = _check_artifact_signature(registry, resolved, env, key[-1])
+    return memo[key]
+
+
+def _check_artifact_signature(registry: Registry, resolved: Resolved, env: str, head: str) -> Gate:
+    from modelreg import artifact_signature
+    from modelreg.remote import file_digests
+
+    info = resolved.info
+    bundle = artifact_signature.signature_of(registry, info)
+    if bundle is None:
+        return Gate("artifact signed", False, f"{env} requires a signed artifact and {info.tag} has none: register "
+                                              "it with --sign-artifact --key KEY")
+    try:
+        trust = artifact_signature.trust_of(registry, registry.config.env(env), head)
+        digests = file_digests(registry, resolved)
+        who = artifact_signature.check(bundle, resolved.pointer.path,
+                                       artifact_signature.signed_names(digests, resolved.pointer.is_dir), trust)
+    except ModelregError as exc:
+        return Gate("artifact signed", False, str(exc))
+    return Gate("artifact signed", True, f"signed by {who}; the {len(digests)} file(s) in the remote match it")
 
 
 def _span(seconds: int) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from modelreg import faults, git, signing, store, target
+from modelreg import artifact_signature, faults, git, signing, store, target
 from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
 from modelreg.digest import Progress, check_regular
 from modelreg.errors import ArtifactError, ModelregError, RefError
@@ -50,12 +50,14 @@ class Registration:
     inspection: dict[str, Any] | None
     existing: bool = False  # the same bytes were already the latest version: nothing new was made
     warnings: tuple[str, ...] = ()
+    signed_by: dict[str, str] | None = None  # the artifact signature's signer (--sign-artifact)
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "version": str(self.version), "tag": self.tag, "commit": self.commit,
                 "artifact": self.artifact, "md5": self.pointer.md5, "size": self.pointer.size,
                 "sha256": self.sha256, "pushed": self.pushed, "remote": self.has_remote,
-                "inspection": self.inspection, "existing": self.existing, "warnings": list(self.warnings)}
+                "inspection": self.inspection, "existing": self.existing, "warnings": list(self.warnings),
+                "signed_by": self.signed_by}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class RegisterRequest:
     allow_duplicate: bool = False
     follow_symlinks: bool = False
     sign: bool = False  # a signed tag, with git's own signing settings (gpg.format, user.signingKey)
+    sign_artifact: bool = False  # an OpenSSF model signature of the bytes, committed beside the card
+    key: Path | None = None  # its EC private key (PEM); None: keyless Sigstore with an identity token
+    identity_token: str | None = None
 
 
 Inspector = Callable[[Path], dict[str, Any]]
@@ -187,15 +192,19 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
                             artifact=found.pointer.path, pointer=found.pointer, sha256=staged.sha256, pushed=False,
                             has_remote=store.has_remote(root), inspection=None, existing=True, warnings=tuple(warnings))
     previous = read_version(registry, parent, versions) if parent else None
+    signature, signed_by = None, None
+    if request.sign_artifact:
+        digests = artifact_signature.signed_names(staged.files, staged.pointer.is_dir)
+        signature, signed_by = artifact_signature.sign(staged.pointer.path, digests, request.key, request.identity_token)
     card = _card(name, version, staged, author, request, previous.card if previous else {}, extra_card,
-                 metrics, params, parent, inspection)
+                 metrics, params, parent, inspection, signed_by)
     has_remote = store.has_remote(root)
     if has_remote and request.push:
         store.push_objects(root, staged.objects)
     faults.step("pushed")
     tag = format_tag(name, version)
     title = f"Register {tag}" + (f": {request.message}" if request.message else "")
-    commit = _write_commit(registry, name, head, staged.pointer, previous, card, title)
+    commit = _write_commit(registry, name, head, staged.pointer, previous, card, title, signature)
     write_tag = signing.sign_tag_object if request.sign else git.write_tag_object
     tag_object = write_tag(root, tag, commit, _tag_message(title, staged))
     faults.step("objects")
@@ -206,7 +215,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     faults.step("worktree")
     return Registration(model=name, version=version, tag=tag, commit=commit, artifact=staged.pointer.path,
                         pointer=staged.pointer, sha256=staged.sha256, pushed=has_remote and request.push,
-                        has_remote=has_remote, inspection=inspection, warnings=tuple(warnings))
+                        has_remote=has_remote, inspection=inspection, warnings=tuple(warnings), signed_by=signed_by)
 
 
 def _same_bytes(versions: list[VersionInfo], sha256: str, allow: bool) -> VersionInfo | None:
@@ -225,9 +234,10 @@ def _same_bytes(versions: list[VersionInfo], sha256: str, allow: bool) -> Versio
 
 
 def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, previous: Any,
-                  card: dict[str, Any], title: str) -> str:
-    """The register commit on HEAD: card, pointer and .gitignore of models/NAME (and the old pointer
-    gone when the artifact's name changed). Only git's object store is written."""
+                  card: dict[str, Any], title: str, signature: bytes | None) -> str:
+    """The register commit on HEAD: card, pointer, .gitignore and artifact signature (when signed) of
+    models/NAME; the old pointer gone when the artifact's name changed, the old signature when this
+    version is not signed. Only git's object store is written."""
     where = registry.model_dir(name)
     ignore = git.read_file(registry.root, head, f"{where}/.gitignore") or b""
     line = f"/{pointer.path}".encode()
@@ -236,6 +246,10 @@ def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, pr
     files = {f"{where}/{CARD_FILE}": dump_card(card).encode(), f"{where}/{pointer.path}.dvc": store.pointer_text(pointer).encode(),
              f"{where}/.gitignore": ignore}
     stale = (f"{where}/{previous.pointer.path}.dvc",) if previous and previous.pointer.path != pointer.path else ()
+    if signature is not None:
+        files[f"{where}/{artifact_signature.SIGNATURE_FILE}"] = signature
+    else:
+        stale += (f"{where}/{artifact_signature.SIGNATURE_FILE}",)
     return git.build_commit(registry.root, head, files, title + "\n", remove=stale)
 
 
@@ -246,12 +260,14 @@ def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointe
     where = registry.model_dir(name)
     folder = registry.root / where
     folder.mkdir(parents=True, exist_ok=True)
-    names = (CARD_FILE, f"{pointer.path}.dvc", ".gitignore")
+    names = (CARD_FILE, f"{pointer.path}.dvc", ".gitignore", artifact_signature.SIGNATURE_FILE)
     for file_name, found in zip(names, git.read_objects(registry.root, [f"{commit}:{where}/{n}" for n in names])):
         if found is not None:
             tmp = folder / f".{file_name}.modelreg-{os.getpid()}"
             tmp.write_bytes(found[1])
             os.replace(tmp, folder / file_name)
+        elif file_name == artifact_signature.SIGNATURE_FILE:
+            (folder / file_name).unlink(missing_ok=True)
     if stale:
         for leftover in (folder / stale, folder / f"{stale}.dvc"):
             if leftover.is_dir() and not leftover.is_symlink():
@@ -279,14 +295,16 @@ def _holds(path: Path, pointer: Pointer) -> bool:
 
 def _card(name: str, version: Version, staged: Staged, author: str, request: RegisterRequest,
           previous: dict[str, Any], extra: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any],
-          parent: VersionInfo | None, inspection: dict[str, Any] | None) -> dict[str, Any]:
+          parent: VersionInfo | None, inspection: dict[str, Any] | None,
+          signed_by: dict[str, str] | None = None) -> dict[str, Any]:
     pointer = staged.pointer
     card: dict[str, Any] = {k: previous[k] for k in CARRIED_OVER if k in previous}
     card.update(extra)
     card.update({
         "name": name, "version": str(version),
         "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size, "sha256": staged.sha256,
-                     **({"nfiles": pointer.nfiles} if pointer.nfiles else {})},
+                     **({"nfiles": pointer.nfiles} if pointer.nfiles else {}),
+                     **({"signed_by": signed_by} if signed_by else {})},
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "author": author,
         "message": request.message,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modelreg import store
+from modelreg import artifact_signature, store
+from modelreg.artifact_signature import Trust
 from modelreg.digest import CHUNK, Progress, manifest_digest
 from modelreg.errors import ArtifactError, StoreError
 from modelreg.registry import Registry
@@ -31,6 +32,7 @@ class Verified:
     problems: list[str] = field(default_factory=list)
     files: int = 0
     size: int = 0
+    signature: str = "unsigned"  # unsigned, verified: WHO, not checked: WHY, invalid
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,7 +113,8 @@ def _stream_check(remote: ObjectStore, md5: str, out: Any | None, progress: Prog
     return digest_md5.hexdigest(), digest_sha.hexdigest(), size
 
 
-def _check_version(remote: ObjectStore, found: Resolved, deep: bool) -> Verified:
+def _check_version(remote: ObjectStore, found: Resolved, deep: bool, bundle: bytes | None,
+                   trusted: list[Trust]) -> Verified:
     pointer, tag = found.pointer, found.info.tag
     expected_sha = (found.card.get("artifact") or {}).get("sha256")
     objects = [(pointer.md5, pointer.path)]
@@ -142,14 +145,45 @@ def _check_version(remote: ObjectStore, found: Resolved, deep: bool) -> Verified
         if got != expected_sha:
             problems.append(f"sha256 {got} in the remote, {expected_sha} in the card")
             state = "corrupt"
-    return Verified(tag, state, problems, files=len(objects), size=total)
+    signature = "unsigned"
+    if bundle is not None and state == "ok":
+        signature, problem = _check_signature(bundle, found, digests, trusted)
+        if problem:
+            problems.append(problem)
+            state = "bad-signature"
+    return Verified(tag, state, problems, files=len(objects), size=total, signature=signature)
 
 
-def verify(registry: Registry, versions: list[Resolved], deep: bool = False) -> list[Verified]:
-    """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep);
-    and its tag: still the object its first deploy recorded, and the same as the git remote's."""
+def _check_signature(bundle: bytes, found: Resolved, digests: dict[str, str], trusted: list[Trust]) -> tuple[str, str | None]:
+    """(what the signature is, the problem if it fails) for the bytes just read from the remote."""
+    from modelreg.errors import ModelregError
+
+    try:
+        signer = artifact_signature.signer_of(bundle)
+        if "key" in signer:
+            candidates = [t for t in trusted if t.public_key is None or artifact_signature.key_id(t.public_key) == signer["key"]]
+        else:
+            candidates = [t for t in trusted if t.identity]
+        if not candidates:
+            return (f"not checked: signed by {signer.get('identity') or 'key sha256:' + signer.get('key', '')[:16]}, "
+                    "whom no environment trusts (pass --public-key)"), None
+        names = artifact_signature.signed_names(digests, found.pointer.is_dir)
+        return f"verified: {artifact_signature.check(bundle, found.pointer.path, names, candidates[0])}", None
+    except ModelregError as exc:
+        return "invalid", str(exc)
+
+
+def verify(registry: Registry, versions: list[Resolved], deep: bool = False,
+           trusted: list[Trust] | None = None) -> list[Verified]:
+    """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep); its
+    artifact signature, when it has one, against the bytes read and TRUSTED (default: whom the
+    environments trust); and its tag: still the object its first deploy recorded, and the same as
+    the git remote's."""
+    if trusted is None:
+        trusted = artifact_signature.trusted(registry)
+    bundles = {found.info.tag: artifact_signature.signature_of(registry, found.info) for found in versions}
     with open_remote(registry) as remote:
-        results = [_check_version(remote, found, deep) for found in versions]
+        results = [_check_version(remote, found, deep, bundles[found.info.tag], trusted) for found in versions]
     moved = tag_problems(registry, [found.info for found in versions])
     return [dataclasses.replace(r, state="moved", problems=r.problems + moved[r.tag]) if moved.get(r.tag) else r
             for r in results]
@@ -174,6 +208,32 @@ def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list
         if other is not None and other != info.object:
             problems.setdefault(info.tag, []).append(f"tag differs on {remote_name}: {other[:12]} there, {info.object[:12]} here")
     return problems
+
+
+def file_digests(registry: Registry, found: Resolved, progress: Progress | None = None) -> dict[str, str]:
+    """SHA-256 of each file of a version's artifact as the remote holds it (md5 checked on the way):
+    the bytes a pod will get. Keys: relative paths in a folder, the file's name for one file."""
+    light = light_store(registry)
+    if light is not None:
+        return _file_digests(light, found, progress)
+    with open_remote(registry) as remote:
+        return _file_digests(remote, found, progress)
+
+
+def _file_digests(remote: ObjectStore, found: Resolved, progress: Progress | None) -> dict[str, str]:
+    pointer, tag = found.pointer, found.info.tag
+    if not remote.exists(pointer.md5):
+        raise ArtifactError(f"{tag}: object {pointer.md5} is not in the remote")
+    objects = [(e["md5"], e["relpath"]) for e in _entries(remote, pointer.md5)] if pointer.is_dir \
+        else [(pointer.md5, pointer.path)]
+    digests = {}
+    for md5, rel in objects:
+        if not remote.exists(md5):
+            raise ArtifactError(f"{tag}: {rel} (object {md5}) is not in the remote")
+        got_md5, digests[rel], _ = _stream_check(remote, md5, None, progress)
+        if got_md5 != md5:
+            raise ArtifactError(f"{tag}: {rel} is corrupt in the remote (md5 {got_md5}, registered {md5})")
+    return digests
 
 
 def missing(registry: Registry, found: Resolved) -> list[str]:
@@ -246,24 +306,28 @@ def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | N
 
 
 def download(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, dest: Path,
-             progress: Progress | None = None, log: Callable[[str], None] | None = None) -> tuple[str, int, int]:
+             progress: Progress | None = None, log: Callable[[str], None] | None = None,
+             accept: Callable[[dict[str, str]], None] | None = None) -> tuple[str, int, int]:
     """Stream object MD5 (a file, or a `.dir` folder) to DEST through a temporary path beside it, md5
-    per object and SHA-256 overall checked: on any mismatch or interruption nothing is left at DEST.
+    per object and SHA-256 overall checked, and ACCEPT (given the SHA-256 per file, keyed "" for a
+    single file) raising to refuse: on any mismatch or interruption nothing is left at DEST.
     Returns (sha256, bytes, files)."""
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".modelreg-pull-", dir=dest.parent))
     try:
-        result = _pull_into(remote, md5, expected_sha, label, staging / "artifact", progress, log)
+        sha, total, count, digests = _pull_into(remote, md5, expected_sha, label, staging / "artifact", progress, log)
+        if accept is not None:
+            accept(digests)
         os.replace(staging / "artifact", dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return result
+    return sha, total, count
 
 
 def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, artifact: Path,
-               progress: Progress | None, log: Callable[[str], None] | None) -> tuple[str, int, int]:
+               progress: Progress | None, log: Callable[[str], None] | None) -> tuple[str, int, int, dict[str, str]]:
     is_dir = md5.endswith(".dir")
     if not remote.exists(md5):
         raise ArtifactError(f"{label}: object {md5} is not in the remote (was it pushed?)")
@@ -284,4 +348,4 @@ def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: s
     sha = manifest_digest(digests) if is_dir else digests[""]
     if expected_sha and sha != expected_sha:
         raise ArtifactError(f"{label}: sha256 {sha} does not match the registered {expected_sha}")
-    return sha, total, len(entries)
+    return sha, total, len(entries), digests

@@ -1,7 +1,9 @@
 """Manifests from Jinja templates, read from the tag's tree, rendered in a sandbox and checked.
 
 Everything that shapes the output (card, `.dvc` pointer, templates/, modelreg.yaml, .dvc/config)
-comes from the commit the tag names, so the same tag and environment give the same bytes.
+comes from the commit the tag names, so the same tag and environment give the same bytes; the one
+exception is policy: when the registry (at HEAD) requires a signed artifact in the environment, the
+signature and the trusted key go into the manifests for the pod to check.
 """
 from __future__ import annotations
 
@@ -57,7 +59,10 @@ def read_tree_inputs(registry: Registry, commit: str) -> tuple[Config, dict[str,
     return config, templates, remote_url
 
 
-def build_context(resolved: Resolved, config: Config, env_name: str, remote_url: str | None) -> dict[str, Any]:
+def build_context(resolved: Resolved, config: Config, env_name: str, remote_url: str | None,
+                  signature: bytes | None = None, trust: Any = None) -> dict[str, Any]:
+    """What the templates see. SIGNATURE and TRUST (an artifact_signature.Trust) are given when the
+    environment requires a signed artifact: the pod checks it again against them."""
     info, pointer = resolved.info, resolved.pointer
     env = config.env(env_name)
     if remote_url is None:
@@ -70,7 +75,10 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
         "name": name, "card": resolved.card, "env": env.__dict__, "serving": config.serving.__dict__,
         "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size,
                      "sha256": artifact_card.get("sha256", ""),
-                     "url": store.object_url(env.storage_url or remote_url, pointer.md5), "is_dir": pointer.is_dir},
+                     "url": store.object_url(env.storage_url or remote_url, pointer.md5), "is_dir": pointer.is_dir,
+                     "signature": signature.decode() if signature else ""},
+        "trust": {"key": trust.public_key.decode() if trust and trust.public_key else "",
+                  "identity": trust.identity if trust else "", "issuer": trust.issuer if trust else ""},
         "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
         "image": config.serving.image or f"{IMAGE}:{modelreg_version()}",
         "card_yaml": dump_card(resolved.card),
@@ -89,7 +97,8 @@ def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
     if env_name not in config.environments:
         raise RenderError(f"unknown environment {env_name!r} at {resolved.info.tag}: its modelreg.yaml has "
                           f"{', '.join(config.environments)}")
-    context = build_context(resolved, config, env_name, remote_url)
+    signature, trust = _artifact_trust(registry, resolved, env_name)
+    context = build_context(resolved, config, env_name, remote_url, signature, trust)
     files: dict[str, bytes] = {}
     objects: list[dict[str, Any]] = []
     for name, text in _render_all(templates, context).items():
@@ -103,6 +112,22 @@ def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
         raise RenderError(f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
                           f"{config.serving.kind!r}")
     return Rendered(files=files, objects=objects, config=config)
+
+
+def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tuple[bytes | None, Any]:
+    """The version's artifact signature and whom ENV trusts, when ENV requires a signed artifact. This
+    is policy, so it is read as the gates read it (modelreg.yaml and the key at HEAD), not from the
+    tag's commit: a version registered before the policy is held to it too."""
+    from modelreg import artifact_signature
+
+    env = registry.config.environments.get(env_name)
+    if env is None or not env.require_artifact_signature:
+        return None, None
+    signature = artifact_signature.signature_of(registry, resolved.info)
+    if signature is None:
+        raise RenderError(f"{resolved.info.tag} has no artifact signature and {env_name} requires one "
+                          "(require_artifact_signature): register it with --sign-artifact --key KEY")
+    return signature, artifact_signature.trust_of(registry, env, git.head_commit(registry.root))
 
 
 def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str, str]:

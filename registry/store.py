@@ -157,6 +157,7 @@ class Staged:
     sha256: str
     objects: tuple[str, ...]  # md5 ids: each file, then the folder listing (`.dir`) last
     cache: Path  # DVC's `files/md5` folder the objects are in
+    files: dict[str, str]  # SHA-256 per file: relative paths in a folder, the file's name for one file
 
 
 def cache_objects_dir(root: Path) -> Path:
@@ -176,7 +177,8 @@ def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
     staging.mkdir(parents=True, exist_ok=True)
     if not source.is_dir():
         md5, sha, size = _put_file(objects_dir, staging, source, progress)
-        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,), objects_dir)
+        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,), objects_dir,
+                      {source.name: sha})
     entries, digests, total = [], {}, 0
     for rel in files_of(source):
         md5, sha, size = _put_file(objects_dir, staging, source / rel, progress)
@@ -187,7 +189,8 @@ def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
     dir_md5 = hashlib.md5(listing).hexdigest() + ".dir"
     _put_bytes(objects_dir, staging, dir_md5, listing)
     pointer = Pointer(path=source.name, md5=dir_md5, size=total, nfiles=len(entries))
-    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,), objects_dir)
+    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,), objects_dir,
+                  digests)
 
 
 def _object_path(objects_dir: Path, md5: str) -> Path:
