@@ -1,4 +1,4 @@
-"""SHA-256 of artifacts, computed while they are copied into the registry.
+"""SHA-256 (and DVC's md5) of artifacts, computed while they are copied or downloaded.
 
 File: the SHA-256 of its bytes. Directory: the SHA-256 of a manifest with one line
 per file, sorted by relative POSIX path, `<sha256 hex>  <relative path>\\n` (the
@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import stat
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable, Sequence
 
 from modelreg.errors import ArtifactError
 
@@ -23,20 +24,64 @@ Progress = Callable[[int], None]
 SAFE_REL = re.compile(r"[^\x00-\x1f\x7f\\]+")
 
 
-def md5_sha256_copy(src: Path, out: BinaryIO, progress: Progress | None) -> tuple[str, str, int]:
-    """Copy `src` into `out` in one read, returning (md5, sha256, size) of the bytes read. SHA-256 runs
-    in a second thread (hashlib releases the GIL on large buffers) one chunk behind md5 and the write,
-    so the two hashes cost about the time of the slower one; at most two chunks are in memory."""
+def locked_progress(progress: Progress | None) -> Progress | None:
+    """PROGRESS callable from several threads."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+
+    def report(count: int) -> None:
+        with lock:
+            progress(count)
+
+    return report
+
+
+def md5_sha256_copy(src: Path, outs: Sequence[BinaryIO], progress: Progress | None) -> tuple[str, str, int]:
+    """Copy `src` into each of OUTS in one read, returning (md5, sha256, size) of the bytes read.
+
+    md5, SHA-256 and every write run in a lane of their own (a one-thread executor: chunks stay in
+    order), since hashlib and file writes release the GIL on large buffers: the pass costs about the
+    time of its slowest lane, SHA-256, not the sum. The reader runs at most two chunks ahead of the
+    slowest lane, so memory stays at a few chunks whatever the size."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    sinks: list[Callable[[bytes], object]] = [sha.update, md5.update, *(out.write for out in outs)]
+    lanes = [ThreadPoolExecutor(max_workers=1) for _ in sinks]
+    size = 0
+    pending: deque[list[Future[object]]] = deque()
+    try:
+        with open(src, "rb") as reader:
+            while chunk := reader.read(CHUNK):
+                while len(pending) >= 2:
+                    for done in pending.popleft():
+                        done.result()
+                pending.append([lane.submit(sink, chunk) for lane, sink in zip(lanes, sinks)])
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        while pending:
+            for done in pending.popleft():
+                done.result()
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
+    return md5.hexdigest(), sha.hexdigest(), size
+
+
+def md5_sha256_stream(chunks: Iterable[bytes], out: BinaryIO | None, progress: Progress | None) -> tuple[str, str, int]:
+    """md5, SHA-256 and size of a stream of chunks (a download), SHA-256 in a lane of its own, each
+    chunk written to OUT when given."""
     md5, sha = hashlib.md5(), hashlib.sha256()
     size = 0
-    with open(src, "rb") as reader, ThreadPoolExecutor(max_workers=1) as hasher:
+    with ThreadPoolExecutor(max_workers=1) as lane:
         pending: Future[None] | None = None
-        while chunk := reader.read(CHUNK):
+        for chunk in chunks:
             if pending is not None:
                 pending.result()
-            pending = hasher.submit(sha.update, chunk)
+            pending = lane.submit(sha.update, chunk)
             md5.update(chunk)
-            out.write(chunk)
+            if out is not None:
+                out.write(chunk)
             size += len(chunk)
             if progress is not None:
                 progress(len(chunk))
@@ -45,22 +90,13 @@ def md5_sha256_copy(src: Path, out: BinaryIO, progress: Progress | None) -> tupl
     return md5.hexdigest(), sha.hexdigest(), size
 
 
-def _stream(src: Path, dst: Path | None, progress: Progress | None) -> str:
+def _stream(src: Path, progress: Progress | None) -> str:
     digest = hashlib.sha256()
     with open(src, "rb") as reader:
-        writer = open(dst, "wb") if dst is not None else None
-        try:
-            while chunk := reader.read(CHUNK):
-                digest.update(chunk)
-                if writer is not None:
-                    writer.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        finally:
-            if writer is not None:
-                writer.close()
-    if dst is not None:
-        shutil.copystat(src, dst)
+        while chunk := reader.read(CHUNK):
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
     return digest.hexdigest()
 
 
@@ -103,20 +139,8 @@ def manifest_digest(file_digests: dict[str, str]) -> str:
 def sha256_of(path: Path, progress: Progress | None = None) -> str:
     """SHA-256 of a file or directory artifact, by the rule above."""
     if path.is_dir():
-        return manifest_digest({rel: _stream(path / rel, None, progress) for rel in files_of(path)})
-    return _stream(path, None, progress)
-
-
-def copy_with_sha256(src: Path, dst: Path, progress: Progress | None = None) -> str:
-    """Copy a file or directory artifact to `dst` and return its SHA-256, reading the source once."""
-    if src.is_dir():
-        digests = {}
-        for rel in files_of(src):
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            digests[rel] = _stream(src / rel, dst / rel, progress)
-        dst.mkdir(parents=True, exist_ok=True)
-        return manifest_digest(digests)
-    return _stream(src, dst, progress)
+        return manifest_digest({rel: _stream(path / rel, progress) for rel in files_of(path)})
+    return _stream(path, progress)
 
 
 def size_of(path: Path) -> int:

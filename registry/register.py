@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from modelreg import artifact_signature, faults, git, signing, store, target
+from modelreg import artifact_signature, faults, git, remote, signing, store, target
 from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
 from modelreg.digest import Progress, check_regular
 from modelreg.errors import ArtifactError, ModelregError, RefError
@@ -112,16 +112,16 @@ def used_versions(registry: Registry, name: str) -> tuple[dict[Version, str], li
         ref = parse_tag(record.tag, registry.config.default_model) if record.tag else None
         if ref is not None and ref.version is not None:
             used.setdefault(ref.version, f"deployed to {record.env} in commit {record.commit[:8]}")
-    remote = registry.config.deploy.remote
+    origin = registry.config.deploy.remote
     patterns = [f"refs/tags/{name}@*"] + (["refs/tags/v*"] if name == registry.config.default_model else [])
-    tags = git.ls_remote_refs(registry.root, remote, patterns)
+    tags = git.ls_remote_refs(registry.root, origin, patterns)
     warnings = []
-    if tags is None and git.git_ok("remote", "get-url", remote, cwd=registry.root):
-        warnings.append(f"WARNING: could not read the tags of {remote}: the version was checked against local tags only")
+    if tags is None and git.git_ok("remote", "get-url", origin, cwd=registry.root):
+        warnings.append(f"WARNING: could not read the tags of {origin}: the version was checked against local tags only")
     for ref_name in tags or {}:
         ref = parse_tag(ref_name.removeprefix("refs/tags/"), registry.config.default_model)
         if ref is not None and ref.model == name and ref.version is not None:
-            used.setdefault(ref.version, f"tag {ref_name.removeprefix('refs/tags/')} on {remote}")
+            used.setdefault(ref.version, f"tag {ref_name.removeprefix('refs/tags/')} on {origin}")
     return used, warnings
 
 
@@ -180,14 +180,29 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     used, warnings = used_versions(registry, name)
     version = plan_version(registry, name, request.version, request.bump, versions, used)
     inspection = inspect(source) if inspect else None
-    staged = store.stage(root, source, progress)
+    in_place = source == (root / registry.model_dir(name) / source.name).resolve()
+    staged = store.stage(root, source, progress, worktree_copy=not in_place)
+    try:
+        return _register_staged(registry, request, name, author, staged, head, versions, used, version, warnings,
+                                extra_card, metrics, params, inspection)
+    finally:
+        if staged.prepared is not None:
+            shutil.rmtree(staged.prepared, ignore_errors=True) if staged.prepared.is_dir() else \
+                staged.prepared.unlink(missing_ok=True)
+
+
+def _register_staged(registry: Registry, request: RegisterRequest, name: str, author: str, staged: Staged, head: str,
+                     versions: list[VersionInfo], used: dict[Version, str], version: Version, warnings: list[str],
+                     extra_card: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any],
+                     inspection: dict[str, Any] | None) -> Registration:
+    root = registry.root
     faults.step("staged")
     parent = latest_valid(registry, versions)
     same = _same_bytes(versions, staged.sha256, request.allow_duplicate)
     if same is not None:
         found = read_version(registry, same, versions)
         if head == same.commit:
-            _update_worktree(registry, name, same.commit, found.pointer, None, staged.cache)
+            _update_worktree(registry, name, same.commit, found.pointer, None, staged.cache, staged.prepared)
         return Registration(model=name, version=same.version, tag=same.tag, commit=same.commit,
                             artifact=found.pointer.path, pointer=found.pointer, sha256=staged.sha256, pushed=False,
                             has_remote=store.has_remote(root), inspection=None, existing=True, warnings=tuple(warnings))
@@ -200,7 +215,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
                  metrics, params, parent, inspection, signed_by)
     has_remote = store.has_remote(root)
     if has_remote and request.push:
-        store.push_objects(root, staged.objects)
+        remote.push_objects(registry, staged.objects, staged.cache)
     faults.step("pushed")
     tag = format_tag(name, version)
     title = f"Register {tag}" + (f": {request.message}" if request.message else "")
@@ -211,7 +226,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
     git.update_refs(root, [("HEAD", commit, head), (f"refs/tags/{tag}", tag_object, None)], f"modelreg: {title}")
     faults.step("refs")
     stale = previous.pointer.path if previous and previous.pointer.path != staged.pointer.path else None
-    _update_worktree(registry, name, commit, staged.pointer, stale, staged.cache)
+    _update_worktree(registry, name, commit, staged.pointer, stale, staged.cache, staged.prepared)
     faults.step("worktree")
     return Registration(model=name, version=version, tag=tag, commit=commit, artifact=staged.pointer.path,
                         pointer=staged.pointer, sha256=staged.sha256, pushed=has_remote and request.push,
@@ -254,9 +269,10 @@ def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, pr
 
 
 def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: str | None,
-                     cache: Path) -> None:
+                     cache: Path, prepared: Path | None = None) -> None:
     """Bring models/NAME/ of the working tree and index to COMMIT: card, pointer, .gitignore from git,
-    the artifact from DVC's cache. Every file goes through a temporary name: a kill leaves old or new."""
+    the artifact from PREPARED (the copy stage wrote in its one read) or else DVC's cache. Every file
+    goes through a temporary name or a rename: a kill leaves old or new."""
     where = registry.model_dir(name)
     folder = registry.root / where
     folder.mkdir(parents=True, exist_ok=True)
@@ -276,6 +292,8 @@ def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointe
                 leftover.unlink()
     git.run_git("reset", "-q", commit, "--", where, cwd=registry.root)
     artifact = folder / pointer.path
+    if prepared is not None and store.place(prepared, artifact):
+        return
     if not _holds(artifact, pointer):
         store.materialize(registry.root, pointer, artifact, cache)
 

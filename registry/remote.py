@@ -10,14 +10,16 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modelreg import artifact_signature, store
+from modelreg import artifact_signature, faults, store
 from modelreg.artifact_signature import Trust
-from modelreg.digest import CHUNK, Progress, manifest_digest
+from modelreg.digest import CHUNK, Progress, locked_progress, manifest_digest, md5_sha256_stream
 from modelreg.errors import ArtifactError, StoreError
 from modelreg.registry import Registry
 from modelreg.versions import Resolved, VersionInfo
@@ -60,13 +62,44 @@ class ObjectStore:
     def exists(self, md5: str) -> bool:
         return bool(self.fs.exists(self.path(md5)))
 
-    def chunks(self, md5: str) -> Iterator[bytes]:
+    def chunks(self, md5: str, offset: int = 0) -> Iterator[bytes]:
+        """The object's bytes from OFFSET on (a seek: a range read where the filesystem has them)."""
         with self.fs.open(self.path(md5), "rb") as handle:
+            if offset:
+                handle.seek(offset)
             while chunk := handle.read(CHUNK):
                 yield chunk
 
     def read_small(self, md5: str) -> bytes:
         return b"".join(self.chunks(md5))
+
+    def put(self, md5: str, source: Path) -> bool:
+        """Send one cache object; False when the remote already has it. A directory remote on the
+        cache's filesystem gets a hard link (the object is complete and read-only, so the link appears
+        whole at its final name), another one a copy renamed into place; object stores an upload."""
+        target = self.path(md5)
+        if self.fs.exists(target):
+            return False
+        if "file" in _protocols(self.fs):
+            final = Path(target)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, final)
+                return True
+            except FileExistsError:
+                return False
+            except OSError:
+                pass  # another filesystem, or links not allowed: copy
+            tmp = final.with_name(f".{final.name}.modelreg-{os.getpid()}-{uuid.uuid4().hex}")
+            try:
+                shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return True
+        self.fs.put_file(str(source), target)
+        return True
 
 
 @contextlib.contextmanager
@@ -100,17 +133,7 @@ def _entries(remote: ObjectStore, md5: str) -> list[dict[str, str]]:
 
 def _stream_check(remote: ObjectStore, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:
     """Read one object: (md5, sha256, size), writing it to `out` when given."""
-    digest_md5, digest_sha = hashlib.md5(), hashlib.sha256()
-    size = 0
-    for chunk in remote.chunks(md5):
-        digest_md5.update(chunk)
-        digest_sha.update(chunk)
-        size += len(chunk)
-        if out is not None:
-            out.write(chunk)
-        if progress is not None:
-            progress(len(chunk))
-    return digest_md5.hexdigest(), digest_sha.hexdigest(), size
+    return md5_sha256_stream(remote.chunks(md5), out, progress)
 
 
 def _check_version(remote: ObjectStore, found: Resolved, deep: bool, bundle: bytes | None,
@@ -210,6 +233,31 @@ def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list
     return problems
 
 
+PUSH_WORKERS = 4
+
+
+def push_objects(registry: Registry, objects: tuple[str, ...], cache: Path) -> int:
+    """Send an artifact's objects (each file's md5, then its `.dir` listing last, so a listing never
+    names a file the remote lacks) from the cache to the default remote, files in parallel (bounded);
+    return how many were sent. Through fsspec when `light_store` answers, else through DVC."""
+    light = light_store(registry)
+    if light is None:
+        return store.push_objects(registry.root, objects)
+    files, listing = [o for o in objects if not o.endswith(".dir")], [o for o in objects if o.endswith(".dir")]
+    try:
+        with ThreadPoolExecutor(max_workers=PUSH_WORKERS) as pool:
+            sent = sum(pool.map(lambda md5: light.put(md5, cache / md5[:2] / md5[2:]), files))
+        sent += sum(light.put(md5, cache / md5[:2] / md5[2:]) for md5 in listing)
+    except OSError as exc:
+        raise StoreError(f"push to the DVC remote failed: {exc}") from None
+    return sent
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
 def file_digests(registry: Registry, found: Resolved, progress: Progress | None = None) -> dict[str, str]:
     """SHA-256 of each file of a version's artifact as the remote holds it (md5 checked on the way):
     the bytes a pod will get. Keys: relative paths in a folder, the file's name for one file."""
@@ -296,34 +344,50 @@ def object_store(base_url: str, endpoint: str | None = None, region: str | None 
 
 def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | None = None) -> Pulled:
     """Stream the artifact from the remote to `dest`, verified (md5 per object, SHA-256 overall),
-    through a temporary path beside it: a failure leaves nothing at `dest`."""
+    through a partial path beside it (see `download`): a failure leaves nothing at `dest`."""
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path (-o PATH)")
     expected_sha = (found.card.get("artifact") or {}).get("sha256")
-    with open_remote(registry) as remote:
+    light = light_store(registry)
+    with contextlib.nullcontext(light) if light is not None else open_remote(registry) as remote:
         sha, total, count = download(remote, found.pointer.md5, expected_sha, found.info.tag, dest, progress)
     return Pulled(tag=found.info.tag, path=str(dest), size=total, files=count, sha256=sha)
+
+
+DOWNLOAD_WORKERS = 4
+RETRIES = 3  # reads that fail mid-object are resumed from where they stopped, this many times
 
 
 def download(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, dest: Path,
              progress: Progress | None = None, log: Callable[[str], None] | None = None,
              accept: Callable[[dict[str, str]], None] | None = None) -> tuple[str, int, int]:
-    """Stream object MD5 (a file, or a `.dir` folder) to DEST through a temporary path beside it, md5
-    per object and SHA-256 overall checked, and ACCEPT (given the SHA-256 per file, keyed "" for a
-    single file) raising to refuse: on any mismatch or interruption nothing is left at DEST.
-    Returns (sha256, bytes, files)."""
+    """Stream object MD5 (a file, or a `.dir` folder, its files in parallel) to DEST, md5 per object
+    and SHA-256 overall checked while writing, and ACCEPT (given the SHA-256 per file, keyed "" for a
+    single file) raising to refuse. Bytes go to a partial path beside DEST named by the object,
+    renamed to DEST only once verified: a mismatch removes it; an interruption (a kill, a crash, a
+    network failure past the retries) keeps it, and the next download of the same object to DEST
+    resumes where it stopped, re-reading the local part to hash it and asking the remote for the
+    rest (a range read; a remote without ranges starts the object again). Returns (sha256, bytes, files)."""
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".modelreg-pull-", dir=dest.parent))
+    partial = dest.parent / f".{dest.name}.modelreg-partial-{md5.removesuffix('.dir')}"
     try:
-        sha, total, count, digests = _pull_into(remote, md5, expected_sha, label, staging / "artifact", progress, log)
+        sha, total, count, digests = _pull_into(remote, md5, expected_sha, label, partial, progress, log)
         if accept is not None:
             accept(digests)
-        os.replace(staging / "artifact", dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except ArtifactError:
+        _remove(partial)  # wrong bytes are never resumed
+        raise
+    os.replace(partial, dest)
     return sha, total, count
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, artifact: Path,
@@ -332,20 +396,83 @@ def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: s
     if not remote.exists(md5):
         raise ArtifactError(f"{label}: object {md5} is not in the remote (was it pushed?)")
     entries = _entries(remote, md5) if is_dir else [{"md5": md5, "relpath": ""}]
-    digests, total = {}, 0
-    for entry in entries:
+    if is_dir and artifact.exists() and not artifact.is_dir() or not is_dir and artifact.is_dir():
+        _remove(artifact)
+    shared = locked_progress(progress)
+
+    def one(entry: dict[str, str]) -> tuple[str, int]:
         target = artifact / entry["relpath"] if entry["relpath"] else artifact
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as out:
-            got_md5, got_sha, size = _stream_check(remote, entry["md5"], out, progress)
+        got_md5, got_sha, size, resumed = _fetch_object(remote, entry["md5"], target, shared)
         if got_md5 != entry["md5"]:
             raise ArtifactError(f"{label}: {entry['relpath'] or 'the artifact'} is corrupt in the remote "
                                 f"(md5 {got_md5}, registered {entry['md5']})")
-        digests[entry["relpath"]] = got_sha
-        total += size
         if log is not None:
-            log(f"{label}: {entry['relpath'] or 'artifact'} {size} bytes, md5 {got_md5} verified")
+            again = f" (resumed at byte {resumed})" if resumed else ""
+            log(f"{label}: {entry['relpath'] or 'artifact'} {size} bytes, md5 {got_md5} verified{again}")
+        return got_sha, size
+
+    with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(entries))) as pool:
+        results = list(pool.map(one, entries))
+    digests = {entry["relpath"]: sha for entry, (sha, _) in zip(entries, results)}
+    total = sum(size for _, size in results)
     sha = manifest_digest(digests) if is_dir else digests[""]
     if expected_sha and sha != expected_sha:
         raise ArtifactError(f"{label}: sha256 {sha} does not match the registered {expected_sha}")
     return sha, total, len(entries), digests
+
+
+def _fetch_object(remote: ObjectStore, md5: str, target: Path, progress: Progress | None) -> tuple[str, str, int, int]:
+    """Bring one object to TARGET, appending to what an interrupted run left there: (md5, sha256,
+    size, byte it resumed at). The kept prefix is hashed from the local disk; the rest is read from
+    the remote from that offset, and a read that fails midway is resumed RETRIES times."""
+    hashes = _Hashes()
+    kept = target.stat().st_size if target.is_file() else 0
+    if kept:
+        with open(target, "rb") as local:
+            while chunk := local.read(CHUNK):
+                hashes.update(chunk)
+    failures = 0
+    with open(target, "ab" if kept else "wb") as out:
+        offset = kept
+        while True:
+            try:
+                for chunk in remote.chunks(md5, offset):
+                    hashes.update(chunk)
+                    out.write(chunk)
+                    offset += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                    faults.step("download-chunk")
+                break
+            except (FileNotFoundError, PermissionError, ArtifactError):
+                raise
+            except OSError:
+                failures += 1
+                if failures > RETRIES:
+                    raise
+                out.flush()
+                time.sleep(0.2 * failures)
+    md5_hex, sha_hex = hashes.hexdigests()
+    return md5_hex, sha_hex, offset, kept
+
+
+class _Hashes:
+    """md5 and SHA-256 of one stream, SHA-256 in a lane of its own (hashlib releases the GIL)."""
+
+    def __init__(self) -> None:
+        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
+        self.lane = ThreadPoolExecutor(max_workers=1)
+        self.pending: Any = None
+
+    def update(self, chunk: bytes) -> None:
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.lane.submit(self.sha.update, chunk)
+        self.md5.update(chunk)
+
+    def hexdigests(self) -> tuple[str, str]:
+        if self.pending is not None:
+            self.pending.result()
+        self.lane.shutdown()
+        return self.md5.hexdigest(), self.sha.hexdigest()

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +18,7 @@ from typing import Iterator
 import yaml
 
 from modelreg import faults, safe_yaml
-from modelreg.digest import Progress, files_of, manifest_digest, md5_sha256_copy
+from modelreg.digest import Progress, files_of, locked_progress, manifest_digest, md5_sha256_copy
 from modelreg.errors import StoreError
 
 
@@ -158,39 +159,77 @@ class Staged:
     objects: tuple[str, ...]  # md5 ids: each file, then the folder listing (`.dir`) last
     cache: Path  # DVC's `files/md5` folder the objects are in
     files: dict[str, str]  # SHA-256 per file: relative paths in a folder, the file's name for one file
+    prepared: Path | None = None  # a copy for the working tree, written in the same read (staging area)
+
+
+# DVC's own config files outside the repo (system, then global): a cache set there is DVC's to find
+OUTSIDE_CONFIGS = (Path("/etc/xdg/dvc/config"), Path.home() / ".config" / "dvc" / "config")
 
 
 def cache_objects_dir(root: Path) -> Path:
-    """`<cache>/files/md5`, wherever the repo's DVC config puts the cache."""
+    """`<cache>/files/md5`, wherever the repo's DVC config puts the cache. Read from `.dvc/config` and
+    `config.local` when they set nothing about the cache but its `dir` (DVC is not imported); else
+    DVC answers (a shared or linked cache, or one set in the global config)."""
+    config = root / ".dvc"
+    texts = [(config / name).read_text() for name in ("config", "config.local") if (config / name).is_file()]
+    settings = dvc_section("cache", *texts)
+    if set(settings) <= {"dir"} and not any(path.is_file() for path in OUTSIDE_CONFIGS):
+        where = Path(settings["dir"]) if "dir" in settings else Path("cache")
+        return ((config / where) if not where.is_absolute() else where).resolve() / "files" / "md5"
     with open_repo(root) as repo:
         return Path(repo.cache.local.path)  # type: ignore[attr-defined]
 
 
-def stage(root: Path, source: Path, progress: Progress | None = None) -> Staged:
+def dvc_section(section: str, *configs: str) -> dict[str, str]:
+    """The settings of one plain section (`[cache]`, `[core]`) of DVC config texts, later ones winning."""
+    found: dict[str, str] = {}
+    for text in configs:
+        inside = False
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("["):
+                inside = re.fullmatch(rf"\[\s*'?{section}'?\s*\]", line) is not None
+                continue
+            key, sep, value = line.partition("=")
+            if inside and sep:
+                found[key.strip()] = value.strip()
+    return found
+
+
+STAGE_WORKERS = min(4, os.cpu_count() or 1)  # files of a folder read, hashed and written at once
+
+
+def stage(root: Path, source: Path, progress: Progress | None = None, worktree_copy: bool = False) -> Staged:
     """Put SOURCE (a file or folder) into DVC's cache exactly as `dvc add` would, reading every byte
-    once: md5 (DVC's address) and SHA-256 come from the same read. Each object is written to a private
-    staging file and renamed into place, so a kill leaves no partial object, only staging debris
-    that the next run clears."""
+    once: md5 (DVC's address) and SHA-256 come from the same read, and with WORKTREE_COPY the same read
+    also writes the copy the working tree gets (`Staged.prepared`, renamed into place later). Each
+    object is written to a private staging file and renamed into place, so a kill leaves no partial
+    object, only staging debris that the next run clears."""
     objects_dir = cache_objects_dir(root)
     staging = objects_dir.parent.parent / "modelreg-staging"
     clear_staging(staging)
     staging.mkdir(parents=True, exist_ok=True)
+    prepared = _staging_file(staging).with_suffix(".worktree") if worktree_copy else None
     if not source.is_dir():
-        md5, sha, size = _put_file(objects_dir, staging, source, progress)
+        md5, sha, size = _put_file(objects_dir, staging, source, progress, prepared)
         return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,), objects_dir,
-                      {source.name: sha})
-    entries, digests, total = [], {}, 0
-    for rel in files_of(source):
-        md5, sha, size = _put_file(objects_dir, staging, source / rel, progress)
-        entries.append({"md5": md5, "relpath": rel})
-        digests[rel] = sha
-        total += size
+                      {source.name: sha}, prepared)
+    rels = files_of(source)
+    for rel in rels if prepared is not None else ():
+        (prepared / rel).parent.mkdir(parents=True, exist_ok=True)
+    shared = locked_progress(progress)
+    with ThreadPoolExecutor(max_workers=min(STAGE_WORKERS, len(rels))) as pool:  # files in parallel, bounded
+        results = list(pool.map(lambda rel: _put_file(objects_dir, staging, source / rel, shared,
+                                                      prepared / rel if prepared is not None else None), rels))
+    entries = [{"md5": md5, "relpath": rel} for rel, (md5, _, _) in zip(rels, results)]
+    digests = {rel: sha for rel, (_, sha, _) in zip(rels, results)}
+    total = sum(size for _, _, size in results)
     listing = json.dumps(entries, sort_keys=True).encode("utf-8")  # dvc_data's Tree.as_bytes()
     dir_md5 = hashlib.md5(listing).hexdigest() + ".dir"
     _put_bytes(objects_dir, staging, dir_md5, listing)
     pointer = Pointer(path=source.name, md5=dir_md5, size=total, nfiles=len(entries))
     return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,), objects_dir,
-                  digests)
+                  digests, prepared)
 
 
 def _object_path(objects_dir: Path, md5: str) -> Path:
@@ -212,11 +251,12 @@ def _settle(objects_dir: Path, tmp: Path, md5: str) -> None:
     os.replace(tmp, final)
 
 
-def _put_file(objects_dir: Path, staging: Path, path: Path, progress: Progress | None) -> tuple[str, str, int]:
+def _put_file(objects_dir: Path, staging: Path, path: Path, progress: Progress | None,
+              copy: Path | None) -> tuple[str, str, int]:
     tmp = _staging_file(staging)
     try:
-        with open(tmp, "wb") as out:
-            md5, sha, size = md5_sha256_copy(path, out, progress)
+        with open(tmp, "wb") as out, (open(copy, "wb") if copy is not None else contextlib.nullcontext()) as extra:
+            md5, sha, size = md5_sha256_copy(path, [out] + ([extra] if extra is not None else []), progress)
         faults.step("stage-write")
         _settle(objects_dir, tmp, md5)
     finally:
@@ -267,6 +307,23 @@ def push_objects(root: Path, objects: tuple[str, ...]) -> int:
     if result.failed:
         raise StoreError(f"dvc push to the remote failed for {len(result.failed)} object(s)")
     return len(result.transferred)
+
+
+def place(prepared: Path, dest: Path) -> bool:
+    """Rename a copy PREPARED in the staging area to DEST (replacing what is there); False when they
+    are on different filesystems (the caller copies from the cache instead)."""
+    if os.stat(prepared).st_dev != os.stat(dest.parent).st_dev:
+        return False
+    if dest.is_dir() and not dest.is_symlink():
+        old = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}-old")
+        os.rename(dest, old)  # a folder cannot be replaced in one rename: old aside, new in, old out
+        os.rename(prepared, dest)
+        shutil.rmtree(old)
+    else:
+        if prepared.is_dir() and (dest.exists() or dest.is_symlink()):
+            dest.unlink()
+        os.replace(prepared, dest)
+    return True
 
 
 def materialize(root: Path, pointer: Pointer, dest: Path, objects_dir: Path | None = None) -> None:
