@@ -54,7 +54,7 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
             when += 1
             name = f"m{m:04d}"
             vtext = f"v1.0.{version}" if gto else f"v{version}"
-            md5 = f"{mark:032x}"
+            md5 = f"a{mark:031x}"  # a letter first: an all-digit md5 would read as a YAML number
             card = (f"name: {name}\nversion: {vtext}\nartifact:\n  path: model.pt\n  md5: {md5}\n  size: 1024\n"
                     f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n")
             pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"

@@ -1,20 +1,17 @@
 """Git plumbing: every call goes through `run_git`, one process per question.
 
-Tags are read with one `for-each-ref`, blobs and trees with one `cat-file --batch`;
+Tags are listed with one `for-each-ref` (see tag_cache), blobs and trees read with one `cat-file --batch`;
 there is no object per tag.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from modelreg.errors import GitError, ModelregError, RefConflict
-
-FIELD = "\x1f"
-RECORD = "\x1e"
 
 
 def run_git(*args: str, cwd: Path | str = ".", input: bytes | None = None, env: dict[str, str] | None = None,
@@ -71,49 +68,6 @@ def identity(cwd: Path | str) -> str:
             "git has no identity: run `git config user.name \"Your Name\"` and `git config user.email you@example.com`"
         ) from None
     return ident.rsplit(" ", 2)[0]
-
-
-@dataclass(frozen=True)
-class TagRecord:
-    """One tag as `for-each-ref` reports it."""
-
-    name: str
-    object: str  # the tag object (annotated) or the commit (lightweight) the ref names
-    commit: str
-    annotated: bool
-    timestamp: int
-    creator: str
-    subject: str
-    body: str
-
-
-TAG_FORMAT = FIELD.join([
-    "%(refname:strip=2)",
-    "%(objectname)",
-    "%(objecttype)",
-    "%(if)%(*objectname)%(then)%(*objectname)%(else)%(objectname)%(end)",
-    "%(creator)",
-    "%(contents:subject)",
-    "%(contents:body)",
-]) + RECORD
-
-
-def list_tags(cwd: Path | str, patterns: tuple[str, ...] = ("refs/tags",)) -> list[TagRecord]:
-    """Every tag under `patterns`, with its peeled commit, date, creator and message, in one git call."""
-    out = run_git("for-each-ref", f"--format={TAG_FORMAT}", *patterns, cwd=cwd)
-    records = []
-    for chunk in out.split(RECORD):
-        chunk = chunk.lstrip("\n")
-        if not chunk:
-            continue
-        name, obj, objtype, commit, creator, subject, body = chunk.split(FIELD)
-        who, _, when = creator.rpartition(">")
-        records.append(TagRecord(
-            name=name, object=obj, commit=commit, annotated=objtype == "tag",
-            timestamp=int(when.split()[0]) if when.strip() else 0,
-            creator=who + ">" if who else "", subject=subject, body=body,
-        ))
-    return records
 
 
 def read_objects(cwd: Path | str, specs: list[str]) -> list[tuple[str, bytes] | None]:
@@ -253,3 +207,21 @@ def ls_remote_refs(cwd: Path | str, remote: str, patterns: list[str]) -> dict[st
         oid, _, ref = line.partition("\t")
         refs[ref] = oid
     return refs
+
+
+def cache_file(cwd: Path | str, name: str) -> Path:
+    """`<git dir>/modelreg/NAME`: where modelreg keeps what it derived from immutable objects."""
+    return Path(cwd) / run_git("rev-parse", "--git-common-dir", cwd=cwd).strip() / "modelreg" / name
+
+
+def save_cache(path: Path, text: str) -> None:
+    """Write a cache file through a temporary one (readers see the old or the new); best effort: a
+    repository that cannot be written to is only slower."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp.write_text(text, "utf-8", "surrogateescape")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

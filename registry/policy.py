@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,26 @@ def derive(records: list[DeployRecord]) -> Policy:
 
 
 def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:
-    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git log`)."""
-    return derive(target.read_log(registry, model, events_only=True)).quarantined
+    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git log`).
+    Every model's are kept in `<git dir>/modelreg/quarantines` by the deploy branch's tip: the log
+    below a commit never changes, so the entry is right until the tip moves."""
+    if model is not None:
+        return derive(target.read_log(registry, model, events_only=True)).quarantined
+    tip = target.tip(registry)
+    path = git.cache_file(registry.root, QUARANTINES)
+    try:
+        saved_tip, _, saved = path.read_text().partition("\n")
+        if tip and saved_tip == tip:
+            return {(m, v): Mark(**fields) for m, v, fields in json.loads(saved)}
+    except (OSError, ValueError, TypeError):
+        pass
+    found = derive(target.read_log(registry, None, events_only=True)).quarantined
+    if tip:
+        git.save_cache(path, tip + "\n" + json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()]))
+    return found
+
+
+QUARANTINES = "quarantines"
 
 
 def refuse_quarantined(policy: Policy, info: VersionInfo) -> None:

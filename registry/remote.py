@@ -310,8 +310,10 @@ def light_store(registry: Registry) -> ObjectStore | None:
     """The default remote without DVC, when its settings are only those fsspec gets the same way DVC
     does (a directory, or S3 with an endpoint and region); else None."""
     config = registry.root / ".dvc"
-    settings = store.remote_settings(*((config / name).read_bytes() for name in ("config", "config.local")
-                                       if (config / name).is_file()))
+    texts = store.plain_configs(registry.root)
+    if texts is None:
+        return None
+    settings = store.remote_settings(*texts)
     url = settings.get("url")
     if not url or set(settings) - LIGHT_SETTINGS or not (url.startswith("s3://") or "://" not in url):
         return None

@@ -171,13 +171,30 @@ def cache_objects_dir(root: Path) -> Path:
     `config.local` when they set nothing about the cache but its `dir` (DVC is not imported); else
     DVC answers (a shared or linked cache, or one set in the global config)."""
     config = root / ".dvc"
-    texts = [(config / name).read_text() for name in ("config", "config.local") if (config / name).is_file()]
-    settings = dvc_section("cache", *texts)
+    texts = plain_configs(root)
+    settings = dvc_section("cache", *texts) if texts is not None else {"unreadable": ""}
     if set(settings) <= {"dir"} and not any(path.is_file() for path in OUTSIDE_CONFIGS):
         where = Path(settings["dir"]) if "dir" in settings else Path("cache")
         return ((config / where) if not where.is_absolute() else where).resolve() / "files" / "md5"
     with open_repo(root) as repo:
         return Path(repo.cache.local.path)  # type: ignore[attr-defined]
+
+
+CONFIG_LINE = re.compile(r"\s*(?:[#;].*|\[[^\]\n]+\]|[A-Za-z0-9_.-]+\s*=.*)?")
+
+
+def plain_configs(root: Path) -> list[str] | None:
+    """The texts of `.dvc/config` and `.dvc/config.local` when every line is a section, a `key = value`
+    or a comment (what modelreg reads without DVC); None otherwise: DVC reads them and says what is wrong."""
+    texts = []
+    for name in ("config", "config.local"):
+        path = root / ".dvc" / name
+        if path.is_file():
+            text = path.read_text("utf-8", "replace")
+            if not all(CONFIG_LINE.fullmatch(line) for line in text.splitlines()):
+                return None
+            texts.append(text)
+    return texts
 
 
 def dvc_section(section: str, *configs: str) -> dict[str, str]:

@@ -8,10 +8,13 @@ branch follows only once the remote has accepted it.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from modelreg import faults, git
@@ -111,7 +114,9 @@ def read_log(registry: Registry, model: str | None = None, start: str | None = N
              events_only: bool = False) -> list[DeployRecord]:
     """Every modelreg commit on the deploy branch from START (default: its tip), only those touching
     MODEL's folders when given (only quarantines and releases with `events_only`), newest first, in
-    one `git log`."""
+    one `git log`. The whole log (no MODEL) is kept in `<git dir>/modelreg/deploy-log` by the commit
+    it starts from: the history below a commit never changes, so a later call reads from git only
+    the commits added since (`git log CACHED..START`), and all of it again when the branch was reset."""
     start = start or tip(registry)
     if start is None:
         return []
@@ -120,15 +125,27 @@ def read_log(registry: Registry, model: str | None = None, start: str | None = N
     elif model:
         paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [events_path(model)]
     else:
-        paths = []
-    out = git.run_git("log", "--format=%H%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1e", start,
-                      *(["--", *paths] if paths else []), cwd=registry.root)
+        return _whole_log(registry, start)
+    return _parse_log(_git_log(registry, start, paths), model)
+
+
+LOG_FORMAT = "--format=%H%x1f%ct%x1f%an <%ae>%x1f%P%x1f%(trailers:only,unfold)%x1e"
+LOG_CACHE = "deploy-log"
+
+
+def _git_log(registry: Registry, revisions: str, paths: list[str]) -> str:
+    return git.run_git("log", LOG_FORMAT, revisions, *(["--", *paths] if paths else []), cwd=registry.root)
+
+
+def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> list[DeployRecord]:
     records = []
     for chunk in out.split("\x1e"):
         chunk = chunk.strip("\n")
         if not chunk:
             continue
-        commit, stamp, author, trailers = chunk.split("\x1f")
+        commit, stamp, author, parents, trailers = chunk.split("\x1f")
+        if merges is not None and " " in parents.strip():
+            merges.append(commit)
         fields = dict(TRAILER_RE.findall(trailers))
         if "Action" not in fields or "Model" not in fields or (model and fields["Model"] != model):
             continue
@@ -141,6 +158,45 @@ def read_log(registry: Registry, model: str | None = None, start: str | None = N
             reason=fields.get("Reason", ""),
         ))
     return records
+
+
+def _whole_log(registry: Registry, start: str) -> list[DeployRecord]:
+    path = git.cache_file(registry.root, LOG_CACHE)
+    cached_start, cached = _load_log(path)
+    if cached_start == start and cached is not None:
+        return cached
+    if cached_start and cached is not None and git.git_ok("merge-base", "--is-ancestor", cached_start, start,
+                                                          cwd=registry.root):
+        merges: list[str] = []
+        added = _parse_log(_git_log(registry, f"{cached_start}..{start}", []), None, merges)
+        if not merges:  # a linear extension: the new commits, then what was below
+            records = added + cached
+            _save_log(path, start, records)
+            return records
+    records = _parse_log(_git_log(registry, start, []), None)
+    _save_log(path, start, records)
+    return records
+
+
+def _load_log(path: Path) -> tuple[str | None, list[DeployRecord] | None]:
+    """(the commit the cached log starts from, its records); (None, None) when there is none, or it
+    was written for other fields than DeployRecord has now."""
+    try:
+        head, _, body = path.read_text("utf-8", "surrogateescape").partition("\n")
+        start, _, names = head.partition(" ")
+        if names != _FIELDS:
+            return None, None
+        return start, [DeployRecord(*row) for row in json.loads(body)]
+    except (OSError, ValueError, TypeError):
+        return None, None
+
+
+def _save_log(path: Path, start: str, records: list[DeployRecord]) -> None:
+    rows = [[getattr(r, f.name) for f in dataclasses.fields(DeployRecord)] for r in records]
+    git.save_cache(path, f"{start} {_FIELDS}\n" + json.dumps(rows, separators=(",", ":")))
+
+
+_FIELDS = ",".join(f.name for f in dataclasses.fields(DeployRecord))
 
 
 def events_path(model: str) -> str:

@@ -1,17 +1,18 @@
-"""Reading versions: one `for-each-ref` for the tags, one `cat-file --batch` for their trees."""
+"""Reading versions: one `for-each-ref` for the tags (what they say comes from `tag_cache`), one
+`cat-file --batch` for the trees of the tags register did not make."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from modelreg import git
 from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import RefError
-from modelreg.refs import Ref, Version, parse_ref, parse_tag
+from modelreg.refs import Ref, Version, parse_ref, parse_tag, parse_version
 from modelreg.registry import Registry
 from modelreg.store import Pointer, parse_pointer
+from modelreg.tag_cache import list_tags
 
 
 @dataclass(frozen=True)
@@ -55,38 +56,29 @@ def scan(registry: Registry, model: str | None = None) -> list[VersionInfo]:
     """Every version tag (of one model, or all), oldest version first, validity checked in one batch."""
     default = registry.config.default_model
     found = []
-    for record in git.list_tags(registry.root, tag_patterns(registry, model)):
+    for record in list_tags(registry.root, tag_patterns(registry, model)):
         ref = parse_tag(record.name, default)
         if ref is None or (model is not None and ref.model != model):
             continue
         found.append((ref, record))
     # Tags `register` made are valid by construction (one commit holds card and pointer); only the
-    # others (made by hand) have their trees checked, in one batch.
-    unchecked = [i for i, (_, rec) in enumerate(found) if not made_by_register(rec)]
+    # others (made by hand) have their trees checked, in one batch. A message can be imitated: this
+    # only spares the tree check of versions that are not chosen; whatever `latest` picks has its
+    # tree checked (`latest_valid`).
+    unchecked = [i for i, (_, rec) in enumerate(found) if not rec.by_register]
     trees = dict(zip(unchecked, git.read_objects(
         registry.root, [f"{found[i][1].commit}:{registry.model_dir(found[i][0].model)}" for i in unchecked])))
     versions = []
     for i, (ref, record) in enumerate(found):
         assert ref.version is not None
-        sha = SHA256_LINE.search(record.body) if record.annotated else None
         versions.append(VersionInfo(
             model=ref.model, version=ref.version, tag=record.name, object=record.object, commit=record.commit,
             timestamp=record.timestamp, author=record.creator, message=record.subject,
             annotated=record.annotated, problem=_problem(registry, ref.model, trees[i]) if i in trees else None,
-            sha256=sha.group(1) if sha else None,
+            sha256=record.sha256,
         ))
     versions.sort(key=lambda v: (v.model, v.version.key, v.tag))
     return versions
-
-
-SHA256_LINE = re.compile(r"^sha256: ([0-9a-f]{64})$", re.MULTILINE)
-
-
-def made_by_register(record: git.TagRecord) -> bool:
-    """An annotated tag whose message carries register's artifact block (see register._tag_message).
-    A message can be imitated: this only spares the tree check of versions that are not chosen;
-    whatever `latest` picks has its tree checked (`latest_valid`)."""
-    return record.annotated and record.subject.startswith("Register ") and "\nsha256: " in "\n" + record.body
 
 
 def latest_valid(registry: Registry, versions: list[VersionInfo]) -> VersionInfo | None:
@@ -206,18 +198,44 @@ class ModelSummary:
 
 
 def list_models(registry: Registry) -> list[ModelSummary]:
-    """Each model with its latest valid version and how many versions it has."""
-    by_model: dict[str, list[VersionInfo]] = {}
-    for info in scan(registry):
-        by_model.setdefault(info.model, []).append(info)
+    """Each model with its latest valid version and how many versions it has (see `summaries`: only
+    the models whose tags changed since the last call are worked out again)."""
     from modelreg.policy import quarantines
+    from modelreg.summaries import summaries
 
-    latest = latest_valid_of(registry, by_model)
+    found = summaries(registry, lambda models: _summarize(registry, models))
     held_back = quarantines(registry)
-    summaries = []
-    for model, versions in sorted(by_model.items()):
-        valid = [v for v in versions if v.valid]
-        bad = tuple(str(v.version) for v in valid if (model, str(v.version)) in held_back)
-        summaries.append(ModelSummary(model=model, latest=latest[model], count=len(valid),
-                                      invalid=len(versions) - len(valid), quarantined=bad))
-    return summaries
+    result = []
+    for model, (latest, count, invalid) in sorted(found.items()):
+        bad = tuple(sorted({v for m, v in held_back if m == model}, key=lambda v: parse_version(v).key))
+        result.append(ModelSummary(model=model, latest=_from_fields(latest) if latest else None, count=count,
+                                   invalid=invalid, quarantined=bad))
+    return result
+
+
+def _summarize(registry: Registry, models: list[str]) -> dict[str, tuple[dict[str, Any] | None, int, int]]:
+    """(latest valid version's fields, valid count, invalid count) of MODELS: one scan per model when
+    few changed, one scan of every tag when many did."""
+    by_model: dict[str, list[VersionInfo]] = {m: [] for m in models}
+    if len(models) <= 20:
+        for model in models:
+            by_model[model] = scan(registry, model)
+    else:
+        for info in scan(registry):
+            if info.model in by_model:
+                by_model[info.model].append(info)
+    latest = latest_valid_of(registry, by_model)
+    return {model: (_fields(latest[model]) if latest[model] else None, sum(v.valid for v in versions),
+                    sum(not v.valid for v in versions))
+            for model, versions in by_model.items()}
+
+
+def _fields(info: VersionInfo) -> dict[str, Any]:
+    return {**info.to_json(), "sha256": info.sha256}
+
+
+def _from_fields(fields: dict[str, Any]) -> VersionInfo:
+    return VersionInfo(model=fields["model"], version=parse_version(fields["version"]), tag=fields["tag"],
+                       object=fields["object"], commit=fields["commit"], timestamp=int(fields["timestamp"]),
+                       author=fields["author"], message=fields["message"], annotated=bool(fields["annotated"]),
+                       problem=None, sha256=fields.get("sha256"))
