@@ -1,7 +1,8 @@
 """`make bench`: wall time (median of 5 after a warm-up) and peak RSS of modelreg's commands on
 synthetic registries, beside GTO and the floor (`python -c pass`, `git for-each-ref`), in one run.
-Sizes: BENCH_SIZES (default "100,1000,10000"); GTO runs up to BENCH_GTO_MAX tags (default 1000:
-at 10,000 one `gto show` takes minutes)."""
+Sizes: BENCH_SIZES (default "100,1000,10000,100000"); GTO runs up to BENCH_GTO_MAX tags (default
+10000; from 1,000 tags on, one timed call each: at 10,000 one `gto show` takes a minute and more).
+Commands run as an installed modelreg runs: with Python's bytecode cache (PYTHONDONTWRITEBYTECODE unset)."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from generate import make_registry  # noqa: E402
 
 RUNS = 5
+ENVIRON = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None  # Debian package `time`
 
 
@@ -30,7 +32,7 @@ def measure(cmd: list[str], cwd: Path, runs: int = RUNS) -> tuple[float, float]:
         start = time.perf_counter()
         # GNU time reports the command's own peak RSS; a child forked from this (large) process would
         # count this process's pages too
-        done = subprocess.run([GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd, cwd=cwd,
+        done = subprocess.run([GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd, cwd=cwd, env=ENVIRON,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         elapsed = time.perf_counter() - start
         if done.returncode != 0:
@@ -52,7 +54,10 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
     floor = floor_py + floor_git
     mr = [shutil.which("modelreg") or "modelreg"]
     cases = [
-        ("modelreg --help", mr + ["--help"]), ("list", mr + ["list"]), ("show MODEL", mr + ["show", "m0003"]),
+        ("modelreg --help", mr + ["--help"]),
+        # cold: no cache in .git/modelreg (a fresh clone's first call); the other rows run warm
+        ("list (cold)", ["sh", "-c", 'rm -rf "$(git rev-parse --git-common-dir)/modelreg" && exec "$0" list', mr[0]]),
+        ("list", mr + ["list"]), ("show MODEL", mr + ["show", "m0003"]),
         ("history MODEL", mr + ["history", "m0003"]), ("history --env prod", mr + ["history", "--env", "prod"]),
         ("status --no-render", mr + ["status", "--no-render"]),
         ("render", mr + ["render", "m0003@v2", "--env", "staging"]),
@@ -67,9 +72,9 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
         seconds, rss = measure(cmd, repo)
         rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"])
     gto = shutil.which("gto")
-    if gto and tags <= int(os.environ.get("BENCH_GTO_MAX", "1000")):
+    if gto and tags <= int(os.environ.get("BENCH_GTO_MAX", "10000")):
         gto_repo = make_registry(work / f"gto-{tags}", tags, deploys, gto=True)
-        runs = 1 if tags >= 1000 else RUNS  # GTO takes seconds a call from 1,000 tags on
+        runs = 0 if tags >= 1000 else RUNS  # GTO takes seconds a call from 1,000 tags on: one cold call
         for label, cmd in (("gto show", [gto, "show"]), ("gto show MODEL", [gto, "show", "m0003"]),
                            ("gto history MODEL", [gto, "history", "m0003"]),
                            ("gto check-ref TAG", [gto, "check-ref", "m0003@v1.0.2"])):
@@ -77,6 +82,8 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
             peer = {"gto show": "list", "gto check-ref TAG": "show MODEL"}.get(label, label[4:])
             mine = next(float(r[2]) for r in rows if r[0] == str(tags) and r[1] == peer)
             rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"modelreg {seconds / mine:.0f}x faster"])
+        shutil.rmtree(gto_repo)
+    shutil.rmtree(repo)
 
 
 def _git_repo(path: Path) -> Path:
@@ -137,7 +144,7 @@ def _bench_one_artifact(work: Path, name: str, shard_mb: list[int], rows: list[l
 
 
 def main() -> None:
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000,10000").split(",")]
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000,10000,100000").split(",")]
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for tags in sizes:

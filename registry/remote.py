@@ -325,9 +325,30 @@ def light_store(registry: Registry) -> ObjectStore | None:
         return None
 
 
+class LocalFiles:
+    """The few filesystem calls an ObjectStore makes, for a directory remote: what fsspec's local
+    filesystem does, without importing fsspec (a tenth of a second of every deploy)."""
+
+    protocol = ("file", "local")
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def open(self, path: str, mode: str = "rb") -> Any:
+        return open(path, mode)
+
+    def put_file(self, source: str, target: str) -> None:
+        shutil.copyfile(source, target)
+
+
 def object_store(base_url: str, endpoint: str | None = None, region: str | None = None) -> ObjectStore:
-    """The DVC object store under BASE_URL (a remote's URL) through fsspec; S3 takes ENDPOINT (else
-    AWS_ENDPOINT_URL(_S3)) and REGION, credentials from the standard AWS variables."""
+    """The DVC object store under BASE_URL (a remote's URL): a local directory directly, anything else
+    through fsspec; S3 takes ENDPOINT (else AWS_ENDPOINT_URL(_S3)) and REGION, credentials from the
+    standard AWS variables."""
+    local = base_url.removeprefix("file://") if base_url.startswith("file://") else base_url
+    if "://" not in local:
+        root = os.path.abspath(local).rstrip("/") + "/files/md5"
+        return ObjectStore(LocalFiles(), lambda oid: f"{root}/{oid[:2]}/{oid[2:]}")
     import fsspec
 
     options: dict[str, Any] = {}

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from modelreg import git
 
 CACHE = "tag-cache"
+FEW = 500
 FORMAT = "%(refname:strip=2)%00%(objectname)%00%(objecttype)"
 SHA256_LINE = re.compile(r"^sha256: ([0-9a-f]{64})$", re.MULTILINE)
 
@@ -36,15 +37,17 @@ class TagRecord(NamedTuple):
 def list_tags(root: Path | str, patterns: tuple[str, ...] = ("refs/tags",)) -> list[TagRecord]:
     """Every tag under PATTERNS with what it says: one for-each-ref, and objects read only once ever."""
     rows = [line.split("\0") for line in git.run_git("for-each-ref", f"--format={FORMAT}", *patterns, cwd=root).splitlines()]
+    few = patterns != ("refs/tags",) and len(rows) <= FEW  # one model's tags: cheaper to read than the cache
     path = git.cache_file(root, CACHE)
-    lines = _load(path)
+    lines = {} if few else _load(path)
     unseen = sorted({obj for _, obj, kind in rows if obj not in lines and kind in ("tag", "commit")})
     if unseen:
         for obj, found in zip(unseen, git.read_objects(root, unseen)):
             if found is not None and found[0] in ("tag", "commit"):
                 lines[obj] = _line(obj, found[0], found[1])
         keep = {obj for _, obj, _ in rows} if patterns == ("refs/tags",) else None
-        _save(path, lines, keep)
+        if not few:
+            _save(path, lines, keep)
     records = []
     for name, obj, kind in rows:
         line = lines.get(obj)

@@ -29,8 +29,10 @@ def cold(env: Env, *args: str) -> object:
 def agree(env: Env) -> list[dict]:
     warm = listed(env)
     shown = json.loads(modelreg(env.root, "show", "churn", "--json").stdout)
+    every = json.loads(modelreg(env.root, "history", "--json").stdout)  # all tags: through the tag cache
     assert warm == cold(env, "list", "--json")
     assert shown == cold(env, "show", "churn", "--json")
+    assert every == cold(env, "history", "--json")
     return warm
 
 
@@ -44,6 +46,7 @@ def test_warm_caches_say_what_git_says_after_every_kind_of_change(env: Env) -> N
     register(env, "churn", 2)
     register(env, "fraud", 3)
     first = agree(env)
+    assert modelreg(env.root, "history").returncode == 0
     assert [(m["model"], m["latest"]["version"], m["versions"]) for m in first] == [("churn", "v2", 2), ("fraud", "v1", 1)]
     assert (env.root / ".git" / "modelreg" / "tag-cache").is_file()
 
