@@ -93,6 +93,56 @@ def test_the_rendered_pod_fetches_serves_and_answers(env: Env, tmp_path: Path, r
     assert "Serving churn@v1" in logs
 
 
+def test_the_rendered_init_container_checks_the_artifact_signature(env: Env, tmp_path: Path) -> None:
+    """With require_artifact_signature, the init container checks the signature against the key the
+    ConfigMap carries: the trusted key lets the bytes in, another key leaves /models empty."""
+    pytest.importorskip("model_signing")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    keys = {}
+    for name in ("release", "stranger"):
+        private = ec.generate_private_key(ec.SECP256R1())
+        keys[name] = (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()),
+                      private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
+    (env.root / ".modelreg").mkdir()
+    (env.root / ".modelreg" / "release.pub").write_bytes(keys["release"][1])
+    config = (env.root / "modelreg.yaml").read_text()
+    (env.root / "modelreg.yaml").write_text(config.replace(
+        "  staging:\n    replicas: 1\n",
+        "  staging:\n    replicas: 1\n    require_artifact_signature: true\n    artifact_key: .modelreg/release.pub\n"))
+    subprocess.run(["git", "add", "-A"], cwd=env.root, check=True)
+    subprocess.run(["git", "commit", "-qm", "signed artifacts in staging"], cwd=env.root, check=True)
+    key = tmp_path / "release.key"
+    key.write_bytes(keys["release"][0])
+    source = env.work / "model.pt"
+    source.write_bytes(os.urandom(50_000))
+    register(env.registry, RegisterRequest("churn", source, sign_artifact=True, key=key))
+    init, _, configmap = pod(env)
+    assert "--signature" in init["args"] and {"name": "card", "mountPath": "/etc/modelreg", "readOnly": True} \
+        in init["volumeMounts"]
+    card = tmp_path / "card"
+    card.mkdir()
+    for name, text in configmap["data"].items():
+        (card / name).write_text(text)
+    for trusted, expected in ((keys["release"][1], 0), (keys["stranger"][1], 1)):
+        (card / "artifact.pub").write_bytes(trusted)
+        models = tmp_path / f"models-{expected}"
+        models.mkdir(mode=0o777)
+        models.chmod(0o777)
+        fetched = container("run", "--rm", "-v", f"{env.store}:{env.store}:ro", "-v", f"{models}:/models",
+                            "-v", f"{card}:/etc/modelreg:ro", init["image"], *init["command"], *init["args"])
+        said = fetched.stdout + fetched.stderr
+        assert fetched.returncode == expected, said
+        if expected == 0:
+            assert "signature by key sha256:" in said
+            assert (models / "model.pt").read_bytes() == source.read_bytes()
+        else:
+            assert "not valid for key" in said and list(models.iterdir()) == []
+
+
 def infer_when_ready(port: int) -> dict:
     body = json.dumps({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
     deadline = time.monotonic() + 120
