@@ -2,8 +2,9 @@
 `requires` (it ran in another environment), `soak` (long enough there, never rolled back there),
 `validate` (a recorded pass), `approvals` (N distinct allowed signers, not the tag's author) and
 `require_signed` (an allowed signer signed its tag) and `require_artifact_signature` (the trusted key
-or identity signed the artifact, and the bytes in the remote match the signature). Every gate is evaluated, and a refusal lists each
-failed one with why; a rollback is held to the gates about the version itself (validate, signed)."""
+or identity signed the artifact, and the bytes in the remote match the signature). Every gate is
+evaluated, and a refusal lists each failed one with why; a rollback is held to the gates about the
+version itself (validate, signed, artifact signed)."""
 from __future__ import annotations
 
 import time

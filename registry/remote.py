@@ -137,7 +137,7 @@ def _stream_check(remote: ObjectStore, md5: str, out: Any | None, progress: Prog
 
 
 def _check_version(remote: ObjectStore, found: Resolved, deep: bool, bundle: bytes | None,
-                   trusted: list[Trust]) -> Verified:
+                   trusted: list[Trust], explicit: bool) -> Verified:
     pointer, tag = found.pointer, found.info.tag
     expected_sha = (found.card.get("artifact") or {}).get("sha256")
     objects = [(pointer.md5, pointer.path)]
@@ -170,21 +170,24 @@ def _check_version(remote: ObjectStore, found: Resolved, deep: bool, bundle: byt
             state = "corrupt"
     signature = "unsigned"
     if bundle is not None and state == "ok":
-        signature, problem = _check_signature(bundle, found, digests, trusted)
+        signature, problem = _check_signature(bundle, found, digests, trusted, explicit)
         if problem:
             problems.append(problem)
             state = "bad-signature"
     return Verified(tag, state, problems, files=len(objects), size=total, signature=signature)
 
 
-def _check_signature(bundle: bytes, found: Resolved, digests: dict[str, str], trusted: list[Trust]) -> tuple[str, str | None]:
+def _check_signature(bundle: bytes, found: Resolved, digests: dict[str, str], trusted: list[Trust],
+                     explicit: bool) -> tuple[str, str | None]:
     """(what the signature is, the problem if it fails) for the bytes just read from the remote."""
     from modelreg.errors import ModelregError
 
     try:
         signer = artifact_signature.signer_of(bundle)
-        if "key" in signer:
-            candidates = [t for t in trusted if t.public_key is None or artifact_signature.key_id(t.public_key) == signer["key"]]
+        if explicit:
+            candidates = trusted  # the key the user named: a signature by any other is invalid
+        elif "key" in signer:
+            candidates = [t for t in trusted if t.public_key and artifact_signature.key_id(t.public_key) == signer["key"]]
         else:
             candidates = [t for t in trusted if t.identity]
         if not candidates:
@@ -202,11 +205,12 @@ def verify(registry: Registry, versions: list[Resolved], deep: bool = False,
     artifact signature, when it has one, against the bytes read and TRUSTED (default: whom the
     environments trust); and its tag: still the object its first deploy recorded, and the same as
     the git remote's."""
+    explicit = trusted is not None
     if trusted is None:
         trusted = artifact_signature.trusted(registry)
     bundles = {found.info.tag: artifact_signature.signature_of(registry, found.info) for found in versions}
     with open_remote(registry) as remote:
-        results = [_check_version(remote, found, deep, bundles[found.info.tag], trusted) for found in versions]
+        results = [_check_version(remote, found, deep, bundles[found.info.tag], trusted, explicit) for found in versions]
     moved = tag_problems(registry, [found.info for found in versions])
     return [dataclasses.replace(r, state="moved", problems=r.problems + moved[r.tag]) if moved.get(r.tag) else r
             for r in results]
@@ -248,8 +252,8 @@ def push_objects(registry: Registry, objects: tuple[str, ...], cache: Path) -> i
         with ThreadPoolExecutor(max_workers=PUSH_WORKERS) as pool:
             sent = sum(pool.map(lambda md5: light.put(md5, cache / md5[:2] / md5[2:]), files))
         sent += sum(light.put(md5, cache / md5[:2] / md5[2:]) for md5 in listing)
-    except OSError as exc:
-        raise StoreError(f"push to the DVC remote failed: {exc}") from None
+    except Exception as exc:  # OSError, and whatever kinds s3fs and botocore raise: one line either way
+        raise StoreError(f"push to the DVC remote failed: {type(exc).__name__}: {exc}") from None
     return sent
 
 

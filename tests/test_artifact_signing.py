@@ -147,6 +147,9 @@ def test_only_the_trusted_key_over_the_remote_bytes_deploys(env: Env, keys: dict
     assert checked["churn@v3"].state == "ok" and checked["churn@v3"].signature.startswith("verified: key sha256:")
     assert checked["churn@v2"].signature.startswith("not checked: signed by key sha256:")  # a stranger's
     assert checked["churn@v4"].state == "corrupt"
+    named = modelreg(env.root, "verify", "churn@v2", "--public-key", str(release[1]), "--json")
+    assert named.returncode == 1  # checked against the key named: a stranger's signature is invalid
+    assert json.loads(named.stdout)[0]["state"] == "bad-signature"
 
 
 def test_a_signature_of_other_bytes_is_refused_by_the_gate_verify_and_the_pod(env: Env, keys: dict, tmp_path: Path) -> None:
