@@ -80,7 +80,7 @@ def test_a_signed_register_commits_a_signature_model_signing_itself_accepts(env:
         "models/churn/.gitignore", "models/churn/bert.dvc", "models/churn/model.sig", "models/churn/model.yaml"]
     for tag, artifact in (("churn@v1", "model.pt"), ("churn@v2", "bert")):
         git(env.root, "checkout", "-q", tag, "--", "models/churn")
-        subprocess.run(["dvc", "checkout", "-q"], cwd=env.root, check=True)
+        subprocess.run([str(Path(sys.executable).parent / "dvc"), "checkout", "-q"], cwd=env.root, check=True)
         stock = subprocess.run([sys.executable, "-m", "model_signing", "verify", "key", str(model / artifact),
                                 "--signature", str(model / "model.sig"), "--public_key", str(pub)],
                                capture_output=True, text=True)
