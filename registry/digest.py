@@ -68,26 +68,43 @@ def md5_sha256_copy(src: Path, outs: Sequence[BinaryIO], progress: Progress | No
     return md5.hexdigest(), sha.hexdigest(), size
 
 
+class Hashes:
+    """md5 and SHA-256 of one stream fed chunk by chunk, SHA-256 in a lane of its own (hashlib
+    releases the GIL on large buffers), one chunk behind md5."""
+
+    def __init__(self) -> None:
+        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
+        self.lane = ThreadPoolExecutor(max_workers=1)
+        self.pending: Future[None] | None = None
+
+    def update(self, chunk: bytes) -> None:
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.lane.submit(self.sha.update, chunk)
+        self.md5.update(chunk)
+
+    def hexdigests(self) -> tuple[str, str]:
+        """(md5, sha256); the lane is shut down."""
+        if self.pending is not None:
+            self.pending.result()
+        self.lane.shutdown()
+        return self.md5.hexdigest(), self.sha.hexdigest()
+
+
 def md5_sha256_stream(chunks: Iterable[bytes], out: BinaryIO | None, progress: Progress | None) -> tuple[str, str, int]:
-    """md5, SHA-256 and size of a stream of chunks (a download), SHA-256 in a lane of its own, each
-    chunk written to OUT when given."""
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    size = 0
-    with ThreadPoolExecutor(max_workers=1) as lane:
-        pending: Future[None] | None = None
+    """md5, SHA-256 and size of a stream of chunks (a download), each chunk written to OUT when given."""
+    hashes, size = Hashes(), 0
+    try:
         for chunk in chunks:
-            if pending is not None:
-                pending.result()
-            pending = lane.submit(sha.update, chunk)
-            md5.update(chunk)
+            hashes.update(chunk)
             if out is not None:
                 out.write(chunk)
             size += len(chunk)
             if progress is not None:
                 progress(len(chunk))
-        if pending is not None:
-            pending.result()
-    return md5.hexdigest(), sha.hexdigest(), size
+    finally:
+        md5, sha = hashes.hexdigests()
+    return md5, sha, size
 
 
 def _stream(src: Path, progress: Progress | None) -> str:

@@ -6,6 +6,7 @@ there is no object per tag.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import tempfile
@@ -209,9 +210,19 @@ def ls_remote_refs(cwd: Path | str, remote: str, patterns: list[str]) -> dict[st
     return refs
 
 
+def common_dir(cwd: Path | str) -> Path:
+    """The repository's git directory shared by its worktrees (`.git` in a plain clone), asked once."""
+    return _common_dir(Path(cwd).resolve())
+
+
+@functools.lru_cache(maxsize=16)
+def _common_dir(root: Path) -> Path:
+    return (root / run_git("rev-parse", "--git-common-dir", cwd=root).strip()).resolve()
+
+
 def cache_file(cwd: Path | str, name: str) -> Path:
     """`<git dir>/modelreg/NAME`: where modelreg keeps what it derived from immutable objects."""
-    return Path(cwd) / run_git("rev-parse", "--git-common-dir", cwd=cwd).strip() / "modelreg" / name
+    return common_dir(cwd) / "modelreg" / name
 
 
 def save_cache(path: Path, text: str) -> None:

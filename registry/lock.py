@@ -27,8 +27,7 @@ class LockTimeout(ModelregError):
 
 
 def lock_path(root: Path) -> Path:
-    common = git.run_git("rev-parse", "--git-common-dir", cwd=root).strip()
-    return (root / common).resolve() / LOCK_FILE
+    return git.common_dir(root) / LOCK_FILE
 
 
 def _holder(handle: int) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -187,8 +186,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
                                 extra_card, metrics, params, inspection)
     finally:
         if staged.prepared is not None:
-            shutil.rmtree(staged.prepared, ignore_errors=True) if staged.prepared.is_dir() else \
-                staged.prepared.unlink(missing_ok=True)
+            store.remove(staged.prepared)
 
 
 def _register_staged(registry: Registry, request: RegisterRequest, name: str, author: str, staged: Staged, head: str,
@@ -286,10 +284,7 @@ def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointe
             (folder / file_name).unlink(missing_ok=True)
     if stale:
         for leftover in (folder / stale, folder / f"{stale}.dvc"):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            elif leftover.exists() or leftover.is_symlink():
-                leftover.unlink()
+            store.remove(leftover)
     git.run_git("reset", "-q", commit, "--", where, cwd=registry.root)
     artifact = folder / pointer.path
     if prepared is not None and store.place(prepared, artifact):

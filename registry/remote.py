@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from modelreg import artifact_signature, faults, store
 from modelreg.artifact_signature import Trust
-from modelreg.digest import CHUNK, Progress, locked_progress, manifest_digest, md5_sha256_stream
+from modelreg.digest import CHUNK, Hashes, Progress, locked_progress, manifest_digest, md5_sha256_stream
 from modelreg.errors import ArtifactError, StoreError
 from modelreg.registry import Registry
 from modelreg.versions import Resolved, VersionInfo
@@ -404,17 +404,10 @@ def download(remote: ObjectStore, md5: str, expected_sha: str | None, label: str
         if accept is not None:
             accept(digests)
     except ArtifactError:
-        _remove(partial)  # wrong bytes are never resumed
+        store.remove(partial)  # wrong bytes are never resumed
         raise
     os.replace(partial, dest)
     return sha, total, count
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, artifact: Path,
@@ -424,7 +417,7 @@ def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: s
         raise ArtifactError(f"{label}: object {md5} is not in the remote (was it pushed?)")
     entries = _entries(remote, md5) if is_dir else [{"md5": md5, "relpath": ""}]
     if is_dir and artifact.exists() and not artifact.is_dir() or not is_dir and artifact.is_dir():
-        _remove(artifact)
+        store.remove(artifact)
     shared = locked_progress(progress)
 
     def one(entry: dict[str, str]) -> tuple[str, int]:
@@ -453,7 +446,7 @@ def _fetch_object(remote: ObjectStore, md5: str, target: Path, progress: Progres
     """Bring one object to TARGET, appending to what an interrupted run left there: (md5, sha256,
     size, byte it resumed at). The kept prefix is hashed from the local disk; the rest is read from
     the remote from that offset, and a read that fails midway is resumed RETRIES times."""
-    hashes = _Hashes()
+    hashes = Hashes()
     kept = target.stat().st_size if target.is_file() else 0
     if kept:
         with open(target, "rb") as local:
@@ -482,24 +475,3 @@ def _fetch_object(remote: ObjectStore, md5: str, target: Path, progress: Progres
                 time.sleep(0.2 * failures)
     md5_hex, sha_hex = hashes.hexdigests()
     return md5_hex, sha_hex, offset, kept
-
-
-class _Hashes:
-    """md5 and SHA-256 of one stream, SHA-256 in a lane of its own (hashlib releases the GIL)."""
-
-    def __init__(self) -> None:
-        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
-        self.lane = ThreadPoolExecutor(max_workers=1)
-        self.pending: Any = None
-
-    def update(self, chunk: bytes) -> None:
-        if self.pending is not None:
-            self.pending.result()
-        self.pending = self.lane.submit(self.sha.update, chunk)
-        self.md5.update(chunk)
-
-    def hexdigests(self) -> tuple[str, str]:
-        if self.pending is not None:
-            self.pending.result()
-        self.lane.shutdown()
-        return self.md5.hexdigest(), self.sha.hexdigest()

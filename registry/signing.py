@@ -35,7 +35,7 @@ def sign_tag_object(root: Path, name: str, commit: str, message: str) -> str:
     transaction like an unsigned one."""
     settings = git.run_git("config", "--get-regexp", r"^(user|gpg|tag)\.", cwd=root, check=False).splitlines()
     options = [arg for line in settings if " " in line for arg in ("-c", "=".join(line.split(" ", 1)))]
-    objects = (root / git.run_git("rev-parse", "--git-common-dir", cwd=root).strip() / "objects").resolve()
+    objects = git.common_dir(root) / "objects"
     with tempfile.TemporaryDirectory(prefix="modelreg-sign-") as tmp:
         scratch = Path(tmp) / "scratch.git"
         git.run_git("init", "-q", "--bare", str(scratch), cwd=tmp)

@@ -69,7 +69,17 @@ def parse_remote_url(dvc_config: bytes | str | None, remote: str | None = None) 
 def remote_settings(*configs: bytes | str | None, remote: str | None = None) -> dict[str, str]:
     """The default (or named) remote's settings (url, endpointurl, ...) from the texts of `.dvc/config`
     and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them; {} when none."""
-    default = None
+    sections = config_sections(*configs)
+    name = remote or sections.get("core", {}).get("remote")
+    return dict(sections.get(f"remote:{name}", {})) if name else {}
+
+
+SECTION = re.compile(r"\[\s*'?([A-Za-z]+)(?:\s+\"([^\"]+)\")?'?\s*\]")
+
+
+def config_sections(*configs: bytes | str | None) -> dict[str, dict[str, str]]:
+    """The sections of DVC config texts (`core`, `cache`, `remote:NAME`), each {key: value}, later
+    texts overriding earlier ones."""
     sections: dict[str, dict[str, str]] = {}
     for config in configs:
         if not config:
@@ -78,19 +88,14 @@ def remote_settings(*configs: bytes | str | None, remote: str | None = None) -> 
         section = None
         for raw in text.splitlines():
             line = raw.strip()
-            header = re.match(r"^\[\s*'?(core|remote\s+\"([^\"]+)\")'?\s*\]$", line)
+            header = SECTION.fullmatch(line)
             if header:
-                section = "core" if header.group(1) == "core" else header.group(2)
+                section = header.group(1) + (f":{header.group(2)}" if header.group(2) else "")
                 continue
             key, sep, value = line.partition("=")
-            if not sep or section is None:
-                continue
-            if section == "core":
-                default = value.strip() if key.strip() == "remote" else default
-            else:
+            if sep and section is not None:
                 sections.setdefault(section, {})[key.strip()] = value.strip()
-    name = remote or default
-    return dict(sections.get(name, {})) if name else {}
+    return sections
 
 
 def object_url(remote_url: str, md5: str) -> str:
@@ -172,7 +177,7 @@ def cache_objects_dir(root: Path) -> Path:
     DVC answers (a shared or linked cache, or one set in the global config)."""
     config = root / ".dvc"
     texts = plain_configs(root)
-    settings = dvc_section("cache", *texts) if texts is not None else {"unreadable": ""}
+    settings = config_sections(*texts).get("cache", {}) if texts is not None else {"unreadable": ""}
     if set(settings) <= {"dir"} and not any(path.is_file() for path in OUTSIDE_CONFIGS):
         where = Path(settings["dir"]) if "dir" in settings else Path("cache")
         return ((config / where) if not where.is_absolute() else where).resolve() / "files" / "md5"
@@ -195,22 +200,6 @@ def plain_configs(root: Path) -> list[str] | None:
                 return None
             texts.append(text)
     return texts
-
-
-def dvc_section(section: str, *configs: str) -> dict[str, str]:
-    """The settings of one plain section (`[cache]`, `[core]`) of DVC config texts, later ones winning."""
-    found: dict[str, str] = {}
-    for text in configs:
-        inside = False
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line.startswith("["):
-                inside = re.fullmatch(rf"\[\s*'?{section}'?\s*\]", line) is not None
-                continue
-            key, sep, value = line.partition("=")
-            if inside and sep:
-                found[key.strip()] = value.strip()
-    return found
 
 
 STAGE_WORKERS = min(4, os.cpu_count() or 1)  # files of a folder read, hashed and written at once
@@ -290,6 +279,14 @@ def _put_bytes(objects_dir: Path, staging: Path, md5: str, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove(path: Path) -> None:
+    """Remove a file, a link or a folder with what it holds; nothing when it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def clear_staging(staging: Path) -> None:
     """Remove staging files of processes that are gone (a killed register)."""
     if not staging.is_dir():
@@ -297,7 +294,7 @@ def clear_staging(staging: Path) -> None:
     for leftover in staging.iterdir():
         pid = leftover.name.split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
-            leftover.unlink(missing_ok=True) if not leftover.is_dir() else shutil.rmtree(leftover, ignore_errors=True)
+            remove(leftover)
 
 
 def _alive(pid: int) -> bool:
@@ -357,13 +354,7 @@ def materialize(root: Path, pointer: Pointer, dest: Path, objects_dir: Path | No
                 shutil.copyfile(_object_path(objects_dir, entry["md5"]), target)
         else:
             shutil.copyfile(_object_path(objects_dir, pointer.md5), tmp)
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
+        remove(dest)
         os.replace(tmp, dest)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        remove(tmp)
