@@ -49,31 +49,26 @@ class Trust:
         return f"{self.identity} (issuer {self.issuer})"
 
 
-def trust_of(registry: Registry, env: Environment, commit: str) -> Trust:
-    """Whom ENV trusts, its key read from COMMIT (HEAD for a deploy, the tag's commit for a render)."""
-    from modelreg import git
-
+def trust_of(registry: Registry, env: Environment) -> Trust:
+    """Whom ENV trusts, its key read as policy is (the default branch, see settings.py)."""
     if env.artifact_key is not None:
-        pem = git.read_file(registry.root, commit, env.artifact_key)
+        pem = registry.policy_file(env.artifact_key)
         if pem is None:
-            raise ModelregError(f"environments.{env.name}.artifact_key: {env.artifact_key} is not in commit "
-                                f"{commit[:8]} (commit the public key)")
+            raise ModelregError(f"environments.{env.name}.artifact_key: {env.artifact_key} is not in "
+                                f"{registry.policy.ref} (commit the public key there)")
         key_id(pem)
         return Trust(public_key=pem)
     return Trust(identity=env.artifact_identity, issuer=env.artifact_issuer)
 
 
 def trusted(registry: Registry) -> list[Trust]:
-    """Whom the environments of modelreg.yaml trust (keys as of HEAD), each once; keys not found are skipped."""
-    from modelreg import git
-
-    head = git.head_commit(registry.root)
+    """Whom the environments of modelreg.yaml trust (keys as policy has them), each once; keys not found are skipped."""
     found: list[Trust] = []
     for env in registry.config.environments.values():
         if env.artifact_key is None and env.artifact_identity is None:
             continue
         try:
-            trust = trust_of(registry, env, head)
+            trust = trust_of(registry, env)
         except ModelregError:
             continue
         if trust not in found:

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from modelreg import safe_yaml
@@ -60,6 +59,7 @@ class Serving:
     runtime: str = "modelreg"
     model_format: str = "pytorch"
     model_dir: str = "/models"
+    servable: bool = True  # deploys refuse versions modelreg's server cannot run (false: your templates run another)
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,11 @@ class Config:
     deploy: Deploy = field(default_factory=Deploy)
     serving: Serving = field(default_factory=Serving)
     site: Site = field(default_factory=Site)
+    source: str = CONFIG_FILE  # where it was read (settings.Source.describe): named in errors
 
     def env(self, name: str) -> Environment:
         if name not in self.environments:
-            raise ConfigError(f"unknown environment {name!r}: modelreg.yaml has {', '.join(self.environments)}")
+            raise ConfigError(f"unknown environment {name!r}: {self.source} has {', '.join(self.environments)}")
         return self.environments[name]
 
 
@@ -120,8 +121,8 @@ def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) 
     return cls(**values)
 
 
-def parse_config(text: str | bytes) -> Config:
-    """Parse and validate the text of modelreg.yaml."""
+def parse_config(text: str | bytes, source: str = CONFIG_FILE) -> Config:
+    """Parse and validate the text of modelreg.yaml (SOURCE: where it was read, for messages)."""
     data = safe_yaml.load(text, CONFIG_FILE, ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError("modelreg.yaml: expected a mapping of settings at the top level")
@@ -137,7 +138,8 @@ def parse_config(text: str | bytes) -> Config:
         envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
         if not envs[name].namespace:
             envs[name] = dataclasses.replace(envs[name], namespace=name)
-    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving, "site": site})
+    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving, "site": site,
+                                       "source": source})
     _check_consistency(config)
     return config
 
@@ -207,13 +209,6 @@ def duration_seconds(text: str, where: str) -> int:
     if match is None:
         raise ConfigError(f"{where}: {text[:40]!r} is not a duration (such as 30m, 2h or 1d)")
     return int(match.group(1)) * DURATION_UNITS[match.group(2)]
-
-
-def load_config(root: Path) -> Config:
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{root} is not a modelreg registry: no {CONFIG_FILE} (run `modelreg init`)")
-    return parse_config(path.read_bytes())
 
 
 def default_config_text(default_model: str | None) -> str:

@@ -4,7 +4,8 @@
 `require_signed` (an allowed signer signed its tag) and `require_artifact_signature` (the trusted key
 or identity signed the artifact, and the bytes in the remote match the signature). Every gate is
 evaluated, and a refusal lists each failed one with why; a rollback is held to the gates about the
-version itself (validate, signed, artifact signed)."""
+version itself (servable, validate, signed, artifact signed). `servable` (modelreg's server can run
+it: one program file, a card signature) applies wherever the serving kind runs modelreg's server."""
 from __future__ import annotations
 
 import time
@@ -13,10 +14,11 @@ from typing import Any
 
 from modelreg.errors import DeployError, ModelregError
 from modelreg.registry import Registry
+from modelreg.servable import problems, runs_modelreg_server
 from modelreg.target import DeployRecord
 from modelreg.versions import Resolved
 
-VERSION_GATES = ("validate", "signed", "artifact")
+VERSION_GATES = ("servable", "validate", "signed", "artifact")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved
     its compare-and-swap attempts, holds the results that do not depend on the deploy log."""
     settings = registry.config.env(env)
     found = []
+    if runs_modelreg_server(registry.config.serving) and (only is None or "servable" in only):
+        found.append(_servable(resolved))
     if settings.requires and (only is None or "requires" in only):
         found.append(_requires(records, resolved, env, settings.requires))
         if settings.soak:
@@ -58,6 +62,15 @@ def enforce(gates: list[Gate], resolved: Resolved, env: str) -> str | None:
         raise DeployError(f"{resolved.info.tag} may not go to {env}: "
                           + "; ".join(f"[{g.name}] {g.detail}" for g in failed))
     return next((g.signer for g in gates if g.signer), None)
+
+
+def _servable(resolved: Resolved) -> Gate:
+    why = problems(resolved.card, resolved.pointer)
+    if why:
+        return Gate("servable", False, f"modelreg's server would refuse {resolved.info.tag}: {'; '.join(why)}")
+    inspected = isinstance(resolved.card.get("inspection"), dict)
+    return Gate("servable", True, "one program file with a signature" if inspected else
+                "one file with a signature (format not inspected at register: the server checks it on load)")
 
 
 def _requires(records: list[DeployRecord], resolved: Resolved, env: str, required: str) -> Gate:
@@ -124,15 +137,13 @@ def _artifact_signed(registry: Registry, resolved: Resolved, env: str, memo: dic
     """The artifact signature at the tag is the trusted signer's and signs the bytes in the remote
     (streamed and hashed: the cost of one read of the artifact from the remote). It does not depend
     on the deploy log, so a deploy that retries its compare-and-swap reads the bytes once."""
-    from modelreg import git
-
-    key = ("artifact", resolved.info.object, env, git.head_commit(registry.root))
+    key = ("artifact", resolved.info.object, env)
     if key not in memo:
-        memo[key] = _check_artifact_signature(registry, resolved, env, key[-1])
+        memo[key] = _check_artifact_signature(registry, resolved, env)
     return memo[key]
 
 
-def _check_artifact_signature(registry: Registry, resolved: Resolved, env: str, head: str) -> Gate:
+def _check_artifact_signature(registry: Registry, resolved: Resolved, env: str) -> Gate:
     from modelreg import artifact_signature
     from modelreg.remote import file_digests
 
@@ -142,7 +153,7 @@ def _check_artifact_signature(registry: Registry, resolved: Resolved, env: str, 
         return Gate("artifact signed", False, f"{env} requires a signed artifact and {info.tag} has none: register "
                                               "it with --sign-artifact --key KEY")
     try:
-        trust = artifact_signature.trust_of(registry, registry.config.env(env), head)
+        trust = artifact_signature.trust_of(registry, registry.config.env(env))
         digests = file_digests(registry, resolved)
         who = artifact_signature.check(bundle, resolved.pointer.path,
                                        artifact_signature.signed_names(digests, resolved.pointer.is_dir), trust)

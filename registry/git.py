@@ -150,6 +150,17 @@ def object_ids(cwd: Path | str, specs: list[str]) -> list[str | None]:
             for line in out.splitlines()]
 
 
+def write_blob_id(path: Path) -> str:
+    """The blob id git would give the file at PATH (nothing is written)."""
+    return run_git("hash-object", "--", path.name, cwd=path.parent).strip()
+
+
+def index_blob(cwd: Path | str, path: str) -> str | None:
+    """The blob id the index holds for PATH, or None."""
+    out = run_git("ls-files", "-s", "--", path, cwd=cwd).split()
+    return out[1] if len(out) >= 2 else None
+
+
 def write_blob(cwd: Path | str, data: bytes) -> str:
     return run_git("hash-object", "-w", "--stdin", cwd=cwd, input=data).strip()
 
@@ -208,6 +219,20 @@ def ls_remote_refs(cwd: Path | str, remote: str, patterns: list[str]) -> dict[st
         oid, _, ref = line.partition("\t")
         refs[ref] = oid
     return refs
+
+
+def remote_head(cwd: Path | str, remote: str) -> str | None:
+    """The branch REMOTE's HEAD names (`refs/heads/main`), asked over the network; None when it
+    cannot be reached or has no branch."""
+    try:
+        proc = subprocess.run(("git", "ls-remote", "--symref", remote, "HEAD"), cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=120)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            return line[5:-5]
+    return None
 
 
 def common_dir(cwd: Path | str) -> Path:

@@ -24,12 +24,12 @@ import yaml
 from modelreg import artifact_signature, faults, git, remote, signing, store, target
 from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
 from modelreg.digest import Progress, check_regular
-from modelreg.errors import ArtifactError, ModelregError, RefError
+from modelreg.errors import ArtifactError, ModelregError, RefError, RenderError
 from modelreg.lock import registry_lock
 from modelreg.refs import Version, check_name, format_tag, next_version, parse_tag, parse_version
 from modelreg.registry import Registry
 from modelreg.store import Pointer, Staged
-from modelreg.versions import VersionInfo, latest_valid, read_version, scan
+from modelreg.versions import Resolved, VersionInfo, latest_valid, read_version, scan
 
 CARRIED_OVER = ("description", "framework", "signature", "example", "lineage")
 ARTIFACT_NAME = "[A-Za-z0-9][A-Za-z0-9._+-]{0,199}"
@@ -175,6 +175,7 @@ def _register_locked(registry: Registry, request: RegisterRequest, name: str, au
                      progress: Progress | None, inspect: Inspector | None) -> Registration:
     root = registry.root
     head = git.head_commit(root)
+    _check_clean(registry, name, head, source)
     versions = scan(registry, name)
     used, warnings = used_versions(registry, name)
     version = plan_version(registry, name, request.version, request.bump, versions, used)
@@ -200,11 +201,12 @@ def _register_staged(registry: Registry, request: RegisterRequest, name: str, au
     if same is not None:
         found = read_version(registry, same, versions)
         if head == same.commit:
-            _update_worktree(registry, name, same.commit, found.pointer, None, staged.cache, staged.prepared)
+            _update_worktree(registry, name, same.commit, found.pointer, [], staged.cache, staged.prepared)
         return Registration(model=name, version=same.version, tag=same.tag, commit=same.commit,
                             artifact=found.pointer.path, pointer=found.pointer, sha256=staged.sha256, pushed=False,
                             has_remote=store.has_remote(root), inspection=None, existing=True, warnings=tuple(warnings))
     previous = read_version(registry, parent, versions) if parent else None
+    stale = _stale_pointers(registry, name, head, staged.pointer.path)
     signature, signed_by = None, None
     if request.sign_artifact:
         digests = artifact_signature.signed_names(staged.files, staged.pointer.is_dir)
@@ -217,13 +219,15 @@ def _register_staged(registry: Registry, request: RegisterRequest, name: str, au
     faults.step("pushed")
     tag = format_tag(name, version)
     title = f"Register {tag}" + (f": {request.message}" if request.message else "")
-    commit = _write_commit(registry, name, head, staged.pointer, previous, card, title, signature)
+    commit = _write_commit(registry, name, head, staged.pointer, stale, card, title, signature)
     write_tag = signing.sign_tag_object if request.sign else git.write_tag_object
     tag_object = write_tag(root, tag, commit, _tag_message(title, staged))
     faults.step("objects")
+    info = VersionInfo(model=name, version=version, tag=tag, object=tag_object, commit=commit, timestamp=0,
+                       author=author, message=title, annotated=True, problem=None, sha256=staged.sha256)
+    warnings += _check_renders(registry, Resolved(info, card, staged.pointer, versions))
     git.update_refs(root, [("HEAD", commit, head), (f"refs/tags/{tag}", tag_object, None)], f"modelreg: {title}")
     faults.step("refs")
-    stale = previous.pointer.path if previous and previous.pointer.path != staged.pointer.path else None
     _update_worktree(registry, name, commit, staged.pointer, stale, staged.cache, staged.prepared)
     faults.step("worktree")
     return Registration(model=name, version=version, tag=tag, commit=commit, artifact=staged.pointer.path,
@@ -246,11 +250,79 @@ def _same_bytes(versions: list[VersionInfo], sha256: str, allow: bool) -> Versio
                    "pass --allow-duplicate to register them again as a new version")
 
 
-def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, previous: Any,
+def _stale_pointers(registry: Registry, name: str, head: str, artifact: str) -> list[str]:
+    """The artifacts HEAD's models/NAME/ points to other than ARTIFACT: their pointers go, whatever
+    commit the register stands on (the latest version's, or another branch's, or a detached HEAD's)."""
+    names = git.ls_tree(registry.root, head, registry.model_dir(name))
+    return sorted(n.removesuffix(".dvc") for n in names if n.endswith(".dvc") and "/" not in n and n != f"{artifact}.dvc")
+
+
+def _check_clean(registry: Registry, name: str, head: str, source: Path) -> None:
+    """Refuse to run over uncommitted changes in models/NAME/ (register rewrites that folder and its
+    index entries): edited, staged or deleted files, and untracked files in the names it writes. A
+    folder that lags a register commit whose run was killed before the working-tree step is not an
+    edit: the re-run finishes it."""
+    where = registry.model_dir(name)
+    out = git.run_git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", where, cwd=registry.root)
+    written = {CARD_FILE, ".gitignore", artifact_signature.SIGNATURE_FILE}
+    changed = []
+    for entry in out.split("\0"):
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        rel = path.removeprefix(f"{where}/")
+        absolute = (registry.root / path).resolve()
+        if absolute == source or source in absolute.parents:
+            continue
+        if code == "??" and rel not in written and not rel.endswith(".dvc"):
+            continue
+        changed.append(path)
+    changed = [p for p in changed if not _lags(registry, head, name, p)]
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ModelregError(f"{where}/ has uncommitted changes ({shown}): register rewrites that folder; "
+                            "commit, stash or discard them first (git stash -- " + where + ")")
+
+
+def _lags(registry: Registry, head: str, name: str, path: str) -> bool:
+    """True when PATH is as the parent of HEAD had it (in the working tree and the index) and HEAD is
+    a register commit of NAME: a killed run's commit that the working tree has not caught up with."""
+    subject = git.run_git("log", "-1", "--format=%s", head, cwd=registry.root)
+    ref = parse_tag(subject.removeprefix("Register ").split(":")[0].strip(), registry.config.default_model)
+    if not subject.startswith("Register ") or ref is None or ref.model != name:
+        return False
+    parent, now = git.object_ids(registry.root, [f"{head}~1:{path}", f"{head}:{path}"])
+    file = registry.root / path
+    here = git.write_blob_id(file) if file.is_file() and not file.is_symlink() else None
+    staged = git.index_blob(registry.root, path)
+    return here in (parent, now) and staged in (parent, now)
+
+
+def _check_renders(registry: Registry, resolved: Resolved) -> list[str]:
+    """Render the new version for every environment before it is tagged: a template error refuses the
+    register (nothing is tagged) instead of making a version no deploy can render. Returns warnings:
+    the servable problems of a version modelreg's server would refuse."""
+    from modelreg.render import render
+    from modelreg.servable import problems, runs_modelreg_server
+
+    for env in registry.config.environments:
+        try:
+            render(registry, resolved, env, registering=True)
+        except ModelregError as exc:
+            raise RenderError(f"{resolved.info.tag} would not render for {env}, so nothing was registered: {exc}") \
+                from None
+    why = problems(resolved.card, resolved.pointer) if runs_modelreg_server(registry.config.serving) else []
+    if why:
+        return [f"WARNING: modelreg's server would refuse {resolved.info.tag} ({'; '.join(why)}): deploys refuse "
+                "it (the servable gate) until a version fixes that"]
+    return []
+
+
+def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, stale: list[str],
                   card: dict[str, Any], title: str, signature: bytes | None) -> str:
     """The register commit on HEAD: card, pointer, .gitignore and artifact signature (when signed) of
-    models/NAME; the old pointer gone when the artifact's name changed, the old signature when this
-    version is not signed. Only git's object store is written."""
+    models/NAME; every other pointer HEAD had there gone (STALE), the old signature when this version
+    is not signed. Only git's object store is written."""
     where = registry.model_dir(name)
     ignore = git.read_file(registry.root, head, f"{where}/.gitignore") or b""
     line = f"/{pointer.path}".encode()
@@ -258,15 +330,15 @@ def _write_commit(registry: Registry, name: str, head: str, pointer: Pointer, pr
         ignore = ignore + (b"" if not ignore or ignore.endswith(b"\n") else b"\n") + line + b"\n"
     files = {f"{where}/{CARD_FILE}": dump_card(card).encode(), f"{where}/{pointer.path}.dvc": store.pointer_text(pointer).encode(),
              f"{where}/.gitignore": ignore}
-    stale = (f"{where}/{previous.pointer.path}.dvc",) if previous and previous.pointer.path != pointer.path else ()
+    removed = tuple(f"{where}/{old}.dvc" for old in stale)
     if signature is not None:
         files[f"{where}/{artifact_signature.SIGNATURE_FILE}"] = signature
     else:
-        stale += (f"{where}/{artifact_signature.SIGNATURE_FILE}",)
-    return git.build_commit(registry.root, head, files, title + "\n", remove=stale)
+        removed += (f"{where}/{artifact_signature.SIGNATURE_FILE}",)
+    return git.build_commit(registry.root, head, files, title + "\n", remove=removed)
 
 
-def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: str | None,
+def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointer, stale: list[str],
                      cache: Path, prepared: Path | None = None) -> None:
     """Bring models/NAME/ of the working tree and index to COMMIT: card, pointer, .gitignore from git,
     the artifact from PREPARED (the copy stage wrote in its one read) or else DVC's cache. Every file
@@ -282,8 +354,8 @@ def _update_worktree(registry: Registry, name: str, commit: str, pointer: Pointe
             os.replace(tmp, folder / file_name)
         elif file_name == artifact_signature.SIGNATURE_FILE:
             (folder / file_name).unlink(missing_ok=True)
-    if stale:
-        for leftover in (folder / stale, folder / f"{stale}.dvc"):
+    for old in stale:
+        for leftover in (folder / old, folder / f"{old}.dvc"):
             store.remove(leftover)
     git.run_git("reset", "-q", commit, "--", where, cwd=registry.root)
     artifact = folder / pointer.path

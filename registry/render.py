@@ -1,9 +1,10 @@
 """Manifests from Jinja templates, read from the tag's tree, rendered in a sandbox and checked.
 
-Everything that shapes the output (card, `.dvc` pointer, templates/, modelreg.yaml, .dvc/config)
-comes from the commit the tag names, so the same tag and environment give the same bytes; the one
-exception is policy: when the registry (at HEAD) requires a signed artifact in the environment, the
-signature and the trusted key go into the manifests for the pod to check.
+What the version is (card, `.dvc` pointer, templates/, .dvc/config's remote) comes from the commit
+the tag names; the settings (modelreg.yaml: environments, serving) are policy, read from the default
+branch (settings.py), so an environment added later applies to every version. When policy requires
+a signed artifact in the environment, the signature and the trusted key go into the manifests for
+the pod to check.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import jinja2
 
 from modelreg import git, safe_yaml, store
 from modelreg.card import dump_card
-from modelreg.config import CONFIG_FILE, Config, parse_config
+from modelreg.config import Config
 from modelreg.errors import RenderError
 from modelreg.registry import Registry
 from modelreg.sandbox import BoundedSandbox
@@ -44,19 +45,16 @@ def quote(value: Any) -> str:
     return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
 
 
-def read_tree_inputs(registry: Registry, commit: str) -> tuple[Config, dict[str, str], str | None]:
-    """modelreg.yaml, the templates and the DVC remote URL, as they are in `commit`."""
+def read_tree_inputs(registry: Registry, commit: str) -> tuple[dict[str, str], str | None]:
+    """The templates and the DVC remote URL, as they are in `commit` (what the version is)."""
     names = [n for n in git.ls_tree(registry.root, commit, TEMPLATES_DIR) if n.endswith(".j2") and "/" not in n]
-    specs = [f"{commit}:{CONFIG_FILE}", f"{commit}:.dvc/config"] + [f"{commit}:{TEMPLATES_DIR}/{n}" for n in names]
+    specs = [f"{commit}:.dvc/config"] + [f"{commit}:{TEMPLATES_DIR}/{n}" for n in names]
     blobs = git.read_objects(registry.root, specs)
-    if blobs[0] is None:
-        raise RenderError(f"commit {commit[:8]} has no {CONFIG_FILE}: it cannot be rendered")
-    config = parse_config(blobs[0][1])
-    templates = {n: b[1].decode() for n, b in zip(names, blobs[2:]) if b is not None}
+    templates = {n: b[1].decode() for n, b in zip(names, blobs[1:]) if b is not None}
     if not templates:
         raise RenderError(f"commit {commit[:8]} has no {TEMPLATES_DIR}/*.j2 (run `modelreg init` and commit them)")
-    remote_url = store.parse_remote_url(blobs[1][1]) if blobs[1] else None
-    return config, templates, remote_url
+    remote_url = store.parse_remote_url(blobs[0][1]) if blobs[0] else None
+    return templates, remote_url
 
 
 def build_context(resolved: Resolved, config: Config, env_name: str, remote_url: str | None,
@@ -91,13 +89,20 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
     }
 
 
-def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
-    """Render the tag's templates for one environment and check every object against the schema."""
-    config, templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
-    if env_name not in config.environments:
-        raise RenderError(f"unknown environment {env_name!r} at {resolved.info.tag}: its modelreg.yaml has "
-                          f"{', '.join(config.environments)}")
-    signature, trust = _artifact_trust(registry, resolved, env_name)
+NO_REMOTE = "dvc-remote-not-set"  # the URL register renders with when the registry has no remote yet
+
+
+def render(registry: Registry, resolved: Resolved, env_name: str, registering: bool = False) -> Rendered:
+    """Render the tag's templates for one environment of the registry's policy and check every
+    object against the schema. REGISTERING (register's check before it tags): a registry without a
+    DVC remote renders with a placeholder URL, and the artifact signature the policy may require is
+    left to the deploy gate."""
+    config = registry.config
+    config.env(env_name)
+    templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
+    signature, trust = (None, None) if registering else _artifact_trust(registry, resolved, env_name)
+    if registering and remote_url is None:
+        remote_url = NO_REMOTE
     context = build_context(resolved, config, env_name, remote_url, signature, trust)
     files: dict[str, bytes] = {}
     objects: list[dict[str, Any]] = []
@@ -115,9 +120,8 @@ def render(registry: Registry, resolved: Resolved, env_name: str) -> Rendered:
 
 
 def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tuple[bytes | None, Any]:
-    """The version's artifact signature and whom ENV trusts, when ENV requires a signed artifact. This
-    is policy, so it is read as the gates read it (modelreg.yaml and the key at HEAD), not from the
-    tag's commit: a version registered before the policy is held to it too."""
+    """The version's artifact signature and whom ENV trusts, when ENV requires a signed artifact (policy,
+    read as the gates read it: a version registered before the policy is held to it too)."""
     from modelreg import artifact_signature
 
     env = registry.config.environments.get(env_name)
@@ -127,7 +131,7 @@ def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tu
     if signature is None:
         raise RenderError(f"{resolved.info.tag} has no artifact signature and {env_name} requires one "
                           "(require_artifact_signature): register it with --sign-artifact --key KEY")
-    return signature, artifact_signature.trust_of(registry, env, git.head_commit(registry.root))
+    return signature, artifact_signature.trust_of(registry, env)
 
 
 def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str, str]:

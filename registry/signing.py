@@ -1,10 +1,11 @@
 """Signed releases: tags signed with whatever git is set to use (SSH or GPG), checked with
 `git verify-tag` against the registry's allowed signers.
 
-The allowed signers live in the registry's own commit (HEAD), beside modelreg.yaml:
+The allowed signers live beside modelreg.yaml and are read as policy is (the default branch as the
+origin has it, see settings.py):
 `.modelreg/allowed_signers` in git's SSH format (`principal namespaces="git" ssh-ed25519 AAAA...`) and
 `.modelreg/allowed_gpg`, one GPG fingerprint per line (the keys themselves in the verifier's keyring).
-Protect the branch that holds them as you protect modelreg.yaml.
+Protect the default branch that holds them as you protect modelreg.yaml.
 """
 from __future__ import annotations
 
@@ -60,29 +61,27 @@ def verify(registry: Registry, info: VersionInfo) -> Signature:
     """Who signed INFO's tag, when an allowed signer did (`git verify-tag`)."""
     if not info.annotated:
         return Signature(None, "a lightweight tag cannot be signed")
-    head = git.head_commit(registry.root)
-    signer, said = _signer(registry, "verify-tag", info.object, git.read_file(registry.root, head, ALLOWED_SSH) or b"",
-                           _gpg_allowed(registry, head))
+    signer, said = _signer(registry, "verify-tag", info.object, registry.policy_file(ALLOWED_SSH) or b"",
+                           _gpg_allowed(registry))
     if signer is not None:
         return Signature(signer, said)
     if "no signature found" in said or not said:
         return Signature(None, "nobody signed it")
     who = re.search(r"(?:signature for|key|VALIDSIG|GOODSIG) (\S+)", said)
     return Signature(None, f"signed by {who.group(1) if who else 'someone'} who is not an allowed signer "
-                           f"({ALLOWED_SSH} / {ALLOWED_GPG} at HEAD)")
+                           f"({ALLOWED_SSH} / {ALLOWED_GPG} at {registry.policy.ref})")
 
 
 def commit_signer(registry: Registry, commit: str) -> str | None:
     """The allowed signer of a commit (`git verify-commit`), or None."""
-    head = git.head_commit(registry.root)
-    ssh_signers = git.read_file(registry.root, head, ALLOWED_SSH) or b""
-    gpg_allowed = _gpg_allowed(registry, head)
+    ssh_signers = registry.policy_file(ALLOWED_SSH) or b""
+    gpg_allowed = _gpg_allowed(registry)
     return _signer(registry, "verify-commit", commit, ssh_signers, gpg_allowed)[0]
 
 
-def _gpg_allowed(registry: Registry, head: str) -> set[str]:
+def _gpg_allowed(registry: Registry) -> set[str]:
     return {line.strip().upper().replace(" ", "") for line in
-            (git.read_file(registry.root, head, ALLOWED_GPG) or b"").decode().splitlines()
+            (registry.policy_file(ALLOWED_GPG) or b"").decode().splitlines()
             if line.strip() and not line.startswith("#")}
 
 

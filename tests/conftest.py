@@ -65,7 +65,20 @@ class Env:
 
     def register(self, name: str, seed: int, **kwargs: object) -> object:
         source = write_artifact(self.work / f"{name}-{seed}" / "model.pt", seed)
+        kwargs.setdefault("card_file", signature_card(self.work))
         return register(self.registry, RegisterRequest(name=name, path=source, **kwargs))  # type: ignore[arg-type]
+
+
+SIGNATURE = ("signature:\n  inputs:\n    - {name: x, dtype: float32, shape: [-1, 4]}\n"
+             "  outputs:\n    - {name: y, dtype: float32, shape: [-1, 2]}\n")
+
+
+def signature_card(folder: Path) -> Path:
+    """A card file with the input/output signature modelreg's server needs (the servable gate)."""
+    path = folder / "signature-card.yaml"
+    if not path.exists():
+        path.write_text(SIGNATURE)
+    return path
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import MODELREG, Env, git, modelreg, snapshot, write_artifact, write_model_dir
+from conftest import MODELREG, Env, git, modelreg, signature_card, snapshot, write_artifact, write_model_dir
 from modelreg.deploy import DeployOptions, deploy, rollback
 from modelreg.errors import ModelregError
 from modelreg.remote import verify
@@ -58,7 +58,8 @@ def trust_in_staging(env: Env, public: Path) -> None:
 
 
 def register(env: Env, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return modelreg(env.root, "register", "churn", str(path), "--no-inspect", *args)
+    return modelreg(env.root, "register", "churn", str(path), "--no-inspect", "--card", str(signature_card(env.work)),
+                    *args)
 
 
 def remote_object(env: Env, md5: str) -> Path:
@@ -129,7 +130,7 @@ def test_only_the_trusted_key_over_the_remote_bytes_deploys(env: Env, keys: dict
         deploy(registry, "churn@v2", "staging")
     assert snapshot(env.root) == before
     landed = deploy(registry, "churn@v3", "staging")
-    assert [(g["gate"], g["passed"]) for g in landed.gates] == [("artifact signed", True)]
+    assert [(g["gate"], g["passed"]) for g in landed.gates] == [("servable", True), ("artifact signed", True)]
     deploy(registry, "churn@v4", "staging")
     # a rollback is held to it too: v1 was never live here, v3 was and is signed
     assert rollback(registry, "v3", "staging").version == "v3"
@@ -213,5 +214,6 @@ def test_trust_settings_are_checked(env: Env) -> None:
                            ("artifact_identity: someone@example.com", "go together")):
         (env.root / "modelreg.yaml").write_text(config.replace("  staging:\n    replicas: 1\n",
                                                                f"  staging:\n    replicas: 1\n    {settings}\n"))
+        git(env.root, "commit", "-qam", "trust settings")
         result = modelreg(env.root, "list")
         assert result.returncode == 1 and said in result.stderr, result.stderr

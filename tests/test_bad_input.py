@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import git, snapshot, write_artifact, write_model_dir
+from conftest import git, signature_card, snapshot, write_artifact, write_model_dir
 from modelreg.cli.main import cli
 from modelreg.deploy import deploy
 from modelreg.init import init
@@ -35,7 +35,8 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     init(root, remote=str(base / "store"), default_model="churn")
     registry = open_registry(root)
     for seed in (1, 2):
-        register(registry, RegisterRequest("churn", write_artifact(base / f"src{seed}" / "model.pt", seed)))
+        register(registry, RegisterRequest("churn", write_artifact(base / f"src{seed}" / "model.pt", seed),
+                                           card_file=signature_card(base)))
     deploy(registry, "churn@v1", "staging")
     work = base / "work"
     write_artifact(work / "m.pt", 3)

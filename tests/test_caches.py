@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import Env, git, modelreg, write_artifact
+from conftest import Env, git, modelreg, signature_card, write_artifact
 
 
 def listed(env: Env) -> list[dict]:
@@ -38,7 +38,8 @@ def agree(env: Env) -> list[dict]:
 
 def register(env: Env, model: str, seed: int) -> None:
     source = write_artifact(env.work / f"{model}-{seed}" / "model.pt", seed)
-    assert modelreg(env.root, "register", model, str(source), "--no-inspect").returncode == 0
+    assert modelreg(env.root, "register", model, str(source), "--no-inspect", "--card",
+                    str(signature_card(env.work))).returncode == 0
 
 
 def test_warm_caches_say_what_git_says_after_every_kind_of_change(env: Env) -> None:

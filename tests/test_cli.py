@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import Env, snapshot, write_artifact
+from conftest import Env, signature_card, snapshot, write_artifact
 from modelreg.cli.main import cli
 
 COMMANDS = sorted(cli.commands)
@@ -36,7 +36,7 @@ def test_register_list_show_history_json(env: Env) -> None:
 
 
 def test_deploy_commands_print_and_json(env: Env) -> None:
-    run(env, "register", "churn", str(write_artifact(env.work / "m.pt", 1)))
+    run(env, "register", "churn", str(write_artifact(env.work / "m.pt", 1)), "--card", str(signature_card(env.work)))
     assert "Deployed churn@v1 to staging" in run(env, "deploy", "churn@v1", "--env", "staging").stdout
     assert "already live" in run(env, "deploy", "v1", "--env", "staging").stdout
     promoted = json.loads(run(env, "promote", "v1", "--to", "prod", "--json").stdout)

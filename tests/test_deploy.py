@@ -63,11 +63,14 @@ def test_render_is_deterministic_valid_and_labelled(three: Env) -> None:
     assert deployment["spec"]["replicas"] == 2
 
 
-def test_render_reads_the_tag_tree_not_the_working_tree(three: Env) -> None:
+def test_render_takes_templates_from_the_tag_and_settings_from_policy(three: Env) -> None:
     before = render(three.registry, resolve(three.registry, "churn@v1"), "prod").files
-    edit_and_commit(three, "modelreg.yaml", "replicas: 2", "replicas: 7")
-    (three.root / "templates/service.yaml.j2").write_text("broken {{")
+    edit_and_commit(three, "templates/service.yaml.j2", "port: 80", "port: 81")  # a later commit's templates
+    (three.root / "templates/deployment.yaml.j2").write_text("broken {{")  # the working tree's
     assert render(three.registry, resolve(three.registry, "churn@v1"), "prod").files == before
+    edit_and_commit(three, "modelreg.yaml", "replicas: 2", "replicas: 7")  # policy: applies to old versions too
+    after = render(three.registry, resolve(three.registry, "churn@v1"), "prod").objects
+    assert next(o for o in after if o["kind"] == "Deployment")["spec"]["replicas"] == 7
 
 
 def test_the_init_container_fetches_and_verifies_the_exact_bytes(three: Env, tmp_path: Path) -> None:
@@ -112,11 +115,16 @@ def test_quoting_keeps_hostile_card_text_a_string(env: Env, tmp_path: Path) -> N
     ("service.yaml.j2", ("{{ name | q }}", "{{ name.__class__.__mro__ }}"), "templates/service.yaml.j2"),
 ])
 def test_template_errors_are_named_and_change_nothing(env: Env, template: str, edit: tuple[str, str], message: str) -> None:
-    edit_and_commit(env, f"templates/{template}", *edit)
     env.register("churn", 1)
+    edit_and_commit(env, f"templates/{template}", *edit)
+    before = snapshot(env.root)
+    with pytest.raises(ModelregError, match="nothing was registered: .*" + re.escape(message)):
+        env.register("churn", 2)  # register renders every environment before it tags
+    assert snapshot(env.root) == before
+    git(env.root, "tag", "churn@v2")  # a tag made by hand on that commit: deploy names the same error
     before = snapshot(env.root)
     with pytest.raises(ModelregError, match=re.escape(message)):
-        deploy(env.registry, "churn@v1", "staging")
+        deploy(env.registry, "churn@v2", "staging")
     assert snapshot(env.root) == before
 
 

@@ -45,7 +45,7 @@ def replace_in(env: Env, rel: str, old: str, new: str) -> None:
 ])
 def test_a_hostile_modelreg_yaml_is_one_line(env: Env, edit: object, message: str) -> None:
     config = env.root / "modelreg.yaml"
-    config.write_text(edit(config.read_text()))  # type: ignore[operator]
+    commit_file(env, "modelreg.yaml", edit(config.read_text()))  # type: ignore[operator]
     started = time.monotonic()
     result = CliRunner().invoke(cli, ["-C", str(env.root), "list"])
     assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.output
@@ -67,10 +67,19 @@ def test_a_hostile_modelreg_yaml_is_one_line(env: Env, edit: object, message: st
     ("{{ [][5] }}", "templates/service.yaml.j2"),
 ])
 def test_a_template_bomb_is_a_named_error_within_seconds(env: Env, expression: str, message: str) -> None:
-    replace_in(env, "templates/service.yaml.j2", "port: 80", f"port: 80 # {expression}")
     env.register("churn", 1)
+    replace_in(env, "templates/service.yaml.j2", "port: 80", f"port: 80 # {expression}")
     before = snapshot(env.root)
-    for args in (["render", "churn@v1", "--env", "staging"], ["deploy", "churn@v1", "--env", "staging"]):
+    source = env.work / "v2.pt"
+    source.write_bytes(b"v2")
+    started = time.monotonic()
+    refused = CliRunner().invoke(cli, ["-C", str(env.root), "register", "churn", str(source), "--no-inspect"])
+    assert refused.exit_code == 1 and "nothing was registered" in refused.stderr and message in refused.stderr
+    assert time.monotonic() - started < 15
+    assert snapshot(env.root) == before
+    git(env.root, "tag", "churn@v2")  # a hand-made tag on the commit with the bomb: render and deploy refuse it
+    before = snapshot(env.root)
+    for args in (["render", "churn@v2", "--env", "staging"], ["deploy", "churn@v2", "--env", "staging"]):
         started = time.monotonic()
         result = CliRunner().invoke(cli, ["-C", str(env.root), *args])
         assert result.exit_code == 1, result.output

@@ -139,7 +139,8 @@ def test_approvals_by_distinct_allowed_signers_other_than_the_author(env: Env, t
         deploy(env.registry, tag, "prod", action="promote")
     as_person("bob")
     promoted = deploy(env.registry, tag, "prod", action="promote")
-    assert [(g["gate"], g["passed"]) for g in promoted.gates] == [("requires staging", True), ("approvals 2", True)]
+    assert [(g["gate"], g["passed"]) for g in promoted.gates] == [("servable", True), ("requires staging", True),
+                                                                   ("approvals 2", True)]
     assert "alice@example.com, bob@example.com" in promoted.gates[1]["detail"]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELREG, Env, modelreg, write_model_dir
+from conftest import MODELREG, Env, modelreg, signature_card, write_model_dir
 from modelreg.digest import CHUNK
 from modelreg.remote_config import add_remote
 from modelreg.store import object_url
@@ -118,7 +118,8 @@ def imported(root: Path, *args: str) -> set[str]:
 
 def test_register_deploy_and_pull_need_no_dvc_import_with_a_directory_remote(env: Env, tmp_path: Path) -> None:
     source = big_artifact(env)
-    assert "dvc" not in imported(env.root, "register", "churn", str(source), "--no-inspect")
+    assert "dvc" not in imported(env.root, "register", "churn", str(source), "--no-inspect", "--card",
+                                 str(signature_card(env.work)))
     assert "dvc" not in imported(env.root, "deploy", "churn@v1", "--env", "staging")
     assert "dvc" not in imported(env.root, "pull", "churn", "-o", str(tmp_path / "m.pt"))
     assert (tmp_path / "m.pt").read_bytes() == source.read_bytes()
