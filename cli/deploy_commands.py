@@ -12,6 +12,7 @@ from modelreg.cli.output import emit_json, handle_errors, note, short, table, wh
 if TYPE_CHECKING:
     from modelreg.deploy import DeployOptions, DeployResult
     from modelreg.policy import PolicyChange
+    from modelreg.registry import Registry
 
 push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
@@ -19,6 +20,15 @@ force_option = click.option("--force", is_flag=True, help="Overwrite manifests t
 missing_option = click.option("--allow-missing", is_flag=True,
                               help="Deploy even if the artifact is not in the DVC remote (pods will fail to fetch it).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _policy_remark(registry: "Registry") -> None:
+    """Say so when the working tree's modelreg.yaml is an edit that is not in force yet."""
+    from modelreg.settings import local_differs
+
+    if local_differs(registry.root, registry.policy):
+        note(f"Note: your working tree's modelreg.yaml differs from {registry.policy.describe()}, which is the "
+             f"policy in force; commit and push it to {registry.policy.ref} for it to apply.")
 
 
 def _print_result(result: "DeployResult", as_json: bool) -> None:
@@ -73,8 +83,10 @@ def _deploy(repo: str, ref: str, env: str, options: "DeployOptions", as_json: bo
     from modelreg.deploy import deploy as run_deploy
     from modelreg.registry import open_registry
 
-    result = run_deploy(open_registry(repo), ref, env, options, action)
+    registry = open_registry(repo, refresh=options.push)
+    result = run_deploy(registry, ref, env, options, action)
     _print_result(result, as_json)
+    _policy_remark(registry)
 
 
 @click.command()
@@ -148,8 +160,10 @@ def rollback(repo: str, version: str | None, env: str | None, model: str | None,
     from modelreg.deploy import DeployOptions, rollback as run_rollback
     from modelreg.registry import open_registry
 
-    result = run_rollback(open_registry(repo), version, env, model, DeployOptions(push, dry_run, force, allow_missing))
+    registry = open_registry(repo, refresh=push)
+    result = run_rollback(registry, version, env, model, DeployOptions(push, dry_run, force, allow_missing))
     _print_result(result, as_json)
+    _policy_remark(registry)
 
 
 @click.command()
@@ -204,8 +218,10 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
     from modelreg.deploy import DeployOptions, Held, deploy as run_deploy, rollback as run_rollback
     from modelreg.registry import open_registry
 
-    registry = open_registry(repo)
+    registry = open_registry(repo, refresh=push)
     step = plan(registry, os.environ)
+    if step.action == "skip":
+        return emit_json({"skipped": True, "message": step.notice}) if as_json else click.echo(f"::notice::{step.notice}")
     options = DeployOptions(push=push, automated=step.automated)
     try:
         if step.action == "rollback":
@@ -239,7 +255,7 @@ def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> N
     from modelreg.policy import quarantine as run_quarantine
     from modelreg.registry import open_registry
 
-    _print_policy(run_quarantine(open_registry(repo), ref, reason, push=push), as_json)
+    _print_policy(run_quarantine(open_registry(repo, refresh=push), ref, reason, push=push), as_json)
 
 
 @click.command()
@@ -257,7 +273,7 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
     from modelreg.policy import quarantine as run_quarantine
     from modelreg.registry import open_registry
 
-    _print_policy(run_quarantine(open_registry(repo), ref, reason, lift=True, push=push), as_json)
+    _print_policy(run_quarantine(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json)
 
 
 @click.command()
@@ -276,7 +292,7 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
     from modelreg.policy import release as run_release
     from modelreg.registry import open_registry
 
-    _print_policy(run_release(open_registry(repo), env, model, reason, push=push), as_json)
+    _print_policy(run_release(open_registry(repo, refresh=push), env, model, reason, push=push), as_json)
 
 
 @click.command()
@@ -297,7 +313,7 @@ def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:
     from modelreg.policy import approve as run_approve
     from modelreg.registry import open_registry
 
-    _print_policy(run_approve(open_registry(repo), ref, env, push=push), as_json)
+    _print_policy(run_approve(open_registry(repo, refresh=push), ref, env, push=push), as_json)
 
 
 def _print_policy(change: "PolicyChange", as_json: bool) -> None:

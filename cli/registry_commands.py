@@ -34,6 +34,9 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
     result = run_init(Path(repo), remote=remote, default_model=default_model, force=force)
     if as_json:
         return emit_json(result.to_json())
+    if result.asked is not None:
+        note(f"{result.asked} is inside the git repository {result.root}: the registry is set up at its top level "
+             "(git init the folder first for a registry of its own)")
     for rel in result.created:
         click.echo(f"created  {rel}")
     for rel in result.updated:
@@ -44,7 +47,7 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
         click.echo(f"Registry ready at {result.root} (commit {short(result.commit)}).")
     else:
         click.echo(f"{result.root} is already a modelreg registry: nothing changed.")
-    if not remote and result.created:
+    if not result.has_remote and result.created:
         note("No DVC remote yet: artifacts stay in the local cache. Add one with `modelreg init --remote URL`.")
 
 

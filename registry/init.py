@@ -1,6 +1,7 @@
 """`init`: make a git repo a modelreg registry (DVC, modelreg.yaml, templates, workflow), in one commit."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 from modelreg import git, store
 from modelreg.config import CONFIG_FILE, default_config_text, parse_config
+from modelreg.errors import ModelregError
 from modelreg.refs import check_name
 
 WORKFLOW = ".github/workflows/modelreg.yml"
@@ -23,6 +25,8 @@ class InitResult:
     git_initialized: bool = False
     dvc_initialized: bool = False
     remote: str | None = None
+    has_remote: bool = False  # a DVC remote is set (now or before)
+    asked: Path | None = None  # the folder init was pointed at, when the repository's top level is above it
 
     @property
     def changed(self) -> bool:
@@ -30,7 +34,7 @@ class InitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"root": str(self.root), "created": self.created, "updated": self.updated, "kept": self.kept,
-                "commit": self.commit, "remote": self.remote}
+                "commit": self.commit, "remote": self.remote, "has_remote": self.has_remote}
 
 
 def package_templates() -> dict[str, str]:
@@ -39,15 +43,29 @@ def package_templates() -> dict[str, str]:
     return {p.name: p.read_text() for p in folder.iterdir() if p.name.endswith(".j2")}
 
 
+PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
+
+
+def _workflow_template() -> str:
+    return resources.files("modelreg.templates").joinpath("modelreg.yml").read_text()
+
+
 def workflow_text(config_text: str) -> str:
+    """The workflow for this modelreg.yaml: the packaged template with the registry's tag patterns,
+    environments and deploy branch filled in (what init owns in that file)."""
     config = parse_config(config_text)
     envs = list(config.environments)
     tags = ['"*@v*"'] + (['"v*"'] if config.default_model else [])
-    text = resources.files("modelreg.templates").joinpath("modelreg.yml").read_text()
-    return (text.replace("@@TAG_PATTERNS@@", ", ".join(tags))
-            .replace("@@FIRST_ENV@@", envs[0])
-            .replace("@@ENV_OPTIONS@@", ", ".join(envs))
-            .replace("@@DEPLOY_BRANCH@@", config.deploy.branch))
+    values = {"@@TAG_PATTERNS@@": ", ".join(tags), "@@FIRST_ENV@@": envs[0], "@@ENV_OPTIONS@@": ", ".join(envs),
+              "@@DEPLOY_BRANCH@@": config.deploy.branch}
+    return PLACEHOLDER.sub(lambda m: values[m.group(0)], _workflow_template())
+
+
+def generated_workflow(text: str) -> bool:
+    """True when TEXT is the packaged workflow with only its generated values differing (environments
+    added or renamed since): init rewrites it then, it is not the user's edit."""
+    pattern = r"[^\n]*".join(re.escape(piece) for piece in PLACEHOLDER.split(_workflow_template()))
+    return re.fullmatch(pattern, text) is not None
 
 
 def init(path: Path, remote: str | None = None, default_model: str | None = None, force: bool = False) -> InitResult:
@@ -65,6 +83,7 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
     config_path = root / CONFIG_FILE
     # modelreg.yaml is the user's from the moment it exists: --force re-copies templates, never the config
     config_text = config_path.read_text() if config_path.exists() else default_config_text(default_model)
+    _refuse_deploy_branch(root, parse_config(config_text).deploy.branch)
     wanted = {CONFIG_FILE: config_text, WORKFLOW: workflow_text(config_text)}
     wanted.update({f"templates/{name}": text for name, text in package_templates().items()})
     created, updated, kept = [], [], []
@@ -73,7 +92,8 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
         if not target.exists():
             created.append(rel)
         elif target.read_text() != text:
-            (updated if force else kept).append(rel)
+            ours = rel == WORKFLOW and generated_workflow(target.read_text())
+            (updated if force or ours else kept).append(rel)
     dvc_initialized = store.init_dvc(root)
     try:
         for rel in created + updated:
@@ -92,7 +112,17 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
             (root / rel).unlink(missing_ok=True)
         raise
     return InitResult(root=root, created=created, updated=updated, kept=kept, commit=commit,
-                      git_initialized=git_initialized, dvc_initialized=dvc_initialized, remote=remote)
+                      git_initialized=git_initialized, dvc_initialized=dvc_initialized, remote=remote,
+                      has_remote=store.has_remote(root),
+                      asked=path.resolve() if path.resolve() != root.resolve() else None)
+
+
+def _refuse_deploy_branch(root: Path, branch: str) -> None:
+    """init commits on the checked-out branch: never on the deploy branch (it holds manifests only)."""
+    current = git.run_git("symbolic-ref", "-q", "--short", "HEAD", cwd=root, check=False).strip()
+    if current == branch:
+        raise ModelregError(f"{root} has the deploy branch {branch} checked out: it holds rendered manifests only; "
+                            "check out your main branch (git switch main) and run init there")
 
 
 def _differs(root: Path, parent: str, paths: list[Path]) -> bool:

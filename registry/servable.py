@@ -29,8 +29,8 @@ def problems(card: dict[str, Any], pointer: Pointer) -> list[str]:
     inspection = card.get("inspection") if isinstance(card.get("inspection"), dict) else {}
     fmt = inspection.get("format")
     if fmt is not None and fmt not in PROGRAMS and not pointer.is_dir:
-        found.append(f"{pointer.path} is a {fmt} artifact: the server runs a program (torch.jit.script(model)"
-                     ".save or torch.export.save), not weights")
+        found.append(f"{pointer.path} is not a program (register's inspection found: {fmt}): the server runs "
+                     "TorchScript (torch.jit.script(model).save) or .pt2 (torch.export.save), not weights")
     for key in ("inputs", "outputs"):
         try:
             signature_specs(card, key)

@@ -131,6 +131,7 @@ def init_dvc(root: Path) -> bool:
         return False
     from dvc.repo import Repo
 
+    logging.getLogger("dvc").setLevel(logging.ERROR)  # its "Initialized DVC repository" is a log line
     with contextlib.redirect_stdout(io.StringIO()):
         Repo.init(str(root))
     return True

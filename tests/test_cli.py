@@ -36,7 +36,8 @@ def test_register_list_show_history_json(env: Env) -> None:
 
 
 def test_deploy_commands_print_and_json(env: Env) -> None:
-    run(env, "register", "churn", str(write_artifact(env.work / "m.pt", 1)), "--card", str(signature_card(env.work)))
+    run(env, "register", "churn", str(write_artifact(env.work / "m.pt", 1)), "--card", str(signature_card(env.work)),
+        "--no-inspect")  # random bytes: inspected, they would be refused as not a program (the servable gate)
     assert "Deployed churn@v1 to staging" in run(env, "deploy", "churn@v1", "--env", "staging").stdout
     assert "already live" in run(env, "deploy", "v1", "--env", "staging").stdout
     promoted = json.loads(run(env, "promote", "v1", "--to", "prod", "--json").stdout)

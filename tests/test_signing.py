@@ -141,7 +141,7 @@ def test_approvals_by_distinct_allowed_signers_other_than_the_author(env: Env, t
     promoted = deploy(env.registry, tag, "prod", action="promote")
     assert [(g["gate"], g["passed"]) for g in promoted.gates] == [("servable", True), ("requires staging", True),
                                                                    ("approvals 2", True)]
-    assert "alice@example.com, bob@example.com" in promoted.gates[1]["detail"]
+    assert "alice@example.com, bob@example.com" in promoted.gates[2]["detail"]
 
 
 def test_every_failed_gate_is_listed_at_once(env: Env, keys: dict[str, Path]) -> None:

@@ -78,15 +78,25 @@ def test_ci_plan_reads_github_variables(env: Env) -> None:
     push = plan(registry, {"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v3"})
     assert (push.action, push.ref, push.env) == ("deploy", "v3", "staging")
     manual = plan(registry, {"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "rollback",
-                             "MODELREG_ENV": "prod"})
+                             "MODELREG_ENV": "prod", "GITHUB_REF": "refs/heads/main"})
     assert (manual.action, manual.ref, manual.env) == ("rollback", None, "prod")
     import pytest
 
     from modelreg.errors import ModelregError
 
-    for bad, message in [({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "branch"}, "not a tag push"),
-                         ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "release-1"}, "not a version tag"),
-                         ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy"}, "needs a ref"),
+    for quiet, notice in [({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "branch", "GITHUB_REF_NAME": "main"},
+                           "a push of branch main deploys nothing"),
+                          ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v1.2"},
+                           "tag 'v1.2' is not a version of this registry"),  # an application's release tag
+                          ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "release-1"},
+                           "not a version of this registry"),
+                          ({"GITHUB_EVENT_NAME": "schedule"}, "deploys nothing")]:
+        skipped = plan(registry, quiet)
+        assert skipped.action == "skip" and notice in skipped.notice
+    dispatch = {"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy", "MODELREG_REF": "v1"}
+    for bad, message in [({**dispatch, "GITHUB_REF": "refs/heads/main", "MODELREG_REF": ""}, "needs a ref"),
+                         ({**dispatch, "GITHUB_REF": "refs/heads/feature"}, "only from the default branch \\(main\\)"),
+                         ({**dispatch}, "only from the default branch"),
                          ({}, "GITHUB_EVENT_NAME")]:
         with pytest.raises(ModelregError, match=message):
             plan(registry, bad)
