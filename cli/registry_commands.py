@@ -186,7 +186,7 @@ def _state(info: "VersionInfo", mark: "Mark | None") -> str:
 @click.argument("model", required=False)
 @click.option("--env", help="Only deploys and rollbacks in this environment.")
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=None, help="Show at most this many events.")
-@click.option("--at", "at", metavar="TIME", help="With --env: what was live then (ISO 8601, or a git date such as \"2 days ago\").")
+@click.option("--at", "at", metavar="TIME", help="With --env: what was live then (2026-03-01T14:00Z, 2026-03-01, \"2 days ago\", \"yesterday 14:00\", @EPOCH).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON: a list of events, newest first.")
 @click.pass_obj
 @handle_errors
@@ -218,7 +218,7 @@ def _live_at(repo: str, model: str | None, env: str | None, at: str, as_json: bo
     if env is None:
         raise click.UsageError("--at needs --env ENV")
     registry = open_registry(repo)
-    states = [s for s in live_at(registry, env, parse_time(at, registry)) if model is None or s.model == model]
+    states = [s for s in live_at(registry, env, parse_time(at)) if model is None or s.model == model]
     if as_json:
         return emit_json([s.to_json() for s in states])
     if not states:

@@ -10,7 +10,7 @@ from modelreg.cli.output import emit_json, handle_errors, note
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("modelreg-site"),
-              show_default=True, help="Folder to write the site into (replaced as a whole).")
+              show_default=True, help="Folder to write the site into: new, empty, or a site written before (replaced as a whole).")
 @click.option("--if-published", is_flag=True, help="Write nothing unless modelreg.yaml says `site: {publish: true}`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
@@ -39,7 +39,7 @@ def site(repo: str, output: Path, if_published: bool, as_json: bool) -> None:
 @click.command()
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the pages go (default: .git/modelreg-site).")
+              help="Where the pages go (default: the git directory's modelreg/site).")
 @click.pass_obj
 @handle_errors
 def ui(repo: str, port: int, output: Path | None) -> None:
@@ -47,11 +47,12 @@ def ui(repo: str, port: int, output: Path | None) -> None:
 
     Example: modelreg ui --port 8000
     """
+    from modelreg import git
     from modelreg.registry import open_registry
     from modelreg.site import serve_site
 
     registry = open_registry(repo)
-    folder = output or Path(registry.root, ".git", "modelreg-site")
+    folder = output or git.cache_file(registry.root, "site")
 
     def built(result: object, url: str) -> None:
         note(f"{url}  ({getattr(result, 'pages')} pages in {getattr(result, 'seconds'):.2f} s; Ctrl-C stops)")

@@ -1,6 +1,9 @@
 """history: registrations (version tags) and deploys/rollbacks (deploy-branch trailers), newest first."""
 from __future__ import annotations
 
+import datetime
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,15 +86,48 @@ class LiveAt:
         return dict(self.__dict__)
 
 
-def parse_time(text: str, registry: Registry) -> int:
-    """A moment as git reads it (ISO 8601, `2 days ago`, `yesterday 14:00`): seconds since the epoch."""
-    word = text.strip()
-    if not word or len(word) > 100:
-        raise ModelregError(f"--at {text[:40]!r}: give a time, such as 2026-03-01T14:00Z or \"2 days ago\"")
-    out = git.run_git("rev-parse", f"--since={word}", cwd=registry.root).strip()
-    if not out.startswith("--max-age="):
-        raise ModelregError(f"--at {word!r}: git could not read that time")
-    return int(out.removeprefix("--max-age="))
+RELATIVE = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago")
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400,
+                "year": 365 * 86400}
+DAY_WORDS = {"now": 0, "today": 0, "yesterday": 1}
+TIME_EXAMPLES = 'such as 2026-03-01, 2026-03-01T14:00Z, "2 days ago", "yesterday 14:00" or @1767225600'
+
+
+def parse_time(text: str, now: float | None = None) -> int:
+    """A moment in seconds since the epoch: ISO 8601 (a date, or a date and time; UTC unless it says
+    otherwise), `N units ago`, `now`, `today`/`yesterday` [HH:MM] or `@SECONDS`. Anything else is an
+    error naming what was given: a misspelling never silently means "now"."""
+    word = " ".join(text.strip().lower().split())
+    now = time.time() if now is None else now
+    fail = ModelregError(f"--at {text.strip()[:40]!r} is not a time: give one {TIME_EXAMPLES}")
+    if not word or len(word) > 60:
+        raise fail
+    if word.startswith("@") and word[1:].isdigit() and len(word) <= 13:
+        return int(word[1:])
+    if (match := RELATIVE.fullmatch(word)) is not None:
+        return int(now) - int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    day, _, clock = word.partition(" ")
+    if day in DAY_WORDS:
+        if day == "now" and not clock:
+            return int(now)
+        base = datetime.datetime.fromtimestamp(now, datetime.timezone.utc) - datetime.timedelta(days=DAY_WORDS[day])
+        hours, minutes = _clock(clock, fail) if clock else (0, 0)
+        return int(base.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp())
+    iso = re.sub(r"\s+([+-]\d{2}:?\d{2})$", r"\1", word.upper()).replace("Z", "+00:00")  # git's `... +0000`
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        raise fail from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+def _clock(text: str, fail: ModelregError) -> tuple[int, int]:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+    if match is None:
+        raise fail
+    return int(match.group(1)), int(match.group(2))
 
 
 def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:

@@ -55,14 +55,54 @@ def detect_format(path: Path) -> str:
     return "unknown"
 
 
+MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+
+
 def _safetensors_header(path: Path) -> dict[str, Any] | None:
+    """The JSON header, or None when PATH is not a well-formed safetensors file."""
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        return header if isinstance(header, dict) else None
-    except (ValueError, struct.error, UnicodeDecodeError):
+        return read_safetensors_header(path)
+    except ArtifactError:
         return None
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The header of a safetensors file, every entry checked (dtype, shape of non-negative integers,
+    data offsets inside the file); ArtifactError naming the first problem. The length prefix is
+    bounded by the file's size before anything is read, so a hostile one costs nothing."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ArtifactError(f"{path.name}: not a safetensors file (shorter than its 8-byte header length)")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(MAX_HEADER, size - 8):
+            raise ArtifactError(f"{path.name}: safetensors header length {length} is larger than the file "
+                                f"({size} bytes) or the format's limit: the file is malformed")
+        try:
+            header = json.loads(handle.read(length))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ArtifactError(f"{path.name}: safetensors header is not JSON ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise ArtifactError(f"{path.name}: safetensors header is not a JSON object")
+    for name, entry in header.items():
+        if name != "__metadata__":
+            _check_entry(path.name, str(name), entry, size - 8 - length)
+    return header
+
+
+def _check_entry(file: str, name: str, entry: Any, data_bytes: int) -> None:
+    where = f"{file}: safetensors tensor {name[:60]!r}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        raise ArtifactError(f"{where} has no dtype")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 62
+                                              for d in shape) or len(shape) > 64:
+        raise ArtifactError(f"{where} has no valid shape (a list of non-negative integers)")
+    offsets = entry.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
+        raise ArtifactError(f"{where} has data offsets outside the file")
 
 
 def _tensor_stats(tensors: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +137,7 @@ def inspect_file(path: Path) -> dict[str, Any]:
 
     fmt = detect_format(path)
     if fmt == "safetensors":
-        header = _safetensors_header(path) or {}
+        header = read_safetensors_header(path)
         entries = {k: v for k, v in header.items() if k != "__metadata__"}
         params = sum(_numel(v["shape"]) for v in entries.values())
         return {"format": fmt, "tensors": len(entries), "parameters": params,

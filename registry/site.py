@@ -53,9 +53,15 @@ class SiteResult:
         return dict(self.__dict__)
 
 
+MARKER = ".modelreg-site"  # in every folder `site` writes: the only non-empty folder it will replace
+
+
 def build_site(registry: Registry, out: Path) -> SiteResult:
-    """Write the site into OUT (created or replaced as a whole: a half-written site never shows)."""
+    """Write the site into OUT: a new or empty folder, or one `site` wrote before (its marker file),
+    replaced as a whole (a half-written site never shows). Never a folder with anything else in it."""
     started = time.perf_counter()
+    out = out.resolve()
+    check_output(registry, out)
     versions = _versions(registry)
     records = target.read_log(registry)
     _attach_deploys(registry, versions, records)
@@ -67,13 +73,33 @@ def build_site(registry: Registry, out: Path) -> SiteResult:
         (staging / name).write_text(text, encoding="utf-8")
     for name in STATIC:
         (staging / name).write_text(resources.files("modelreg.templates").joinpath("site", name).read_text())
+    (staging / MARKER).write_text("written by `modelreg site`: the next run replaces this folder\n")
     if out.exists():
-        if not (out / "index.html").exists() and any(out.iterdir()):
-            shutil.rmtree(staging)
-            raise ModelregError(f"{out} is a folder that is not a modelreg site: pick an empty or new folder")
-        shutil.rmtree(out)
-    staging.rename(out)
+        old = out.with_name(f".{out.name}.modelreg-old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
     return SiteResult(path=str(out), pages=len(pages), versions=len(versions), seconds=round(time.perf_counter() - started, 3))
+
+
+def check_output(registry: Registry, out: Path) -> None:
+    """OUT may be written: not the registry or a folder holding it, not a file, and (when it exists)
+    empty or a site written before. Everything else in it would be lost: refused, one line."""
+    root = registry.root.resolve()
+    if out == root or out in root.parents or out.parent == out:
+        raise ModelregError(f"{out} holds the registry: write the site into a folder of its own (-o public/)")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ModelregError(f"{out} is not a folder: pick a new or empty folder for the site")
+    if not out.exists():
+        return
+    if (out / ".git").exists():
+        raise ModelregError(f"{out} is a git repository: the site replaces its folder, pick another one")
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ModelregError(f"{out} is not empty and `modelreg site` did not write it (no {MARKER}): its files "
+                            "would be lost; pick a new or empty folder")
 
 
 def _versions(registry: Registry) -> list[Version]:

@@ -148,7 +148,7 @@ def test_what_was_live_at_a_moment(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-03T10:00:00+0000")
     rollback(env.registry, env="staging")
     registry = env.registry
-    at = lambda text: live_at(registry, "staging", parse_time(text, registry))  # noqa: E731
+    at = lambda text: live_at(registry, "staging", parse_time(text))  # noqa: E731
     assert at("2026-03-01T09:59:59Z") == []
     assert [(s.version, s.commit, s.rollback) for s in at("2026-03-01T10:00:00Z")] == [("v1", moments["v1"], False)]
     assert [s.version for s in at("2026-03-02T09:59:59Z")] == ["v1"]
