@@ -153,6 +153,46 @@ def test_every_endpoint_and_every_bad_request(served: tuple[Env, Server]) -> Non
     assert f'modelreg_model_info{{model="churn",sha256="{sha}",version="v1"}} 1.0' in metrics
 
 
+def test_inputs_the_model_cannot_answer_are_400_and_urls_cannot_grow_metrics(served: tuple[Env, Server]) -> None:
+    """Issue #18 (12, 4): NaN, overflow, negative request shapes, booleans or strings as numbers,
+    unknown requested outputs, chunked bodies over the limit and deep JSON are each a 400/413 with
+    {"error": ...}; a model name in a URL is never a metric label, and a long one is refused."""
+    import http.client
+
+    _, server = served
+    nan = b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [NaN, 1, 2, 3]}]}'
+    bad = {
+        "NaN": (nan, 400, "NaN or infinity"),
+        "overflow": (infer_body([[1e39, 2, 3, 4]]), 400, "NaN or infinity"),
+        "infinity literal": (nan.replace(b"NaN", b"Infinity"), 400, "NaN or infinity"),
+        "negative shape": (infer_body([[1, 2, 3, 4]], shape=[-1, 4]), 400, "negative size"),
+        "booleans as FP32": (infer_body([[1, 2, 3, 4]], data=[True, False, True, False]), 400, "not a number"),
+        "strings as FP32": (infer_body([[1, 2, 3, 4]], data=["1", "2", "3", "4"]), 400, "not a number"),
+        "unknown output": (json.dumps({**json.loads(infer_body([[1, 2, 3, 4]])), "outputs": [{"name": "zzz"}]}).encode(),
+                           400, "unknown output 'zzz'"),
+        "deep JSON": (b'{"inputs": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "deeper than"),
+    }
+    for what, (body, status, said) in bad.items():
+        code, answer = server.request("POST", "/v2/models/churn/infer", body)
+        assert (code, what) == (status, what) and said in answer.get("error", ""), (what, answer)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    chunks = (b"[" + b"1.5," * 3000 + b"1]" for _ in range(2))  # about 18 KB, chunked: no Content-Length
+    connection.request("POST", "/v2/models/churn/infer", body=chunks, encode_chunked=True,
+                       headers={"content-type": "application/json"})
+    answer = connection.getresponse()
+    assert answer.status == 413 and "error" in json.loads(answer.read())
+    connection.close()
+    for i in range(30):
+        server.request("POST", f"/v2/models/random-{i}/infer", infer_body([[1, 2, 3, 4]]))
+    code, answer = server.request("POST", "/v2/models/" + "x" * 5000 + "/infer", infer_body([[1, 2, 3, 4]]))
+    assert code == 404 and "5000 characters" in answer["error"]
+    metrics = server.request("GET", "/metrics")[1]
+    assert "random-" not in metrics and "xxxx" not in metrics
+    assert 'modelreg_requests_total{code="404",model="other",version=""} 31.0' in metrics
+    assert 'modelreg_requests_total{code="400",model="churn",version="v1"} 8.0' in metrics
+    assert server.proc.poll() is None
+
+
 def test_the_grpc_protocol_answers_too(env: Env) -> None:
     import asyncio
 

@@ -43,7 +43,9 @@ def signature_specs(card: dict[str, Any], key: str) -> list[TensorSpec]:
 def check_input(spec: TensorSpec | None, name: str, datatype: str, shape: list[int]) -> str | None:
     """Why an input does not fit the signature, or None."""
     if spec is None:
-        return f"unknown input {name!r}"
+        return f"unknown input {name[:100]!r}"
+    if any(d < 0 for d in shape):
+        return f"input {name!r}: shape {list(shape)} has a negative size (a request gives the actual sizes; -1 is the signature's)"
     if datatype != spec.datatype:
         return f"input {name!r}: datatype {datatype}, the signature says {spec.datatype}"
     if len(shape) != len(spec.shape) or any(w not in (-1, g) for w, g in zip(spec.shape, shape)):
@@ -58,3 +60,41 @@ def check_request(specs: list[TensorSpec], inputs: list[tuple[str, str, list[int
     given = {name for name, _, _ in inputs}
     problems += [f"missing input {s.name!r}" for s in specs if s.name not in given]
     return problems
+
+
+def check_outputs(specs: list[TensorSpec], requested: list[str]) -> list[str]:
+    """Requested output names the signature does not declare."""
+    known = {s.name for s in specs}
+    return [f"unknown output {name[:100]!r} requested (the signature has {', '.join(sorted(known)) or 'none'})"
+            for name in requested if known and name not in known]
+
+
+INTEGERS = {"UINT8", "INT8", "INT16", "INT32", "INT64"}
+FLOATS = {"FP16", "BF16", "FP32", "FP64"}
+
+
+def check_values(name: str, datatype: str, data: Any) -> str | None:
+    """Why the JSON values of an input do not fit its datatype: a boolean or string where numbers go,
+    a fraction where integers go. None when they fit (or come as raw bytes)."""
+    if not isinstance(data, list):
+        return None
+    stack, checked = [data], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        checked += 1
+        if datatype == "BOOL":
+            if not isinstance(item, bool):
+                return f"input {name!r}: {_shown(item)} is not a boolean (datatype BOOL)"
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            return f"input {name!r}: {_shown(item)} is not a number (datatype {datatype})"
+        elif datatype in INTEGERS and isinstance(item, float):
+            return f"input {name!r}: {_shown(item)} is not an integer (datatype {datatype})"
+    return None
+
+
+def _shown(item: Any) -> str:
+    text = repr(item)
+    return text if len(text) <= 40 else text[:40] + "..."

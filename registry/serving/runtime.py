@@ -14,7 +14,7 @@ from kserve.errors import InvalidInput
 
 from modelreg.digest import sha256_of
 from modelreg.errors import ArtifactError
-from modelreg.serving.codec import DATATYPES, check_request, signature_specs
+from modelreg.serving.codec import DATATYPES, check_outputs, check_request, check_values, signature_specs
 from modelreg.serving.loader import load_program
 
 
@@ -53,13 +53,19 @@ class TorchModel(Model):
 
         given = [(i.name, i.datatype, [int(d) for d in i.shape]) for i in payload.inputs]
         problems = check_request(self.inputs, given)
+        problems += check_outputs(self.outputs, [o.name for o in payload.request_outputs or []])
+        problems += [p for i in payload.inputs if (p := check_values(i.name, i.datatype, i.data))]
         if problems:
             raise InvalidInput("; ".join(problems))
         by_name = {i.name: i for i in payload.inputs}
         try:
             tensors = [torch.tensor(by_name[s.name].as_numpy(), device=self.device) for s in self.inputs]  # a copy: the request's buffer is read-only
-        except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"the data does not fill the declared shape: {exc}") from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidInput(f"the data does not fill the declared shape or type: {exc}") from None
+        for spec, tensor in zip(self.inputs, tensors):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise InvalidInput(f"input {spec.name!r} holds NaN or infinity (or a number too large for "
+                                   f"{spec.datatype}): the model's answer would be meaningless")
         with torch.inference_mode():
             produced = self.program(*tensors)
         outputs = list(produced) if isinstance(produced, (list, tuple)) else [produced]

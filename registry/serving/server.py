@@ -18,6 +18,9 @@ from typing import Any, Awaitable, Callable, Iterator
 from modelreg.serving.runtime import TorchModel
 
 MAX_BODY = 8 * 1024 * 1024
+MAX_NAME = 100  # longest model name a URL may carry (modelreg's own names are DNS labels: 53)
+MAX_DEPTH = 32  # deepest JSON nesting of a request body (the protocol needs 4)
+OTHER = "other"  # the one `model` label of requests for models this server does not run
 VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)")
 
@@ -75,17 +78,45 @@ class Guard:
             await send(message)
 
         response = self._refuse(scope)
+        body = None
+        if response is None and scope.get("method") in ("POST", "PUT"):
+            body, response = await self._read_body(receive)
         if response is not None:
             await response(scope, receive, sending)
         else:
-            await self.app(_json_by_default(self._unversioned(scope)), self._bounded(receive), sending)
+            await self.app(_json_by_default(self._unversioned(scope)),
+                           receive if body is None else _replay(body), sending)
         match = MODEL_PATH.match(scope["path"])
-        if match:
-            version = self.model.version if match["name"] == self.model.name else ""
-            self.requests.labels(match["name"], version, str(status[0])).inc()
-            self.latency.labels(match["name"], version).observe(time.perf_counter() - started)
+        if match:  # labelled by the served model only: a URL cannot grow /metrics
+            ours = match["name"] == self.model.name
+            name, version = (self.model.name, self.model.version) if ours else (OTHER, "")
+            self.requests.labels(name, version, str(status[0])).inc()
+            self.latency.labels(name, version).observe(time.perf_counter() - started)
+
+    async def _read_body(self, receive: Callable[[], Awaitable[Any]]) -> tuple[bytes | None, Any]:
+        """The whole body (at most max_body bytes, however it is sent: chunked too), or the answer
+        that refuses it: 413 over the limit, 400 for JSON nested deeper than MAX_DEPTH."""
+        parts, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", None
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                return None, _error(413, f"request body over {self.max_body} bytes")
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        if _too_deep(body):
+            return None, _error(400, f"the body nests JSON deeper than {MAX_DEPTH} levels")
+        return body, None
 
     def _refuse(self, scope: dict[str, Any]) -> Any:
+        named = MODEL_PATH.match(scope["path"])
+        if named and len(named["name"]) > MAX_NAME:
+            return _error(404, f"no model with a name of {len(named['name'])} characters here")
         versioned = VERSIONED.match(scope["path"])
         if versioned and versioned["name"] == self.model.name and versioned["version"] != self.model.version:
             return _error(404, f"model {self.model.name} has no version {versioned['version']} here "
@@ -102,21 +133,39 @@ class Guard:
         path = f"/v2/models/{versioned['name']}{versioned['rest'] or ''}"
         return {**scope, "path": path, "raw_path": path.encode()}
 
-    def _bounded(self, receive: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
-        seen = [0]
-
-        async def receiving() -> Any:
-            message = await receive()
-            seen[0] += len(message.get("body", b""))
-            if seen[0] > self.max_body:
-                raise _TooLarge()
-            return message
-
-        return receiving
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(body: bytes) -> Callable[[], Awaitable[Any]]:
+    """A `receive` that hands the app the body already read, then waits as the real one would."""
+    sent = [False]
+
+    async def receiving() -> Any:
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # nothing more comes: the app never asks past the body
+
+    return receiving
+
+
+JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+BRACKET_PAIR = re.compile(rb"\[\]|\{\}")
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(body: bytes) -> bool:
+    """True when the JSON in BODY nests deeper than MAX_DEPTH, found without parsing it: strings
+    dropped, brackets kept, innermost pairs removed one level per pass (C-speed passes, at most
+    MAX_DEPTH of them). Unbalanced brackets are left to the JSON parser's own error."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = JSON_STRING.sub(b"", body).translate(None, NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        reduced = BRACKET_PAIR.sub(b"", brackets)
+        if not reduced or reduced == brackets:
+            return False
+        brackets = reduced
+    return True
 
 
 def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +195,6 @@ def build_app(model: TorchModel, max_body: int = MAX_BODY) -> Any:
     rest.create_application()
     app.add_exception_handler(RequestValidationError,
                               lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"))
-    app.add_exception_handler(_TooLarge, lambda request, exc: _error(413, f"request body over {max_body} bytes"))
     app.add_middleware(Guard, model=model, max_body=max_body, metrics=_metrics(model))
     app.state.modelreg_server = server
     return app
