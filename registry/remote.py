@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modelreg import artifact_signature, faults, store
+from modelreg import artifact_signature, faults, git, store
 from modelreg.artifact_signature import Trust
 from modelreg.digest import CHUNK, Hashes, Progress, locked_progress, manifest_digest, md5_sha256_stream
 from modelreg.errors import ArtifactError, StoreError
@@ -209,8 +209,16 @@ def verify(registry: Registry, versions: list[Resolved], deep: bool = False,
     if trusted is None:
         trusted = artifact_signature.trusted(registry)
     bundles = {found.info.tag: artifact_signature.signature_of(registry, found.info) for found in versions}
-    with open_remote(registry) as remote:
-        results = [_check_version(remote, found, deep, bundles[found.info.tag], trusted, explicit) for found in versions]
+    by_remote: dict[tuple[str, tuple[tuple[str, str], ...]], list[Resolved]] = {}
+    for found in versions:  # one connection per remote the versions were registered with
+        name, settings = tag_remote(registry, found)
+        by_remote.setdefault((name, tuple(sorted(settings.items()))), []).append(found)
+    checked: dict[str, Verified] = {}
+    for group in by_remote.values():
+        with version_store(registry, group[0]) as remote:
+            for found in group:
+                checked[found.info.tag] = _check_version(remote, found, deep, bundles[found.info.tag], trusted, explicit)
+    results = [checked[found.info.tag] for found in versions]
     moved = tag_problems(registry, [found.info for found in versions])
     return [dataclasses.replace(r, state="moved", problems=r.problems + moved[r.tag]) if moved.get(r.tag) else r
             for r in results]
@@ -218,7 +226,7 @@ def verify(registry: Registry, versions: list[Resolved], deep: bool = False,
 
 def tag_problems(registry: Registry, infos: list[VersionInfo]) -> dict[str, list[str]]:
     """Per tag, how it differs from its first deploy's record and from the git remote's tag."""
-    from modelreg import git, target
+    from modelreg import target
 
     records = target.read_log(registry)
     remote_name = registry.config.deploy.remote
@@ -265,10 +273,7 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 def file_digests(registry: Registry, found: Resolved, progress: Progress | None = None) -> dict[str, str]:
     """SHA-256 of each file of a version's artifact as the remote holds it (md5 checked on the way):
     the bytes a pod will get. Keys: relative paths in a folder, the file's name for one file."""
-    light = light_store(registry)
-    if light is not None:
-        return _file_digests(light, found, progress)
-    with open_remote(registry) as remote:
+    with version_store(registry, found) as remote:
         return _file_digests(remote, found, progress)
 
 
@@ -289,14 +294,50 @@ def _file_digests(remote: ObjectStore, found: Resolved, progress: Progress | Non
 
 
 def missing(registry: Registry, found: Resolved) -> list[str]:
-    """What of a version's artifact the remote lacks (presence only: cheap enough for every deploy).
-    A directory or S3 remote with no settings but its URL, endpoint and region is asked through
-    fsspec directly; anything else (credentials in the DVC config, other clouds) through DVC."""
-    light = light_store(registry)
-    if light is not None:
-        return _lacking(light, found)
-    with open_remote(registry) as remote:
+    """What of a version's artifact its remote lacks (presence only: cheap enough for every deploy)."""
+    with version_store(registry, found) as remote:
         return _lacking(remote, found)
+
+
+def tag_remote(registry: Registry, found: Resolved) -> tuple[str, dict[str, str]]:
+    """(name, settings) of the DVC remote a version's manifests fetch from: the default remote of the
+    `.dvc/config` in its tag's tree, with what the working tree's `config.local` adds to the remote of
+    that name (credentials; never its URL). ("", {}) when the tag names none."""
+    sections = store.config_sections(git.read_file(registry.root, found.info.commit, ".dvc/config"))
+    name = sections.get("core", {}).get("remote", "")
+    settings = dict(sections.get(f"remote:{name}", {})) if name else {}
+    local = registry.root / ".dvc" / "config.local"
+    if settings and local.is_file():
+        extra = store.config_sections(local.read_bytes()).get(f"remote:{name}", {})
+        settings.update({k: v for k, v in extra.items() if k != "url"})
+    return name, settings
+
+
+@contextlib.contextmanager
+def version_store(registry: Registry, found: Resolved) -> Iterator[ObjectStore]:
+    """The object store of the remote FOUND's manifests fetch from (`tag_remote`): a remote added
+    since (`modelreg remote add`) does not change where an old version's bytes are looked for. A
+    directory or S3 remote with no settings but its URL, endpoint and region is asked through fsspec
+    directly; anything else (credentials, other clouds) through DVC, told the tag's remote. A tag
+    whose `.dvc/config` names no remote is looked for in the working tree's."""
+    name, settings = tag_remote(registry, found)
+    if not settings.get("url"):
+        light = light_store(registry)
+        with contextlib.nullcontext(light) if light is not None else open_remote(registry) as remote:
+            yield remote
+        return
+    light = _light(settings, registry.root / ".dvc")
+    if light is not None:
+        yield light
+        return
+    from dvc.exceptions import DvcException
+
+    with store.open_repo(registry.root, remote=name, remote_config=settings) as repo:
+        try:
+            odb = repo.cloud.get_remote_odb(name)
+        except DvcException as exc:
+            raise StoreError(f"no DVC remote to read from: {store.one_line(exc)}") from None
+        yield ObjectStore(odb.fs, odb.oid_to_path)
 
 
 def _lacking(remote: ObjectStore, found: Resolved) -> list[str]:
@@ -313,11 +354,13 @@ LIGHT_SETTINGS = {"url", "endpointurl", "region"}
 def light_store(registry: Registry) -> ObjectStore | None:
     """The default remote without DVC, when its settings are only those fsspec gets the same way DVC
     does (a directory, or S3 with an endpoint and region); else None."""
-    config = registry.root / ".dvc"
     texts = store.plain_configs(registry.root)
     if texts is None:
         return None
-    settings = store.remote_settings(*texts)
+    return _light(store.remote_settings(*texts), registry.root / ".dvc")
+
+
+def _light(settings: dict[str, str], config: Path) -> ObjectStore | None:
     url = settings.get("url")
     if not url or set(settings) - LIGHT_SETTINGS or not (url.startswith("s3://") or "://" not in url):
         return None
@@ -375,8 +418,7 @@ def pull(registry: Registry, found: Resolved, dest: Path, progress: Progress | N
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path (-o PATH)")
     expected_sha = (found.card.get("artifact") or {}).get("sha256")
-    light = light_store(registry)
-    with contextlib.nullcontext(light) if light is not None else open_remote(registry) as remote:
+    with version_store(registry, found) as remote:
         sha, total, count = download(remote, found.pointer.md5, expected_sha, found.info.tag, dest, progress)
     return Pulled(tag=found.info.tag, path=str(dest), size=total, files=count, sha256=sha)
 

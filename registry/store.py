@@ -13,7 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import yaml
 
@@ -109,14 +109,15 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def open_repo(root: Path) -> Iterator["object"]:
-    """An in-process DVC repo with DVC's own logging kept quiet."""
+def open_repo(root: Path, **settings: Any) -> Iterator["object"]:
+    """An in-process DVC repo with DVC's own logging kept quiet (SETTINGS: DVC's `remote` and
+    `remote_config`, merged over its config files)."""
     logging.getLogger("dvc").setLevel(logging.ERROR)
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
-        repo = Repo(str(root))
+        repo = Repo(str(root), **settings)
     except DvcException as exc:
         raise StoreError(f"DVC could not open {root}: {one_line(exc)}") from None
     try:
