@@ -191,7 +191,10 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
             ",".join(f for f, on in (("QUARANTINED", s.quarantined), ("held", s.held)) if on) or "-"]
            for s in states])
     for s in states:
-        if s.tag_state != "ok":
+        if s.tag_state in ("not fetched", "unknown"):
+            note(f"{s.tag} ({s.env}) is not in this clone{'' if s.tag_state == 'unknown' else ' (the remote has it)'}: "
+                 "git fetch --tags")
+        elif s.tag_state != "ok":
             note(f"WARNING: {s.tag} ({s.env}) was {s.tag_state} since it was deployed: versions are immutable; "
                  "`modelreg deploy` refuses it until the tag is put back")
         if s.quarantined:

@@ -203,7 +203,7 @@ def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: 
 
 def _check_pinned(registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool) -> None:
     """A version is immutable: refuse it when its tag names another object than at its first deploy,
-    or (pushing) than the remote's tag."""
+    or (pushing) than the remote's tag; pushing, the remote must have the tag (and so its commit)."""
     first = target.first_pin(records, info.model, str(info.version))
     if first is not None and first.tag_object != info.object:
         raise DeployError(
@@ -214,7 +214,10 @@ def _check_pinned(registry: Registry, records: list[DeployRecord], info: Version
     if push:
         remote = registry.config.deploy.remote
         theirs = (git.ls_remote_refs(registry.root, remote, [f"refs/tags/{info.tag}"]) or {}).get(f"refs/tags/{info.tag}")
-        if theirs is not None and theirs != info.object:
+        if theirs is None:
+            raise DeployError(f"{info.tag} is not on {remote}: a pushed deploy would name a version nobody else can "
+                              f"see; push it first (git push {remote} {info.tag}), then deploy")
+        if theirs != info.object:
             raise DeployError(f"{info.tag} differs between here and {remote}: {remote}'s tag names {theirs}, "
                               f"yours names {info.object}; find out who moved it before deploying either")
 

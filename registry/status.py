@@ -22,7 +22,7 @@ class LiveState:
     action: str
     commit: str
     drift: str  # "none", "edited" (differs from its deploy commit), "stale" (differs from a fresh render), or an error
-    tag_state: str = "ok"  # "ok", "moved" (the tag names another object than at its first deploy), "deleted"
+    tag_state: str = "ok"  # "ok", "moved" (names another object than at its first deploy), "deleted", "not fetched"
     quarantined: str = ""  # the reason, when the live version is quarantined
     held: bool = False  # a rollback holds this environment against automatic deploys
 
@@ -46,6 +46,7 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
     trees = git.object_ids(registry.root, [spec for r, path in zip(live, paths) if r
                                            for spec in (f"{tip}:{path}", f"{r.commit}:{path}")])
     tag_objects = git.object_ids(registry.root, [f"refs/tags/{r.tag}" for r in live])
+    absent = _absent_tags(registry, [r.tag for r, obj in zip(live, tag_objects) if obj is None])
     pins = target.first_pins(records)
     states = []
     for i, record in enumerate(r for r in live if r):
@@ -53,10 +54,24 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
         states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
                                 since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
                                 drift="edited" if edited else _render_drift(registry, record, tip, check_render),
-                                tag_state=_tag_state(pins, record, tag_objects[i]),
+                                tag_state=absent.get(record.tag) or _tag_state(pins, record, tag_objects[i]),
                                 quarantined=getattr(rules.quarantine_of(record.model, record.version), "reason", ""),
                                 held=policy.held(rules, record.env, record.model) is not None))
     return states
+
+
+def _absent_tags(registry: Registry, tags: list[str]) -> dict[str, str]:
+    """Why each tag missing here is missing: "not fetched" when the git remote has it (a shallow or
+    stale clone), "deleted" when the remote was asked and lacks it, "unknown" when it cannot be asked."""
+    if not tags:
+        return {}
+    remote = registry.config.deploy.remote
+    theirs = git.ls_remote_refs(registry.root, remote, [f"refs/tags/{t}" for t in tags] if len(tags) <= 50
+                                else ["refs/tags/*"])
+    if theirs is None:
+        return {t: "deleted" if not git.git_ok("remote", "get-url", remote, cwd=registry.root) else "unknown"
+                for t in tags}
+    return {t: "not fetched" if f"refs/tags/{t}" in theirs else "deleted" for t in tags}
 
 
 def _tag_state(pins: dict[tuple[str, str], target.DeployRecord], record: target.DeployRecord, now: str | None) -> str:
@@ -70,7 +85,7 @@ def _render_drift(registry: Registry, record: target.DeployRecord, tip: str | No
     if not check_render:
         return "none"
     if git.rev_parse(f"refs/tags/{record.tag}", registry.root) is None:
-        return "unrenderable: its tag is gone"
+        return "unknown: its tag is not here"
     on_branch = target.files_at(registry, tip, target.deploy_path(registry, record.env, record.model))
     try:
         files = render(registry, resolve(registry, record.tag), record.env).files

@@ -194,7 +194,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["release", "staging"], 1, "nothing to release: staging is not held"),
     (["release", "staging", "--model", "Bad"], 1, "invalid model name"),
     (["history", "--at", "yesterday"], 2, "--at needs --env ENV"),
-    (["history", "--env", "prod", "--at", ""], 1, "give a time"),
+    (["history", "--env", "prod", "--at", ""], 1, "is not a time"),
+    (["history", "--env", "prod", "--at", "2 dyas ago"], 1, "'2 dyas ago' is not a time"),
+    (["history", "--env", "prod", "--at", "2026-13-45"], 1, "'2026-13-45' is not a time"),
+    (["history", "--env", "prod", "--at", "garbage"], 1, "'garbage' is not a time"),
     (["history", "-n", "-1"], 2, "not in the range"),
     # serve, fetch
     (["serve"], 2, "give exactly one of REF, --env ENV or --model-dir DIR"),
@@ -225,7 +228,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["approve", "churn@v1", "--env", "prod"], 1, "signing the commit failed"),
     # site, ui
     (["site", "-o", "/proc/modelreg-site"], 1, "/proc/"),
-    (["site", "-o", f"{W}/linkdir"], 1, "is a folder that is not a modelreg site"),
+    (["site", "-o", f"{W}/linkdir"], 1, "is not empty and `modelreg site` did not write it"),
+    (["site", "-o", f"{W}/.."], 1, "holds the registry"),
     (["site", "-o", f"{W}/out-file"], 2, "is a file"),
     (["ui", "--port", "70000"], 2, "not in the range"),
     (["ui", "--port", "http"], 2, "is not a valid integer"),
@@ -248,12 +252,15 @@ CASES: list[tuple[list[str], int, str]] = [
 
 CI_CASES: list[tuple[dict[str, str], str]] = [
     ({}, "run from GitHub Actions"),
-    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "branch", "GITHUB_REF": "refs/heads/main"}, "is not a tag push"),
-    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "release-1"}, "is not a version tag"),
     ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "churn@v9"}, "churn@v9 is not registered"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "destroy"}, "unknown action 'destroy'"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy"}, "deploy needs a ref"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "MODELREG_ENV": "qa"}, "unknown environment 'qa'"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "destroy", "GITHUB_REF": "refs/heads/main"},
+     "unknown action 'destroy'"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy", "GITHUB_REF": "refs/heads/main"},
+     "deploy needs a ref"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "MODELREG_ENV": "qa",
+      "GITHUB_REF": "refs/heads/main"}, "unknown environment 'qa'"),
+    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "GITHUB_REF": "refs/heads/mine"},
+     "a dispatch runs only from the default branch (main)"),
 ]
 
 

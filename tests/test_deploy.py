@@ -227,9 +227,13 @@ def test_dry_run_commits_nothing(three: Env) -> None:
 
 
 def test_push_and_fetch_through_origin(three: Env, tmp_path: Path) -> None:
+    before = snapshot(three.root)
+    with pytest.raises(ModelregError, match=r"churn@v1 is not on origin: .*\(git push origin churn@v1\)"):
+        deploy(three.registry, "churn@v1", "staging", DeployOptions(push=True))  # a tag nobody else could see
+    assert snapshot(three.root) == before and "deploy" not in git(three.origin, "branch")
+    git(three.root, "push", "-q", "origin", "HEAD", "--tags")
     deploy(three.registry, "churn@v1", "staging", DeployOptions(push=True))
     assert git(three.origin, "rev-parse", "deploy") == git(three.root, "rev-parse", "deploy")
-    git(three.root, "push", "-q", "origin", "HEAD", "--tags")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(three.origin), str(clone)], check=True, capture_output=True)
     from modelreg.registry import open_registry

@@ -87,7 +87,7 @@ def test_quarantine_is_refused_everywhere_and_shown(four: Env) -> None:
             call()
     for environ in ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "churn@v3"},
                     {"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "promote", "MODELREG_REF": "churn@v3",
-                     "MODELREG_ENV": "prod"}):
+                     "MODELREG_ENV": "prod", "GITHUB_REF": "refs/heads/main"}):
         result = run(four, "ci", "--no-push", **environ)
         assert result.exit_code == 1 and "churn@v3 is quarantined" in result.stderr  # type: ignore[attr-defined]
     assert snapshot(four.root) == before

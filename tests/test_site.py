@@ -71,12 +71,27 @@ def test_the_site_has_every_page_and_link(site_env: Env, tmp_path: Path) -> None
 def test_site_command_and_a_folder_that_is_not_a_site(site_env: Env, tmp_path: Path) -> None:
     done = modelreg(site_env.root, "site", "-o", str(tmp_path / "public"))
     assert done.returncode == 0 and "index.html" in done.stdout
+    again = modelreg(site_env.root, "site", "-o", str(tmp_path / "public"))  # its own output: replaced
+    assert again.returncode == 0 and (tmp_path / "public" / ".modelreg-site").is_file()
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
+    (other / "index.html").write_text("a page of mine")  # issue #18: an index.html made it look like a site
     refused = modelreg(site_env.root, "site", "-o", str(other))
-    assert refused.returncode == 1 and "not a modelreg site" in refused.stderr
-    assert (other / "notes.txt").read_text() == "keep me"
+    assert refused.returncode == 1 and "did not write it" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert (other / "notes.txt").read_text() == "keep me" and (other / "index.html").read_text() == "a page of mine"
+    project = tmp_path / "project"  # another repository with a top-level index.html and uncommitted work
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / "index.html").write_text("home")
+    (project / "draft.md").write_text("uncommitted")
+    (project / ".modelreg-site").write_text("even with the marker, a repository is never replaced")
+    refused = modelreg(site_env.root, "site", "-o", str(project))
+    assert refused.returncode == 1 and "is a git repository" in refused.stderr
+    assert (project / ".git").is_dir() and (project / "draft.md").read_text() == "uncommitted"
+    for inside in (".", str(site_env.root.parent)):  # the registry itself, or a folder holding it
+        refused = subprocess.run([MODELREG, "site", "-o", inside], cwd=site_env.root, capture_output=True, text=True)
+        assert refused.returncode == 1 and "holds the registry" in refused.stderr, refused.stderr
     off = modelreg(site_env.root, "site", "--if-published", "-o", str(tmp_path / "pages"))
     assert off.returncode == 0 and not (tmp_path / "pages").exists() and "not published" in off.stderr
 

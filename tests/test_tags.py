@@ -61,6 +61,10 @@ def test_status_flags_a_live_version_whose_tag_moved(two: Env) -> None:
     move_tag(two.root, "churn@v2", "churn@v1^{commit}")
     assert [s.tag_state for s in status(two.registry, check_render=False)] == ["moved"]
     git(two.root, "tag", "-d", "churn@v2")
+    assert [s.tag_state for s in status(two.registry, check_render=False)] == ["not fetched"]  # origin has it
+    fetch = modelreg(two.root, "status", "--no-render")
+    assert "not fetched" in fetch.stdout and "git fetch --tags" in fetch.stderr and "WARNING" not in fetch.stderr
+    git(two.origin, "tag", "-d", "churn@v2")
     assert [s.tag_state for s in status(two.registry, check_render=False)] == ["deleted"]
     result = modelreg(two.root, "status", "--no-render")
     assert result.returncode == 0 and "deleted" in result.stdout and "WARNING: churn@v2" in result.stderr
