@@ -35,7 +35,6 @@ def main() -> None:
     finally:
         try:
             sys.stdout.flush()
-        except BrokenPipeError:  # `modelreg list | head`: the reader left; say so once, exit 1
+        except BrokenPipeError:  # `modelreg list | head`: the reader left on purpose; stop quietly, exit 1
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.stderr.write("Error: output closed before modelreg finished writing (broken pipe)\n")
             sys.exit(1)

@@ -35,9 +35,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(_one_line(str(exc))) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
-        except BrokenPipeError:
+        except BrokenPipeError:  # `modelreg history | head`: the reader left on purpose; stop quietly
             _quiet_stdout()
-            raise click.ClickException("output closed before modelreg finished writing (broken pipe)") from None
+            raise SystemExit(1) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None

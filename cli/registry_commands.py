@@ -142,10 +142,14 @@ def list_(repo: str, as_json: bool) -> None:
         return emit_json([m.to_json() for m in models])
     if not models:
         return click.echo("No models yet. Register one: modelreg register NAME PATH")
-    table(["model", "latest", "registered", "by", "versions", "invalid", "quarantined"],
+    table(["model", "latest", "registered", "by", "versions", "invalid", "quarantined", "moved"],
           [[m.model, m.latest.version if m.latest else "-", when(m.latest.timestamp) if m.latest else "-",
-            who(m.latest.author) if m.latest else "-", m.count, m.invalid or "", ",".join(m.quarantined)]
-           for m in models])
+            who(m.latest.author) if m.latest else "-", m.count, m.invalid or "", ",".join(m.quarantined),
+            ",".join(m.moved)] for m in models])
+    for m in models:
+        if m.moved:
+            note(f"WARNING: {m.model} {', '.join(m.moved)}: the tag names another object than at its first deploy "
+                 "(versions are immutable): `modelreg verify --all` says which, deploy refuses it")
 
 
 @click.command()
@@ -159,26 +163,31 @@ def show(repo: str, ref: str, as_json: bool) -> None:
 
     from modelreg.policy import quarantines
     from modelreg.registry import open_registry
+    from modelreg.target import moved, read_log
     from modelreg.versions import resolve
 
     registry = open_registry(repo)
     found = resolve(registry, ref)
     held_back = {v: mark for (_, v), mark in quarantines(registry, found.info.model).items()}
+    shifted = {v for _, v in moved(registry, read_log(registry, found.info.model))}
     if as_json:
         return emit_json({"version": found.info.to_json(), "card": found.card,
                           "pointer": found.pointer.__dict__, "versions": [v.to_json() for v in found.versions],
-                          "quarantined": {v: mark.to_json() for v, mark in held_back.items()}})
+                          "quarantined": {v: mark.to_json() for v, mark in held_back.items()},
+                          "moved": sorted(shifted)})
     click.echo(f"{found.info.tag}  commit {short(found.info.commit)}  {when(found.info.timestamp)}  {who(found.info.author)}")
     click.echo(yaml.safe_dump(found.card, sort_keys=False, allow_unicode=True).rstrip())
     click.echo("")
     table(["version", "tag", "registered", "by", "status"],
-          [[v.version, v.tag, when(v.timestamp), who(v.author), _state(v, held_back.get(str(v.version)))]
-           for v in reversed(found.versions)])
+          [[v.version, v.tag, when(v.timestamp), who(v.author),
+            _state(v, held_back.get(str(v.version)), str(v.version) in shifted)] for v in reversed(found.versions)])
 
 
-def _state(info: "VersionInfo", mark: "Mark | None") -> str:
+def _state(info: "VersionInfo", mark: "Mark | None", shifted: bool) -> str:
     if not info.valid:
         return f"invalid: {info.problem}"
+    if shifted:
+        return "MOVED: the tag names another object than at its first deploy (deploy refuses it)"
     return f"QUARANTINED: {mark.reason} ({who(mark.by)}, {when(mark.since)})" if mark else "ok"
 
 

@@ -94,8 +94,10 @@ def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | Non
 
 @click.command()
 @click.option("--url", required=True, help="The object's URL in the DVC remote (as the manifests carry it).")
-@click.option("--md5", required=True, help="The DVC object id (md5, or md5.dir for a folder).")
-@click.option("--sha256", required=True, help="The artifact's SHA-256 from its card.")
+@click.option("--md5", required=True, callback=lambda ctx, param, value: _hex(value, 32, param, ".dir"),
+              help="The DVC object id (md5, or md5.dir for a folder).")
+@click.option("--sha256", required=True, callback=lambda ctx, param, value: _hex(value, 64, param),
+              help="The artifact's SHA-256 from its card.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to put the artifact (must not exist).")
 @click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The artifact's model signature (model.sig): checked against the downloaded bytes.")
@@ -137,6 +139,15 @@ def fetch(url: str, md5: str, sha256: str, out: Path, signature: Path | None, pu
         return emit_json(result.to_json())
     signed = f", signature by {result.signed_by} verified" if result.signed_by else ""
     click.echo(f"Fetched {result.path}: {result.size} bytes, {result.files} file(s), sha256 {result.sha256} verified{signed}.")
+
+
+def _hex(value: str, length: int, param: "click.Parameter", suffix: str = "") -> str:
+    """A usage error (exit 2) unless VALUE is LENGTH lowercase hex digits (and maybe SUFFIX)."""
+    digits = value.removesuffix(suffix) if suffix else value
+    if len(digits) != length or any(c not in "0123456789abcdef" for c in digits):
+        raise click.BadParameter(f"{value[:80]!r} is not {length} lowercase hex digits"
+                                 + (f" (optionally followed by {suffix})" if suffix else ""), param=param)
+    return value
 
 
 COMMANDS = [serve, fetch]

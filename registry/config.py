@@ -87,6 +87,7 @@ class Config:
 
 DEFAULT_ENVIRONMENTS = {"staging": {}, "prod": {"requires": "staging", "replicas": 2}}
 MAX_INT = 1_000_000
+INTERNAL = {"name", "source"}  # fields modelreg fills in, never keys of the file
 TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping"}
 
 
@@ -110,8 +111,8 @@ def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) 
     values = dict(extra or {})
     for name, value in data.items():
         where = f"{key}.{name}" if key else str(name)
-        if name not in hints or name in values:
-            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(set(hints) - set(values)))})")
+        if name not in hints or name in INTERNAL:
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(set(hints) - INTERNAL))})")
         hint = str(hints[name])
         base = {"int": int, "str": str, "bool": bool}.get(hint.split(" ")[0], None)
         if base is not None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
-from modelreg.refs import check_name
+from modelreg.refs import check_name, parse_version
 from modelreg.registry import Registry
 from modelreg.render import render
 from modelreg.target import Base, DeployRecord, Landing
@@ -151,9 +151,14 @@ def _rollback_target(registry: Registry, mine: list[DeployRecord], rules: policy
             skipped.append(record.version)
             continue
         return record
-    why = f" ({', '.join(skipped)} rolled back or quarantined)" if skipped else ""
-    raise DeployError(f"nothing to roll back to: no good version of {model} was live in {env} before {current}{why}; "
-                      "name one: modelreg rollback VERSION --force")
+    older = [v for v in skipped if parse_version(v).key < parse_version(current).key]
+    if not older:  # only later versions were live besides it: there is nothing before it to go back to
+        raise DeployError(f"nothing to roll back to: {current} is the earliest version of {model} live in {env} "
+                          f"({', '.join(skipped)} came later and {'was' if len(skipped) == 1 else 'were'} rolled "
+                          f"back or quarantined); deploy the version you want: modelreg deploy {model}@VERSION --env {env}")
+    raise DeployError(f"nothing to roll back to: no good version of {model} was live in {env} before {current} "
+                      f"({', '.join(skipped)} rolled back or quarantined); to go back to one of those anyway: "
+                      f"modelreg rollback VERSION --env {env} --force")
 
 
 def _land(registry: Registry, model: str, env: str, action: str, options: DeployOptions,

@@ -235,6 +235,18 @@ def remote_head(cwd: Path | str, remote: str) -> str | None:
     return None
 
 
+def checked_out_at(cwd: Path | str, ref: str) -> str | None:
+    """The working tree (this one or a linked one) that has REF checked out, or None."""
+    out = run_git("worktree", "list", "--porcelain", cwd=cwd)
+    path = None
+    for line in out.splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+        elif line == f"branch {ref}":
+            return path
+    return None
+
+
 def common_dir(cwd: Path | str) -> Path:
     """The repository's git directory shared by its worktrees (`.git` in a plain clone), asked once."""
     return _common_dir(Path(cwd).resolve())

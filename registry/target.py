@@ -206,6 +206,11 @@ def events_path(model: str) -> str:
 def land(registry: Registry, model: str | None, push: bool, attempt: Callable[[Base, list[DeployRecord], int], Landing]) -> Any:
     """Read the branch, let ATTEMPT decide from that snapshot, move the branch compare-and-swap
     (pushing first with `push`), and start over from a fresh read when another process won."""
+    checked_out = git.checked_out_at(registry.root, branch_ref(registry))
+    if checked_out is not None and not push:
+        raise DeployError(f"the deploy branch {registry.config.deploy.branch} is checked out in {checked_out}: moving it "
+                          "would leave that working tree behind its branch; switch it to another branch "
+                          f"(git -C {checked_out} switch --detach), or deploy with --push")
     for number in range(1, ATTEMPTS + 1):
         if push:
             fetch(registry)
@@ -245,6 +250,15 @@ def first_pins(records: list[DeployRecord]) -> dict[tuple[str, str], DeployRecor
     return pins
 
 
+def moved(registry: Registry, records: list[DeployRecord]) -> dict[tuple[str, str], str]:
+    """(model, version) -> the object its tag names now, for each deployed version whose tag names
+    another object than at its first deploy (one `cat-file --batch-check` for every pinned tag)."""
+    pins = first_pins(records)
+    now = git.object_ids(registry.root, [f"refs/tags/{pin.tag}" for pin in pins.values()])
+    return {key: found for (key, pin), found in zip(pins.items(), now)
+            if found is not None and pin.tag and found != pin.tag_object}
+
+
 def live(records: list[DeployRecord], env: str, model: str) -> DeployRecord | None:
     """The record of what runs in ENV for MODEL: its newest manifest-changing commit."""
     return next((r for r in records if r.env == env and r.model == model and r.changes_manifests), None)
@@ -269,7 +283,10 @@ def build_commit(registry: Registry, parent: str | None, path: str, files: dict[
 
 
 def advance(registry: Registry, commit: str, at: Base, title: str) -> None:
-    """Move the local branch to COMMIT if it is still where `at` read it; else RefConflict."""
+    """Move the local branch to COMMIT if it is still where `at` read it; else RefConflict. A branch
+    checked out in a working tree is left where it is (after a push, origin/<branch> holds the truth)."""
+    if git.checked_out_at(registry.root, branch_ref(registry)) is not None:
+        return
     git.update_refs(registry.root, [(branch_ref(registry), commit, at.local)], f"modelreg: {title}")
 
 

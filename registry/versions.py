@@ -150,7 +150,8 @@ def resolve(registry: Registry, text: str) -> Resolved:
 
 def pick(versions: list[VersionInfo], ref: Ref) -> VersionInfo:
     if not versions:
-        raise RefError(f"no model named {ref.model!r} in this registry")
+        raise RefError(f"no model named {ref.model!r} in this clone of the registry (`git fetch --tags` if "
+                       "someone registered it elsewhere)")
     if ref.version is None:
         valid = [v for v in versions if v.valid]
         if not valid:
@@ -158,8 +159,9 @@ def pick(versions: list[VersionInfo], ref: Ref) -> VersionInfo:
         return valid[-1]
     matches = [v for v in versions if v.version == ref.version]
     if not matches:
-        known = ", ".join(str(v.version) for v in versions[-5:])
-        raise RefError(f"{ref.model}@{ref.version} is not registered (latest: {known})")
+        latest = max(versions, key=lambda v: v.version.key).version
+        raise RefError(f"{ref.model}@{ref.version} is not registered here (latest: {latest}); if it was "
+                       "registered in another clone, `git fetch --tags` first")
     return matches[0]
 
 
@@ -191,10 +193,12 @@ class ModelSummary:
     count: int
     invalid: int
     quarantined: tuple[str, ...] = ()
+    moved: tuple[str, ...] = ()  # versions whose tag names another object than at their first deploy
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "latest": self.latest.to_json() if self.latest else None,
-                "versions": self.count, "invalid": self.invalid, "quarantined": list(self.quarantined)}
+                "versions": self.count, "invalid": self.invalid, "quarantined": list(self.quarantined),
+                "moved": list(self.moved)}
 
 
 def list_models(registry: Registry) -> list[ModelSummary]:
@@ -202,14 +206,17 @@ def list_models(registry: Registry) -> list[ModelSummary]:
     the models whose tags changed since the last call are worked out again)."""
     from modelreg.policy import quarantines
     from modelreg.summaries import summaries
+    from modelreg.target import moved, read_log
 
     found = summaries(registry, lambda models: _summarize(registry, models))
     held_back = quarantines(registry)
+    shifted = moved(registry, read_log(registry))
     result = []
     for model, (latest, count, invalid) in sorted(found.items()):
         bad = tuple(sorted({v for m, v in held_back if m == model}, key=lambda v: parse_version(v).key))
+        gone = tuple(sorted({v for m, v in shifted if m == model}, key=lambda v: parse_version(v).key))
         result.append(ModelSummary(model=model, latest=_from_fields(latest) if latest else None, count=count,
-                                   invalid=invalid, quarantined=bad))
+                                   invalid=invalid, quarantined=bad, moved=gone))
     return result
 
 

@@ -54,8 +54,10 @@ def test_repeated_rollbacks_walk_back_and_restore_exactly(four: Env) -> None:
         assert git(four.root, "rev-parse", f"{result.commit}:staging/churn") == git(four.root, "rev-parse", f"{deploys[expected]}:staging/churn")
     assert walked == ["v3", "v2", "v1"]  # no ping-pong back to v4
     before = snapshot(four.root)
-    with pytest.raises(ModelregError, match=r"no good version of churn was live in staging before v1 \(v2, v3, v4 rolled back"):
+    with pytest.raises(ModelregError, match=r"v1 is the earliest version of churn live in staging \(v2, v3, v4 came later") \
+            as refused:  # issue #18: at the first version, --force is not the way out
         rollback(registry, env="staging")
+    assert "--force" not in str(refused.value) and "modelreg deploy churn@VERSION --env staging" in str(refused.value)
     assert snapshot(four.root) == before
 
 
