@@ -70,6 +70,8 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
 
     registry = open_registry(repo)
     rendered = run_render(registry, resolve(registry, ref), env)
+    for warning in rendered.warnings:
+        note(warning)
     if output is None:
         click.echo("---\n".join(data.decode() for data in rendered.files.values()), nl=False)
         return

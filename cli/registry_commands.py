@@ -17,23 +17,29 @@ if TYPE_CHECKING:
 @click.option("--remote", metavar="URL", help="DVC remote for artifacts: a directory, s3://bucket/prefix, ...")
 @click.option("--default-model", metavar="NAME", help="Model that bare version tags (v3) refer to.")
 @click.option("--force", is_flag=True, help="Overwrite scaffolded files you have changed.")
+@click.option("--upgrade", is_flag=True,
+              help="Move the workflow to this modelreg's version (it pins the one that wrote it); shows the diff.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
-def init(repo: str, remote: str | None, default_model: str | None, force: bool, as_json: bool) -> None:
+def init(repo: str, remote: str | None, default_model: str | None, force: bool, upgrade: bool, as_json: bool) -> None:
     """Make this git repo (git-init'ing it if needed) a model registry.
 
     Sets up DVC, writes modelreg.yaml, copies the manifest templates to templates/ and the
-    GitHub Actions workflow to .github/workflows/modelreg.yml, and commits them. Running it
-    again changes nothing; files you changed are kept unless --force.
+    GitHub Actions workflow to .github/workflows/modelreg.yml (installing exactly this modelreg
+    version), and commits them. Running it again changes nothing but the workflow's environment
+    list; files you changed are kept unless --force. --upgrade moves the workflow to the installed
+    modelreg version and prints the diff.
 
     Example: modelreg init --remote /mnt/models-store --default-model churn
     """
     from modelreg.init import init as run_init
 
-    result = run_init(Path(repo), remote=remote, default_model=default_model, force=force)
+    result = run_init(Path(repo), remote=remote, default_model=default_model, force=force, upgrade=upgrade)
     if as_json:
         return emit_json(result.to_json())
+    for rel, diff in result.diffs.items():
+        click.echo(diff, nl=False)
     if result.asked is not None:
         note(f"{result.asked} is inside the git repository {result.root}: the registry is set up at its top level "
              "(git init the folder first for a registry of its own)")

@@ -42,6 +42,7 @@ class Environment:
     artifact_key: str | None = None  # a PEM public key, a path in the registry (.modelreg/release.pub)
     artifact_identity: str | None = None  # or keyless Sigstore: the signer's identity and its OIDC issuer
     artifact_issuer: str | None = None
+    require_image_digest: bool = False  # the server image must be named by digest (image@sha256:...)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
         signer = gates.enforce(checked, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
         if not rendered:
-            rendered.append(render(registry, resolved, env).files)
+            done = render(registry, resolved, env)
+            rendered.append(done.files)
+            warnings.extend(done.warnings)
         return Change(resolved, rendered[0], warnings, forced=forced, signer=signer, gates=checked)
 
     return _land(registry, resolved.info.model, env, action, options, decide)

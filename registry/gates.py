@@ -52,7 +52,18 @@ def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved
         found.append(_signed(registry, resolved))
     if settings.require_artifact_signature and (only is None or "artifact" in only):
         found.append(_artifact_signed(registry, resolved, env, {} if memo is None else memo))
+    if settings.require_image_digest:
+        found.append(_image_digest(registry))
     return found
+
+
+def _image_digest(registry: Registry) -> Gate:
+    from modelreg.image import server_image
+
+    image = server_image(registry.config)
+    return Gate("image digest", image.pinned, f"{image.name}" if image.pinned else
+                f"the manifests would name {image.name}, not an image@sha256:... digest: install a released "
+                "modelreg (it ships its image's digest) or set serving.image to an image by digest")
 
 
 def enforce(gates: list[Gate], resolved: Resolved, env: str) -> str | None:

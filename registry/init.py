@@ -26,6 +26,7 @@ class InitResult:
     dvc_initialized: bool = False
     remote: str | None = None
     has_remote: bool = False  # a DVC remote is set (now or before)
+    diffs: dict[str, str] = field(default_factory=dict)  # --upgrade: what it changed in the workflow
     asked: Path | None = None  # the folder init was pointed at, when the repository's top level is above it
 
     @property
@@ -34,7 +35,7 @@ class InitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"root": str(self.root), "created": self.created, "updated": self.updated, "kept": self.kept,
-                "commit": self.commit, "remote": self.remote, "has_remote": self.has_remote}
+                "commit": self.commit, "remote": self.remote, "has_remote": self.has_remote, "diffs": self.diffs}
 
 
 def package_templates() -> dict[str, str]:
@@ -50,15 +51,27 @@ def _workflow_template() -> str:
     return resources.files("modelreg.templates").joinpath("modelreg.yml").read_text()
 
 
-def workflow_text(config_text: str) -> str:
+def workflow_text(config_text: str, version: str | None = None) -> str:
     """The workflow for this modelreg.yaml: the packaged template with the registry's tag patterns,
-    environments and deploy branch filled in (what init owns in that file)."""
+    environments and deploy branch filled in (what init owns in that file), installing modelreg
+    VERSION (default: the installed one) in its jobs."""
+    from modelreg.render import modelreg_version
+
     config = parse_config(config_text)
     envs = list(config.environments)
     tags = ['"*@v*"'] + (['"v*"'] if config.default_model else [])
     values = {"@@TAG_PATTERNS@@": ", ".join(tags), "@@FIRST_ENV@@": envs[0], "@@ENV_OPTIONS@@": ", ".join(envs),
-              "@@DEPLOY_BRANCH@@": config.deploy.branch}
+              "@@DEPLOY_BRANCH@@": config.deploy.branch, "@@VERSION@@": version or modelreg_version()}
     return PLACEHOLDER.sub(lambda m: values[m.group(0)], _workflow_template())
+
+
+PINNED = re.compile(r"^  MODELREG_PACKAGE: modelreg==(\S+)$", re.MULTILINE)
+
+
+def pinned_version(text: str) -> str | None:
+    """The modelreg version an existing scaffolded workflow installs."""
+    found = PINNED.search(text)
+    return found.group(1) if found else None
 
 
 def generated_workflow(text: str) -> bool:
@@ -68,8 +81,11 @@ def generated_workflow(text: str) -> bool:
     return re.fullmatch(pattern, text) is not None
 
 
-def init(path: Path, remote: str | None = None, default_model: str | None = None, force: bool = False) -> InitResult:
-    """Scaffold a registry at `path`; running it again changes nothing."""
+def init(path: Path, remote: str | None = None, default_model: str | None = None, force: bool = False,
+         upgrade: bool = False) -> InitResult:
+    """Scaffold a registry at `path`; running it again changes nothing but what init owns in the
+    workflow (its environment list). UPGRADE moves the workflow to the installed modelreg version;
+    otherwise it keeps installing the version it pins."""
     if default_model is not None:
         check_name(default_model)
     path.mkdir(parents=True, exist_ok=True)
@@ -84,15 +100,19 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
     # modelreg.yaml is the user's from the moment it exists: --force re-copies templates, never the config
     config_text = config_path.read_text() if config_path.exists() else default_config_text(default_model)
     _refuse_deploy_branch(root, parse_config(config_text).deploy.branch)
-    wanted = {CONFIG_FILE: config_text, WORKFLOW: workflow_text(config_text)}
+    existing = root / WORKFLOW
+    keep = None if upgrade or not existing.is_file() else pinned_version(existing.read_text())
+    wanted = {CONFIG_FILE: config_text, WORKFLOW: workflow_text(config_text, keep)}
     wanted.update({f"templates/{name}": text for name, text in package_templates().items()})
     created, updated, kept = [], [], []
+    diffs = {rel: _diff(root / rel, text) for rel, text in wanted.items() if (root / rel).is_file()
+             and rel == WORKFLOW and upgrade}
     for rel, text in sorted(wanted.items()):
         target = root / rel
         if not target.exists():
             created.append(rel)
         elif target.read_text() != text:
-            ours = rel == WORKFLOW and generated_workflow(target.read_text())
+            ours = rel == WORKFLOW and (upgrade or generated_workflow(target.read_text()))
             (updated if force or ours else kept).append(rel)
     dvc_initialized = store.init_dvc(root)
     try:
@@ -112,9 +132,17 @@ def init(path: Path, remote: str | None = None, default_model: str | None = None
             (root / rel).unlink(missing_ok=True)
         raise
     return InitResult(root=root, created=created, updated=updated, kept=kept, commit=commit,
+                      diffs={rel: d for rel, d in diffs.items() if d and rel in updated + kept},
                       git_initialized=git_initialized, dvc_initialized=dvc_initialized, remote=remote,
                       has_remote=store.has_remote(root),
                       asked=path.resolve() if path.resolve() != root.resolve() else None)
+
+
+def _diff(path: Path, new: str) -> str:
+    import difflib
+
+    old = path.read_text()
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path.name}", f"b/{path.name}"))
 
 
 def _refuse_deploy_branch(root: Path, branch: str) -> None:

@@ -19,12 +19,12 @@ from modelreg import git, safe_yaml, store
 from modelreg.card import dump_card
 from modelreg.config import Config
 from modelreg.errors import RenderError
+from modelreg.image import server_image
 from modelreg.registry import Registry
 from modelreg.sandbox import BoundedSandbox
 from modelreg.versions import Resolved
 
 TEMPLATES_DIR = "templates"
-IMAGE = "ghcr.io/modelreg/modelreg"
 CRD_SCHEMAS = {"InferenceService": "schema.inferenceservice.json",
                "ClusterServingRuntime": "schema.clusterservingruntime.json"}
 
@@ -36,6 +36,7 @@ class Rendered:
     files: dict[str, bytes]
     objects: list[dict[str, Any]]
     config: Config
+    warnings: tuple[str, ...] = ()  # e.g. the image named by tag (a development install)
 
 
 def quote(value: Any) -> str:
@@ -78,7 +79,7 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
         "trust": {"key": trust.public_key.decode() if trust and trust.public_key else "",
                   "identity": trust.identity if trust else "", "issuer": trust.issuer if trust else ""},
         "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
-        "image": config.serving.image or f"{IMAGE}:{modelreg_version()}",
+        "image": server_image(config).name,
         "card_yaml": dump_card(resolved.card),
         "labels": {
             "app.kubernetes.io/name": info.model, "app.kubernetes.io/instance": name,
@@ -116,7 +117,8 @@ def render(registry: Registry, resolved: Resolved, env_name: str, registering: b
     if not files:
         raise RenderError(f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
                           f"{config.serving.kind!r}")
-    return Rendered(files=files, objects=objects, config=config)
+    image = server_image(config)
+    return Rendered(files=files, objects=objects, config=config, warnings=(image.note,) if image.note else ())
 
 
 def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tuple[bytes | None, Any]:

@@ -10,6 +10,7 @@ import yaml
 
 from conftest import Env, git
 from modelreg.ci import plan
+from modelreg.render import modelreg_version
 
 WORKFLOW = ".github/workflows/modelreg.yml"
 BIN = Path(sys.executable).parent
@@ -29,7 +30,8 @@ def test_workflow_shape(env: Env) -> None:
     triggers = flow[True]  # YAML 1.1 reads the key `on` as true
     assert triggers["push"]["tags"] == ["*@v*", "v*"]  # the fixture's registry has a default model
     assert set(triggers["workflow_dispatch"]["inputs"]) == {"action", "ref", "env"}
-    assert flow["permissions"] == {"contents": "write"}
+    assert flow["permissions"] == {} and flow["jobs"]["deploy"]["permissions"] == {"contents": "write"}
+    assert flow["env"]["MODELREG_PACKAGE"] == f"modelreg=={modelreg_version()}"  # exactly the modelreg that wrote it
     assert "staging" in flow["concurrency"]["group"]
     steps = flow["jobs"]["deploy"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0
