@@ -12,7 +12,7 @@ CONTAINER ?= podman
 # On this project's machines (no registry reachable): a local python:3.11-slim and podman settings
 SHARED_CONTAINERS := $(firstword $(wildcard ../shared/containers/base-image.sh /work/shared/containers/base-image.sh))
 
-.PHONY: venv test demo bench image image-test clean
+.PHONY: venv test demo bench bench-install image image-test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n auto -q
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash demo/tour.sh
 
-bench: venv
+bench: venv bench-install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+
+# what a user's install costs: each extra in a clean venv, `modelreg --help`'s import time, the image
+bench-install: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/install.py
 
 # the model server image the default templates run (PIP_FIND_LINKS / TORCH_INDEX_URL: where the CPU torch is)
 image:
