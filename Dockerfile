@@ -19,9 +19,12 @@ COPY templates templates
 RUN pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0" \
     && pip install --quiet -c constraints.txt ".[serve,s3,sign]" \
     && rm -rf /src \
-    && useradd --uid 10001 --create-home modelreg
+    && groupadd --gid 10001 modelreg \
+    && useradd --uid 10001 --gid 10001 --create-home modelreg
 
-USER 10001
+# the uid and gid the rendered pods run as (runAsUser/runAsGroup 10001): non-root, as the Pod Security
+# Standard `restricted` requires; the root filesystem can be read-only (HOME and TMPDIR are /tmp there)
+USER 10001:10001
 WORKDIR /home/modelreg
 EXPOSE 8080
 CMD ["modelreg", "--help"]

@@ -12,7 +12,7 @@ CONTAINER ?= podman
 # On this project's machines (no registry reachable): a local python:3.11-slim and podman settings
 SHARED_CONTAINERS := $(firstword $(wildcard ../shared/containers/base-image.sh /work/shared/containers/base-image.sh))
 
-.PHONY: venv test demo bench bench-install image image-test clean
+.PHONY: venv tools test demo bench bench-install image image-test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: venv
+# checkov judges the rendered manifests (tests/test_checkov.py); its pins (boto3, packaging, networkx,
+# dpath) conflict with DVC's S3 extra and moto, so it gets a venv of its own
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet "checkov==3.3.30"
+
+tools: $(CHECKOV)
+
+test: venv tools
 	$(BIN)/python -m pytest -n auto -q
 
 demo: venv
@@ -46,4 +55,4 @@ image-test: venv image
 	MODELREG_IMAGE=$(IMAGE) MODELREG_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .tools build *.egg-info

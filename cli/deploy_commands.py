@@ -70,15 +70,15 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
 
     registry = open_registry(repo)
     rendered = run_render(registry, resolve(registry, ref), env)
-    for warning in rendered.warnings:
-        note(warning)
     if output is None:
         click.echo("---\n".join(data.decode() for data in rendered.files.values()), nl=False)
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    for name, data in rendered.files.items():
-        (output / name).write_bytes(data)
-        click.echo(str(output / name))
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for name, data in rendered.files.items():
+            (output / name).write_bytes(data)
+            click.echo(str(output / name))
+    for warning in rendered.warnings:  # after the work: a failure is one line on stderr
+        note(warning)
 
 
 def _deploy(repo: str, ref: str, env: str, options: "DeployOptions", as_json: bool, action: str) -> None:

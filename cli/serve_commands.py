@@ -24,15 +24,33 @@ from modelreg.cli.output import byte_progress, emit_json, handle_errors, note
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--max-body", default=8 * 1024 * 1024, show_default=True, type=click.IntRange(1),
               help="Largest request body in bytes (over it: 413).")
+@click.option("--max-inflight", default=64, show_default=True, type=click.IntRange(1),
+              help="Inference requests handled at once; past it: 503 with Retry-After, at once.")
+@click.option("--max-connections", default=1024, show_default=True, type=click.IntRange(1),
+              help="Open connections; past it: 503 and close.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a client has to send a request's headers (slow clients: 408).")
+@click.option("--body-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a request body may stall (then 408).")
+@click.option("--keep-alive", default=65, show_default=True, type=click.IntRange(1),
+              help="Seconds an idle kept-alive connection stays open (above load balancers' usual 60).")
+@click.option("--drain-seconds", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="On SIGTERM: fail readiness and keep serving this long before stopping "
+                   "(what endpoints take to forget the pod; the manifests set it).")
 @click.pass_obj
 @handle_errors
 def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_path: Path | None,
-          model_dir: Path | None, host: str, port: int, grpc_port: int | None, device: str, max_body: int) -> None:
+          model_dir: Path | None, host: str, port: int, grpc_port: int | None, device: str, max_body: int,
+          max_inflight: int, max_connections: int, header_timeout: float, body_timeout: float, keep_alive: int,
+          drain_seconds: float) -> None:
     """Serve a version over the Open Inference Protocol v2 (REST), with /metrics and health probes.
 
     REF (NAME@VERSION) or --env ENV: the artifact is pulled from the DVC remote, verified. In a
     pod: --card FILE --model-dir DIR serve what `modelreg fetch` put there. The SHA-256 is checked
     again before loading. Needs the serve extra (KServe SDK) and torch.
+
+    On SIGTERM the server answers 503 on /v2/health/ready at once, serves --drain-seconds more,
+    then stops accepting and finishes the requests it accepted. Ctrl-C stops without the drain.
 
     Examples: modelreg serve churn@v3 --port 8080; modelreg serve --env prod
     """
@@ -52,12 +70,29 @@ def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_p
         card, path = _what_to_serve(repo, ref, env, model, card_path, model_dir, Path(tmp))
         warm.join()
         from modelreg.serving.runtime import TorchModel
-        from modelreg.serving.server import serve as run_server
+        from modelreg.serving.server import Limits, serve as run_server
 
+        _log_to_stderr()
         served = TorchModel(card, path, device, verified=model_dir is None)  # a pull checks SHA-256 as it writes
-        run_server(served, host, port, grpc_port, max_body,
+        limits = Limits(max_body=max_body, max_inflight=max_inflight, max_connections=max_connections,
+                        header_timeout=header_timeout, body_timeout=body_timeout, keep_alive=keep_alive,
+                        drain_seconds=drain_seconds)
+        run_server(served, host, port, grpc_port, limits,
                    on_ready=lambda where: note(f"Serving {served.name}@{served.version} on {where} "
                                                f"(sha256 {served.sha256[:12]} verified). Ctrl-C stops."))
+
+
+def _log_to_stderr() -> None:
+    """The server's own log (a model's failure with its request id and traceback) on stderr, as a
+    pod's log wants it."""
+    import logging
+
+    log = logging.getLogger("modelreg")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _import_server() -> None:
@@ -98,17 +133,21 @@ def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | Non
               help="The DVC object id (md5, or md5.dir for a folder).")
 @click.option("--sha256", required=True, callback=lambda ctx, param, value: _hex(value, 64, param),
               help="The artifact's SHA-256 from its card.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to put the artifact (must not exist).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Where to put the artifact. Already holding the registered bytes: kept, nothing downloaded "
+                   "(an init container run again); holding anything else: replaced.")
 @click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The artifact's model signature (model.sig): checked against the downloaded bytes.")
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --signature: the trusted public key (PEM).")
 @click.option("--identity", help="With --signature, keyless: the trusted Sigstore identity (with --issuer).")
 @click.option("--issuer", help="The OIDC issuer of --identity.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to connect to the storage and to wait between two reads (S3, HTTP).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def fetch(url: str, md5: str, sha256: str, out: Path, signature: Path | None, public_key: Path | None,
-          identity: str | None, issuer: str | None, as_json: bool) -> None:
+          identity: str | None, issuer: str | None, timeout: float, as_json: bool) -> None:
     """Download a registered artifact from its DVC remote by URL, verified; no git repo needed.
 
     What the init container runs. Local paths, s3:// (AWS_ENDPOINT_URL for MinIO and other
@@ -134,10 +173,13 @@ def fetch(url: str, md5: str, sha256: str, out: Path, signature: Path | None, pu
     log = None if sys.stderr.isatty() else note
     with byte_progress(0 if log else 1 << 62, "Fetching") as progress:
         result = run_fetch(url, md5, sha256, out, progress if sys.stderr.isatty() else None, log,
-                           signature.read_bytes() if signature else None, trust)
+                           signature.read_bytes() if signature else None, trust, timeout)
     if as_json:
         return emit_json(result.to_json())
     signed = f", signature by {result.signed_by} verified" if result.signed_by else ""
+    if result.reused:
+        return click.echo(f"Kept {result.path}: it already holds the registered bytes "
+                          f"({result.size} bytes, sha256 {result.sha256} verified{signed}).")
     click.echo(f"Fetched {result.path}: {result.size} bytes, {result.files} file(s), sha256 {result.sha256} verified{signed}.")
 
 

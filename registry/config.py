@@ -43,6 +43,10 @@ class Environment:
     artifact_identity: str | None = None  # or keyless Sigstore: the signer's identity and its OIDC issuer
     artifact_issuer: str | None = None
     require_image_digest: bool = False  # the server image must be named by digest (image@sha256:...)
+    startup_seconds: int = 0  # how long the server may take to start (0: sized from the artifact)
+    termination_grace_seconds: int = 30  # drain on SIGTERM: readiness fails, in-flight requests finish
+    network_policy: bool = False  # a NetworkPolicy: ingress to the server port; egress to DNS and storage
+    storage_port: int = 443  # the storage endpoint's port, for that NetworkPolicy's egress
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,14 @@ def _check_consistency(config: Config) -> None:
                 raise ConfigError(f"environments.{env.name}.soak: needs `requires` (where the version soaks)")
             duration_seconds(env.soak, f"environments.{env.name}.soak")
         _check_artifact_trust(env)
+        if env.network_policy and config.serving.kind == "kserve":
+            raise ConfigError(f"environments.{env.name}.network_policy: rendered for serving.kind deployment only "
+                              "(KServe's pods take traffic through ports its deployment mode picks: use its own policies)")
+        for key in ("startup_seconds", "termination_grace_seconds"):
+            if not 0 <= getattr(env, key) <= 86400:
+                raise ConfigError(f"environments.{env.name}.{key}: expected 0 to 86400 seconds, got {getattr(env, key)}")
+        if not 1 <= env.storage_port <= 65535:
+            raise ConfigError(f"environments.{env.name}.storage_port: expected a port (1-65535), got {env.storage_port}")
     _check_deploy(config.deploy)
 
 

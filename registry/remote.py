@@ -62,6 +62,18 @@ class ObjectStore:
     def exists(self, md5: str) -> bool:
         return bool(self.fs.exists(self.path(md5)))
 
+    def present(self, md5: str) -> bool:
+        """Like exists, but only a missing object is False: a remote that cannot be reached, times out
+        or refuses access raises (fsspec's exists answers False for all of them on some filesystems)."""
+        try:
+            if isinstance(self.fs, LocalFiles):
+                os.stat(self.path(md5))
+            else:  # a ranged read, not info(): fsspec's HTTP info turns every failure into "not found"
+                self.fs.cat_file(self.path(md5), start=0, end=1)
+        except FileNotFoundError:
+            return False
+        return True
+
     def chunks(self, md5: str, offset: int = 0) -> Iterator[bytes]:
         """The object's bytes from OFFSET on (a seek: a range read where the filesystem has them)."""
         with self.fs.open(self.path(md5), "rb") as handle:
@@ -388,10 +400,11 @@ class LocalFiles:
         shutil.copyfile(source, target)
 
 
-def object_store(base_url: str, endpoint: str | None = None, region: str | None = None) -> ObjectStore:
+def object_store(base_url: str, endpoint: str | None = None, region: str | None = None,
+                 timeout: float | None = None) -> ObjectStore:
     """The DVC object store under BASE_URL (a remote's URL): a local directory directly, anything else
     through fsspec; S3 takes ENDPOINT (else AWS_ENDPOINT_URL(_S3)) and REGION, credentials from the
-    standard AWS variables."""
+    standard AWS variables. TIMEOUT: seconds to connect and between two reads (S3, HTTP)."""
     local = base_url.removeprefix("file://") if base_url.startswith("file://") else base_url
     if "://" not in local:
         root = os.path.abspath(local).rstrip("/") + "/files/md5"
@@ -404,10 +417,19 @@ def object_store(base_url: str, endpoint: str | None = None, region: str | None 
         client = {**({"endpoint_url": endpoint} if endpoint else {}), **({"region_name": region} if region else {})}
         if client:
             options["client_kwargs"] = client
+        if timeout is not None:
+            options["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout,
+                                        "retries": {"max_attempts": 2, "mode": "standard"}}
+    elif base_url.startswith(("http://", "https://")) and timeout is not None:
+        import aiohttp
+
+        options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout)}
     try:
         fs, path = fsspec.core.url_to_fs(base_url, **options)
     except (ImportError, ValueError) as exc:
         raise ArtifactError(f"cannot open {base_url}: {exc} (install the extra for that remote: modelreg[s3], ...)") from None
+    if timeout is not None and hasattr(fs, "retries"):
+        fs.retries = 1  # s3fs retries on its own five times: a timeout is TIMEOUT, not ten times it
     root = path.rstrip("/") + "/files/md5"
     return ObjectStore(fs, lambda oid: f"{root}/{oid[:2]}/{oid[2:]}")
 
@@ -455,7 +477,7 @@ def download(remote: ObjectStore, md5: str, expected_sha: str | None, label: str
 def _pull_into(remote: ObjectStore, md5: str, expected_sha: str | None, label: str, artifact: Path,
                progress: Progress | None, log: Callable[[str], None] | None) -> tuple[str, int, int, dict[str, str]]:
     is_dir = md5.endswith(".dir")
-    if not remote.exists(md5):
+    if not remote.present(md5):
         raise ArtifactError(f"{label}: object {md5} is not in the remote (was it pushed?)")
     entries = _entries(remote, md5) if is_dir else [{"md5": md5, "relpath": ""}]
     if is_dir and artifact.exists() and not artifact.is_dir() or not is_dir and artifact.is_dir():

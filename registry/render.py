@@ -79,6 +79,7 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
         "trust": {"key": trust.public_key.decode() if trust and trust.public_key else "",
                   "identity": trust.identity if trust else "", "issuer": trust.issuer if trust else ""},
         "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
+        "startup": startup_probe(pointer.size, env.startup_seconds),
         "image": server_image(config).name,
         "card_yaml": dump_card(resolved.card),
         "labels": {
@@ -88,6 +89,19 @@ def build_context(resolved: Resolved, config: Config, env_name: str, remote_url:
             "modelreg.io/version": str(info.version), "modelreg.io/env": env_name,
         },
     }
+
+
+STARTUP_PERIOD = 5  # seconds between startup probes
+STARTUP_BASE = 60  # seconds any server may take: imports, the SHA-256 check, the load of a small model
+STARTUP_BYTES_PER_SECOND = 20 * 1024 * 1024  # a slow disk and CPU: hash and load 20 MiB a second
+
+
+def startup_probe(size: int, seconds: int) -> dict[str, int]:
+    """The startup probe's period and failure threshold: SECONDS when set, else a minute plus a
+    second per 20 MiB of artifact (a 10 GiB model gets about nine minutes), so that a slow load is
+    never killed by the liveness probe, which starts only after the startup probe passed."""
+    budget = seconds or STARTUP_BASE + size // STARTUP_BYTES_PER_SECOND
+    return {"period": STARTUP_PERIOD, "failures": max(1, -(-budget // STARTUP_PERIOD)), "seconds": budget}
 
 
 NO_REMOTE = "dvc-remote-not-set"  # the URL register renders with when the registry has no remote yet

@@ -221,7 +221,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["fetch", "--url", "/nowhere/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
       "--out", f"{W}/f.pt"], 1, "is not in the remote"),
     (["fetch", "--url", "/nowhere/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
-      "--out", f"{W}/m.pt"], 1, "already exists"),
+      "--out", f"{W}/m.pt"], 1, "is not in the remote"),
     (["fetch", "--url", "nosuch://x/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
       "--out", f"{W}/f.pt"], 1, "cannot open"),
     # approve

@@ -40,7 +40,8 @@ def test_render_is_deterministic_valid_and_labelled(three: Env) -> None:
     registry = three.registry
     first = render(registry, resolve(registry, "churn@v2"), "prod")
     assert first.files == render(registry, resolve(registry, "churn@v2"), "prod").files
-    assert set(first.files) == {"configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml"}
+    assert set(first.files) == {"configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml",
+                                "poddisruptionbudget.yaml"}  # prod runs two replicas
     kinds = {o["kind"]: o for o in first.objects}
     for obj in first.objects:
         labels = obj["metadata"]["labels"]

@@ -1,10 +1,14 @@
 """The KServe runtime: one `kserve.Model` around a TorchScript or .pt2 program.
 
 `load()` checks the artifact's SHA-256 against the card before anything runs (KServe's storage
-initializer checks nothing); `predict()` checks every request against the card's signature.
+initializer checks nothing); `predict()` checks every request against the card's signature. A
+model that raises on a request is logged with its traceback under a request id; the caller gets the
+id and a short message (KServe would send the TorchScript traceback, source paths included).
 """
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,24 @@ from modelreg.digest import sha256_of
 from modelreg.errors import ArtifactError
 from modelreg.serving.codec import DATATYPES, check_outputs, check_request, check_values, signature_specs
 from modelreg.serving.loader import load_program
+
+
+LOG = logging.getLogger("modelreg.serve")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class ModelFailure(Exception):
+    """The model raised on a request: answered 500 with this message and the request id."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"the model failed on this request (request id {request_id}; the server's log has the details)")
+        self.request_id = request_id
+
+
+def request_id(headers: dict[str, str] | None) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one."""
+    given = {k.lower(): v for k, v in (headers or {}).items()}.get("x-request-id", "")
+    return given if REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
 class TorchModel(Model):
@@ -66,13 +88,18 @@ class TorchModel(Model):
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise InvalidInput(f"input {spec.name!r} holds NaN or infinity (or a number too large for "
                                    f"{spec.datatype}): the model's answer would be meaningless")
-        with torch.inference_mode():
-            produced = self.program(*tensors)
-        outputs = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+        try:
+            with torch.inference_mode():
+                produced = self.program(*tensors)
+            outputs = [t.detach().cpu() for t in (produced if isinstance(produced, (list, tuple)) else [produced])]
+        except Exception:  # the model's own error (TorchScript raises RuntimeError with its source)
+            rid = request_id(headers)
+            LOG.exception("model %s@%s failed on request %s", self.name, self.version, rid)
+            raise ModelFailure(rid) from None
         names = [s.name for s in self.outputs] + [f"output_{i}" for i in range(len(self.outputs), len(outputs))]
         infer_outputs = []
         for name, tensor in zip(names, outputs):
-            array = tensor.detach().cpu().numpy()
+            array = tensor.numpy()
             out = InferOutput(name=name, shape=list(array.shape), datatype=DATATYPES.get(str(array.dtype), "BYTES"))
             out.set_data_from_numpy(array, binary_data=False)
             infer_outputs.append(out)

@@ -3,8 +3,13 @@
 KServe is used as is for the Open Inference Protocol v2 endpoints, health and `/metrics`; this
 module adds what a registry needs and KServe lacks: the bind address (KServe hard-codes 0.0.0.0),
 `model_version` in metadata and readiness, `/versions/{v}` paths (KServe answers 501), a body size
-limit, 400 with `{"error": ...}` for a body that is not JSON (FastAPI answers 422 with `detail`), and
-Prometheus metrics by model, version and status code with an info metric naming the artifact's SHA-256.
+limit, 400 with `{"error": ...}` for a body that is not JSON (FastAPI answers 422 with `detail`),
+Prometheus metrics by model, version and status code (every answer counted, 5xx included) with an
+info metric naming the artifact's SHA-256, and the limits a server facing a network needs (`Limits`):
+a body over the limit is read and discarded up to a bound before its 413 (so that a client sending
+the whole body first reads the answer), a body that stalls gets 408, more requests in flight than
+the limit get 503 at once, and a model that raises answers a short 500 with a request id (the
+traceback goes to the log).
 """
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ import contextlib
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator
 
-from modelreg.serving.runtime import TorchModel
+from modelreg.serving.runtime import ModelFailure, TorchModel
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_NAME = 100  # longest model name a URL may carry (modelreg's own names are DNS labels: 53)
@@ -50,19 +56,37 @@ def _metrics(model: TorchModel) -> tuple[Any, Any]:
     return requests, latency
 
 
-def _error(status: int, message: str) -> Any:
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts. DISCARD_FACTOR * max_body: the most of an oversized body read (and
+    thrown away) so that its sender, still writing, reads the 413 rather than a reset."""
+    max_body: int = MAX_BODY
+    max_inflight: int = 64  # inference requests admitted at once; past it: 503 at once
+    max_connections: int = 1024  # open connections; past it uvicorn answers 503 and closes
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    body_timeout: float = 10.0  # seconds the body may stall between two reads
+    keep_alive: float = 65.0  # idle seconds a kept-alive connection waits (longer than common load balancers' 60)
+    drain_seconds: float = 0.0  # after SIGTERM: not ready, still serving, this long before stopping
+
+
+DISCARD_FACTOR = 4
+CLOSE = {"connection": "close"}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class Guard:
-    """ASGI middleware: versioned paths, the body limit, and the request metrics."""
+    """ASGI middleware: versioned paths, the body limits, admission, and the request metrics."""
 
-    def __init__(self, app: Any, model: TorchModel, max_body: int, metrics: tuple[Any, Any]) -> None:
+    def __init__(self, app: Any, model: TorchModel, limits: Limits, metrics: tuple[Any, Any]) -> None:
         self.app = app
         self.model = model
-        self.max_body = max_body
+        self.limits = limits
+        self.inflight = 0
         self.requests, self.latency = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
@@ -70,43 +94,64 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = [500]
+        status = [500]  # what an exception past every handler becomes
 
         async def sending(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
-        response = self._refuse(scope)
-        body = None
-        if response is None and scope.get("method") in ("POST", "PUT"):
-            body, response = await self._read_body(receive)
-        if response is not None:
-            await response(scope, receive, sending)
+        admitted = scope["path"].endswith("/infer")
+        if admitted and self.inflight >= self.limits.max_inflight:
+            admitted = False
+            response = _error(503, f"over {self.limits.max_inflight} requests in flight: retry", {"retry-after": "1"})
         else:
-            await self.app(_json_by_default(self._unversioned(scope)),
-                           receive if body is None else _replay(body), sending)
-        match = MODEL_PATH.match(scope["path"])
+            response = self._refuse(scope)
+        self.inflight += admitted
+        try:
+            body = None
+            if response is None and scope.get("method") in ("POST", "PUT"):
+                body, response = await self._read_body(scope, receive)
+            if response is not None:
+                await response(scope, receive, sending)
+            else:
+                await self.app(_json_by_default(self._unversioned(scope)),
+                               receive if body is None else _replay(body), sending)
+        finally:
+            self.inflight -= admitted
+            self._count(scope["path"], status[0], started)
+
+    def _count(self, path: str, status: int, started: float) -> None:
+        match = MODEL_PATH.match(path)
         if match:  # labelled by the served model only: a URL cannot grow /metrics
             ours = match["name"] == self.model.name
             name, version = (self.model.name, self.model.version) if ours else (OTHER, "")
-            self.requests.labels(name, version, str(status[0])).inc()
+            self.requests.labels(name, version, str(status)).inc()
             self.latency.labels(name, version).observe(time.perf_counter() - started)
 
-    async def _read_body(self, receive: Callable[[], Awaitable[Any]]) -> tuple[bytes | None, Any]:
+    async def _read_body(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]]) -> tuple[bytes | None, Any]:
         """The whole body (at most max_body bytes, however it is sent: chunked too), or the answer
-        that refuses it: 413 over the limit, 400 for JSON nested deeper than MAX_DEPTH."""
-        parts, seen = [], 0
+        that refuses it: 413 over the limit (the rest read and dropped up to the discard bound), 408
+        when it stalls, 400 for JSON nested deeper than MAX_DEPTH."""
+        parts: list[bytes] = []
+        seen, limit = 0, self.limits.max_body
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.limits.body_timeout)
+            except asyncio.TimeoutError:
+                return None, _error(408, f"the request body stalled for {self.limits.body_timeout:g} s", CLOSE)
             if message["type"] == "http.disconnect":
                 return b"", None
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_body:
-                return None, _error(413, f"request body over {self.max_body} bytes")
+            more = message.get("more_body", False)
+            if seen > limit:
+                if more and seen <= limit * DISCARD_FACTOR and not _expects_continue(scope):
+                    parts.clear()
+                    continue
+                return None, _error(413, f"request body over {limit} bytes", CLOSE)
             parts.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 break
         body = b"".join(parts)
         if _too_deep(body):
@@ -122,8 +167,11 @@ class Guard:
             return _error(404, f"model {self.model.name} has no version {versioned['version']} here "
                                f"(this server runs {self.model.version})")
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            return _error(413, f"request body over {self.max_body} bytes")
+        if length is not None and not length.isdigit():
+            return _error(400, "the Content-Length header is not a number", CLOSE)
+        if length is not None and int(length) > self.limits.max_body and (
+                int(length) > self.limits.max_body * DISCARD_FACTOR or _expects_continue(scope)):
+            return _error(413, f"request body over {self.limits.max_body} bytes", CLOSE)
         return None
 
     def _unversioned(self, scope: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +216,11 @@ def _too_deep(body: bytes) -> bool:
     return True
 
 
+def _expects_continue(scope: dict[str, Any]) -> bool:
+    """The client waits for `100 Continue` before it sends the body: refuse without reading it."""
+    return any(name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers") or [])
+
+
 def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
     """An infer request without a content type and without the binary-data header is JSON (what
     stock clients such as tritonclient send); KServe would take it for raw bytes."""
@@ -178,7 +231,7 @@ def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
-def build_app(model: TorchModel, max_body: int = MAX_BODY) -> Any:
+def build_app(model: TorchModel, limits: Limits = Limits()) -> Any:
     """KServe's FastAPI app serving MODEL (loaded already), with the additions above."""
     with _argv_for_kserve():
         from kserve import model_server
@@ -195,8 +248,10 @@ def build_app(model: TorchModel, max_body: int = MAX_BODY) -> Any:
     rest.create_application()
     app.add_exception_handler(RequestValidationError,
                               lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"))
-    app.add_middleware(Guard, model=model, max_body=max_body, metrics=_metrics(model))
+    app.add_exception_handler(ModelFailure, lambda request, exc: _error(500, str(exc), {"x-request-id": exc.request_id}))
+    app.add_middleware(Guard, model=model, limits=limits, metrics=_metrics(model))
     app.state.modelreg_server = server
+    app.state.modelreg_draining = False
     return app
 
 
@@ -218,28 +273,39 @@ def _add_routes(app: Any, model: TorchModel) -> None:
     def ready(model_name: str) -> Any:
         if model_name != model.name:
             return _error(404, f"Model with name {model_name} does not exist.")
-        if not model.ready:
+        if not model.ready or app.state.modelreg_draining:
             return _error(503, f"Model with name {model_name} is not ready.")
         return {"name": model.name, "ready": True, "model_version": model.version}
 
+    def server_ready() -> Any:
+        if not model.ready or app.state.modelreg_draining:  # loading, or draining after SIGTERM: still serving
+            return _error(503, "not ready")
+        return {"ready": True}
+
+    app.add_api_route("/v2/health/ready", server_ready, methods=["GET"])
     app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
     app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"])
 
 
-def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, max_body: int = MAX_BODY,
+def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, limits: Limits = Limits(),
           on_ready: Callable[[str], None] | None = None) -> None:
-    """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT or SIGTERM."""
+    """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT, or SIGTERM
+    and the drain."""
     import logging
     import warnings
 
     import uvicorn
 
+    from modelreg.serving.transport import DrainingServer, timed_protocol
+
     model.load()
-    app = build_app(model, max_body)
+    app = build_app(model, limits)
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # a log line per request costs more than the request
     warnings.filterwarnings("ignore", module="fastapi")
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, timeout_keep_alive=65)
-    http = uvicorn.Server(config)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            http=timed_protocol(limits.header_timeout), timeout_keep_alive=int(limits.keep_alive),
+                            limit_concurrency=limits.max_connections)
+    http = DrainingServer(config, limits.drain_seconds, not_ready=lambda: setattr(app.state, "modelreg_draining", True))
 
     async def main() -> None:
         grpc = _grpc_server(app, host, grpc_port) if grpc_port else None
