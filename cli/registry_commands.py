@@ -1,4 +1,4 @@
-"""init, register, list, show, history."""
+"""init, register, list, show, history, diff."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ import click
 from modelreg.cli.output import emit_json, handle_errors, note, byte_progress, short, table, when, who
 
 if TYPE_CHECKING:
+    from modelreg.compare import Diff
     from modelreg.policy import Mark
     from modelreg.versions import VersionInfo
 
@@ -243,4 +244,76 @@ def _live_at(repo: str, model: str | None, env: str | None, at: str, as_json: bo
             (s.sha256 or "-")[:12]] for s in states])
 
 
-COMMANDS = [init, register, list_, show, history]
+@click.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--env", "envs", multiple=True, help="Also diff the manifests each would get in ENV (repeatable).")
+@click.option("--check", is_flag=True, help="Exit 1 when NEW breaks OLD's callers (for CI).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print as JSON: {old, new, verdict, reasons, card, metrics, params, artifact, validation_p50_ms, manifests}.")
+@click.pass_obj
+@handle_errors
+def diff(repo: str, old: str, new: str, envs: tuple[str, ...], check: bool, as_json: bool) -> None:
+    """What changed from OLD to NEW, and whether NEW can replace OLD for OLD's callers.
+
+    Card fields, metrics with deltas, params, the artifact (per file for folders, from DVC's
+    listings), validation latency, and with --env the rendered manifests. The compatibility
+    verdict reads the signatures: breaking when an input is removed or added without a default,
+    a dtype, a rank or a fixed dimension changes, or an output is removed; compatible when an
+    output is added or a dimension relaxed to -1. An environment with `schema: compatible`
+    refuses a breaking version (deploy --force overrides it, recorded).
+
+    Examples: modelreg diff churn@v3 churn@v4; modelreg diff v3 v4 --check; modelreg diff v3 v4 --env prod
+    """
+    from modelreg.compare import diff as run_diff
+    from modelreg.registry import open_registry
+    from modelreg.versions import resolve
+
+    registry = open_registry(repo)
+    for env in envs:
+        registry.config.env(env)
+    result = run_diff(registry, resolve(registry, old), resolve(registry, new), list(envs))
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        _print_diff(result)
+    if check and result.verdict.breaking:
+        raise SystemExit(1)
+
+
+def _print_diff(result: Diff) -> None:
+    click.echo(f"{result.old} -> {result.new}: {result.verdict.word}")
+    for reason in result.verdict.reasons:
+        click.echo(f"  {'!' if reason.kind == 'breaking' else '+'} {reason.where}: {reason.text}")
+    if result.card:
+        table(["card", "old", "new"], [[k, _cell(a), _cell(b)] for k, (a, b) in result.card.items()])
+    if result.metrics:
+        table(["metric", "old", "new", "delta"],
+              [[k, _cell(m["old"]), _cell(m["new"]), "" if m["delta"] is None else f"{m['delta']:+g}"]
+               for k, m in result.metrics.items()])
+    if result.params:
+        table(["param", "old", "new"], [[k, _cell(a), _cell(b)] for k, (a, b) in result.params.items()])
+    artifact = result.artifact
+    if artifact.get("same"):
+        click.echo("artifact: the same bytes")
+    else:
+        click.echo(f"artifact: sha256 {str(artifact['sha256']['old'])[:12]} -> {str(artifact['sha256']['new'])[:12]}, "
+                   f"{artifact['size']['old']} -> {artifact['size']['new']} bytes")
+        files = artifact.get("files")
+        if isinstance(files, dict):
+            for kind in ("added", "removed", "changed"):
+                for name in files[kind]:
+                    click.echo(f"  {kind}: {name}")
+        elif files:
+            click.echo(f"  files {files}")
+    for device, p50 in result.latency.items():
+        click.echo(f"validation p50 on {device}: {p50['old']} -> {p50['new']} ms ({p50['delta']:+g})")
+    for env, text in result.manifests.items():
+        click.echo(text if text else f"manifests for {env}: the same")
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+COMMANDS = [init, register, list_, show, history, diff]

@@ -33,6 +33,7 @@ class Environment:
     gpu: int = 0
     requires: str | None = None
     validate: bool = False
+    schema: str = ""  # "compatible": refuse a version whose signature breaks the live one's callers (modelreg diff)
     storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
     require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
     soak: str | None = None  # with requires: how long a version must have run there first (30m, 2h, 1d)
@@ -173,6 +174,8 @@ def _check_consistency(config: Config) -> None:
         for key in ("startup_seconds", "termination_grace_seconds"):
             if not 0 <= getattr(env, key) <= 86400:
                 raise ConfigError(f"environments.{env.name}.{key}: expected 0 to 86400 seconds, got {getattr(env, key)}")
+        if env.schema not in ("", "compatible"):
+            raise ConfigError(f"environments.{env.name}.schema: expected compatible (or nothing), got {json.dumps(env.schema)}")
         if not 1 <= env.storage_port <= 65535:
             raise ConfigError(f"environments.{env.name}.storage_port: expected a port (1-65535), got {env.storage_port}")
     _check_deploy(config.deploy)

@@ -85,9 +85,9 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
         policy.refuse_quarantined(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
-        checked = gates.evaluate(registry, records, resolved, env, memo=memo)
+        checked, overridden = gates.override(gates.evaluate(registry, records, resolved, env, memo=memo), options.force)
         signer = gates.enforce(checked, resolved, env)
-        forced = policy.needs_force(rules, env, resolved.info, options.force)
+        forced = policy.needs_force(rules, env, resolved.info, options.force) or overridden
         if not rendered:
             done = render(registry, resolved, env)
             rendered.append(done.files)

@@ -54,7 +54,28 @@ def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved
         found.append(_artifact_signed(registry, resolved, env, {} if memo is None else memo))
     if settings.require_image_digest:
         found.append(_image_digest(registry))
+    if settings.schema == "compatible" and (only is None or "schema" in only):
+        found.append(_schema(registry, records, resolved, env))
     return found
+
+
+def _schema(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str) -> Gate:
+    """The version's signature does not break the callers of the one live in ENV (`modelreg diff`)."""
+    from modelreg.compare import compatibility
+    from modelreg.target import live
+    from modelreg.versions import resolve
+
+    current = live(records, env, resolved.info.model)
+    if current is None or current.tag == resolved.info.tag:
+        return Gate("schema compatible", True, "nothing live to compare with" if current is None else "already live")
+    try:
+        verdict = compatibility(resolve(registry, current.tag).card, resolved.card)
+    except ModelregError as exc:  # the live tag is gone: nothing to hold the signature to
+        return Gate("schema compatible", True, f"live {current.tag} not readable ({exc})")
+    breaking = [f"{r.where}: {r.text}" for r in verdict.reasons if r.kind == "breaking"]
+    return Gate("schema compatible", not breaking, f"against live {current.tag}" if not breaking else
+                f"breaks the callers of live {current.tag}: " + "; ".join(breaking)
+                + f" (see `modelreg diff {current.tag} {resolved.info.tag}`; --force overrides, recorded)")
 
 
 def _image_digest(registry: Registry) -> Gate:
@@ -64,6 +85,17 @@ def _image_digest(registry: Registry) -> Gate:
     return Gate("image digest", image.pinned, f"{image.name}" if image.pinned else
                 f"the manifests would name {image.name}, not an image@sha256:... digest: install a released "
                 "modelreg (it ships its image's digest) or set serving.image to an image by digest")
+
+
+OVERRIDABLE = ("schema compatible",)  # gates --force may override (the deploy records Modelreg-Forced)
+
+
+def override(gates: list[Gate], force: bool) -> tuple[list[Gate], bool]:
+    """With FORCE, the failed gates in OVERRIDABLE pass, saying so; True when one was overridden."""
+    if not force or not any(not g.passed and g.name in OVERRIDABLE for g in gates):
+        return gates, False
+    return [Gate(g.name, True, f"overridden with --force: {g.detail}", g.signer)
+            if not g.passed and g.name in OVERRIDABLE else g for g in gates], True
 
 
 def enforce(gates: list[Gate], resolved: Resolved, env: str) -> str | None:

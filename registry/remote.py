@@ -143,6 +143,18 @@ def _entries(remote: ObjectStore, md5: str) -> list[dict[str, str]]:
     return entries
 
 
+def dir_listing(registry: Registry, found: Resolved) -> dict[str, str]:
+    """relpath -> md5 of a folder version's files, from its `.dir` listing (the local DVC cache's copy
+    when there, else the remote's); nothing of the files themselves is read."""
+    md5 = found.pointer.md5
+    objects = store.cache_objects_dir(registry.root)
+    if (objects / md5[:2] / md5[2:]).is_file():
+        local = ObjectStore(LocalFiles(), lambda oid: str(objects / oid[:2] / oid[2:]))
+        return {e["relpath"]: e["md5"] for e in _entries(local, md5)}
+    with version_store(registry, found) as remote:
+        return {e["relpath"]: e["md5"] for e in _entries(remote, md5)}
+
+
 def _stream_check(remote: ObjectStore, md5: str, out: Any | None, progress: Progress | None) -> tuple[str, str, int]:
     """Read one object: (md5, sha256, size), writing it to `out` when given."""
     return md5_sha256_stream(remote.chunks(md5), out, progress)
