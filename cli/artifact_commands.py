@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from modelreg.cli.output import byte_progress, emit_json, handle_errors, short, table
+from modelreg.cli.output import byte_progress, emit_json, handle_errors, note, short, table
 
 
 @click.group()
@@ -53,8 +53,13 @@ def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
     from modelreg.remote import pull as run_pull
     from modelreg.versions import resolve
 
+    from modelreg.policy import deprecations
+
     registry = open_registry(repo)
     found = resolve(registry, ref)
+    retiring = deprecations(registry, found.info.model).get((found.info.model, str(found.info.version)))
+    if retiring is not None:
+        note(f"WARNING: {found.info.tag} is {retiring.summary()}")
     dest = output or Path(found.pointer.path)
     with byte_progress(found.pointer.size, f"Pulling {found.info.tag}") as progress:
         result = run_pull(registry, found, dest, progress)

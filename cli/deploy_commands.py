@@ -68,8 +68,12 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
     from modelreg.render import render as run_render
     from modelreg.versions import resolve
 
+    from modelreg.policy import deprecations
+
     registry = open_registry(repo)
-    rendered = run_render(registry, resolve(registry, ref), env)
+    found = resolve(registry, ref)
+    version = (found.info.model, str(found.info.version))
+    rendered = run_render(registry, found, env, deprecation=deprecations(registry, found.info.model).get(version))
     if output is None:
         click.echo("---\n".join(data.decode() for data in rendered.files.values()), nl=False)
     else:
@@ -190,7 +194,8 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
         return click.echo("Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV")
     table(["env", "model", "version", "since", "by", "action", "commit", "drift", "tag", "flags"],
           [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift, s.tag_state,
-            ",".join(f for f, on in (("QUARANTINED", s.quarantined), ("held", s.held)) if on) or "-"]
+            ",".join(f for f, on in (("QUARANTINED", s.quarantined), ("DEPRECATED", s.deprecated), ("held", s.held))
+                     if on) or "-"]
            for s in states])
     for s in states:
         if s.tag_state in ("not fetched", "unknown"):
@@ -202,6 +207,8 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
         if s.quarantined:
             note(f"WARNING: {s.env} still runs {s.tag}, which is quarantined ({s.quarantined}): "
                  f"roll back (modelreg rollback --env {s.env} --model {s.model})")
+        if s.deprecated:
+            note(f"WARNING: {s.env} runs {s.tag}, which is {s.deprecated}")
         if s.held:
             note(f"{s.env} is held for {s.model} (a rollback): tag pushes do not deploy there until "
                  f"`modelreg release {s.env} --model {s.model}` or a deploy by hand")
@@ -282,6 +289,53 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
 
 
 @click.command()
+@click.argument("ref")
+@click.option("--sunset", required=True, metavar="YYYY-MM-DD",
+              help="The first day deploy and promote refuse REF (UTC). Until then they warn.")
+@click.option("--replacement", metavar="REF", help="The version callers should move to.")
+@reason_option
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def deprecate(repo: str, ref: str, sunset: str, replacement: str | None, reason: str, push: bool, as_json: bool) -> None:
+    """Deprecate REF: callers are told until the sunset; after it, deploys refuse it.
+
+    Recorded as a commit on the deploy branch like a quarantine. `list`, `show`, `status` and
+    the site show it; `pull` warns; `deploy` and `promote` warn, and the pods they render answer
+    with the Deprecation (RFC 9745) and Sunset (RFC 8594) headers and set
+    modelreg_model_deprecated. Pods already running get the headers at their next deploy (`status`
+    shows them `stale` until then): `modelreg deploy REF --env ENV` where it is live.
+    Deprecating again with new terms replaces them.
+
+    Example: modelreg deprecate churn@v2 --sunset 2027-03-01 --replacement churn@v4 --reason "retrained on 2026 data"
+    """
+    from modelreg.policy import deprecate as run_deprecate
+    from modelreg.registry import open_registry
+
+    _print_policy(run_deprecate(open_registry(repo, refresh=push), ref, reason, sunset, replacement or "", push=push),
+                  as_json)
+
+
+@click.command()
+@click.argument("ref")
+@reason_option
+@push_option
+@json_option
+@click.pass_obj
+@handle_errors
+def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
+    """Lift the deprecation of REF (recorded like the deprecation itself).
+
+    Example: modelreg undeprecate churn@v2 --reason "v4 is not ready for the EU callers"
+    """
+    from modelreg.policy import deprecate as run_deprecate
+    from modelreg.registry import open_registry
+
+    _print_policy(run_deprecate(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json)
+
+
+@click.command()
 @click.argument("env")
 @click.option("--model", help="Model to release (default: the only one held in ENV).")
 @click.option("--reason", default="", help="Why (recorded).")
@@ -326,13 +380,17 @@ def _print_policy(change: "PolicyChange", as_json: bool) -> None:
         return emit_json(change.to_json())
     what = {"quarantine": f"Quarantined {change.model}@{change.version}",
             "unquarantine": f"Lifted the quarantine of {change.model}@{change.version}",
+            "deprecate": f"Deprecated {change.model}@{change.version}",
+            "undeprecate": f"Lifted the deprecation of {change.model}@{change.version}",
             "release": f"Released {change.env} for {change.model}",
             "approve": f"Approved {change.model}@{change.version} for {change.env}"}[change.action]
     if change.noop:
         state = {"quarantine": "is already quarantined", "unquarantine": "is not quarantined",
+                 "deprecate": "is already deprecated on these terms", "undeprecate": "is not deprecated",
                  "release": f"is not held in {change.env}", "approve": f"is already approved by you for {change.env}"}[change.action]
         return click.echo(f"{change.model}{'@' + change.version if change.version else ''} {state}: nothing to do.")
     click.echo(f"{what} (commit {short(change.commit)})." + (" Pushed the deploy branch." if change.pushed else ""))
 
 
-COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, release, approve]
+COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, deprecate, undeprecate, release,
+            approve]

@@ -10,7 +10,7 @@ from modelreg.cli.output import emit_json, handle_errors, note, byte_progress, s
 
 if TYPE_CHECKING:
     from modelreg.compare import Diff
-    from modelreg.policy import Mark
+    from modelreg.policy import Deprecation, Mark
     from modelreg.versions import VersionInfo
 
 
@@ -149,10 +149,10 @@ def list_(repo: str, as_json: bool) -> None:
         return emit_json([m.to_json() for m in models])
     if not models:
         return click.echo("No models yet. Register one: modelreg register NAME PATH")
-    table(["model", "latest", "registered", "by", "versions", "invalid", "quarantined", "moved"],
+    table(["model", "latest", "registered", "by", "versions", "invalid", "quarantined", "deprecated", "moved"],
           [[m.model, m.latest.version if m.latest else "-", when(m.latest.timestamp) if m.latest else "-",
             who(m.latest.author) if m.latest else "-", m.count, m.invalid or "", ",".join(m.quarantined),
-            ",".join(m.moved)] for m in models])
+            ",".join(m.deprecated), ",".join(m.moved)] for m in models])
     for m in models:
         if m.moved:
             note(f"WARNING: {m.model} {', '.join(m.moved)}: the tag names another object than at its first deploy "
@@ -168,7 +168,7 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     """Show the card of a version (NAME, NAME@VERSION or a bare VERSION) and the model's versions."""
     import yaml
 
-    from modelreg.policy import quarantines
+    from modelreg.policy import deprecations, quarantines
     from modelreg.registry import open_registry
     from modelreg.target import moved, read_log
     from modelreg.versions import resolve
@@ -176,26 +176,32 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     registry = open_registry(repo)
     found = resolve(registry, ref)
     held_back = {v: mark for (_, v), mark in quarantines(registry, found.info.model).items()}
+    retiring = {v: mark for (_, v), mark in deprecations(registry, found.info.model).items()}
     shifted = {v for _, v in moved(registry, read_log(registry, found.info.model))}
     if as_json:
         return emit_json({"version": found.info.to_json(), "card": found.card,
                           "pointer": found.pointer.__dict__, "versions": [v.to_json() for v in found.versions],
                           "quarantined": {v: mark.to_json() for v, mark in held_back.items()},
+                          "deprecated": {v: mark.to_json() for v, mark in retiring.items()},
                           "moved": sorted(shifted)})
     click.echo(f"{found.info.tag}  commit {short(found.info.commit)}  {when(found.info.timestamp)}  {who(found.info.author)}")
     click.echo(yaml.safe_dump(found.card, sort_keys=False, allow_unicode=True).rstrip())
     click.echo("")
     table(["version", "tag", "registered", "by", "status"],
           [[v.version, v.tag, when(v.timestamp), who(v.author),
-            _state(v, held_back.get(str(v.version)), str(v.version) in shifted)] for v in reversed(found.versions)])
+            _state(v, held_back.get(str(v.version)), str(v.version) in shifted, retiring.get(str(v.version)))]
+           for v in reversed(found.versions)])
 
 
-def _state(info: "VersionInfo", mark: "Mark | None", shifted: bool) -> str:
+def _state(info: "VersionInfo", mark: "Mark | None", shifted: bool, retiring: "Deprecation | None" = None) -> str:
     if not info.valid:
         return f"invalid: {info.problem}"
     if shifted:
         return "MOVED: the tag names another object than at its first deploy (deploy refuses it)"
-    return f"QUARANTINED: {mark.reason} ({who(mark.by)}, {when(mark.since)})" if mark else "ok"
+    if mark:
+        return f"QUARANTINED: {mark.reason} ({who(mark.by)}, {when(mark.since)})"
+    return f"DEPRECATED: sunset {retiring.sunset}" + (f", use {retiring.replacement}" if retiring.replacement else "") \
+        if retiring else "ok"
 
 
 @click.command()

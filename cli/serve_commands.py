@@ -4,10 +4,14 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from modelreg.cli.output import byte_progress, emit_json, handle_errors, note
+
+if TYPE_CHECKING:
+    from modelreg.serving.server import Deprecated
 
 
 @click.command()
@@ -37,12 +41,17 @@ from modelreg.cli.output import byte_progress, emit_json, handle_errors, note
 @click.option("--drain-seconds", default=0.0, show_default=True, type=click.FloatRange(0),
               help="On SIGTERM: fail readiness and keep serving this long before stopping "
                    "(what endpoints take to forget the pod; the manifests set it).")
+@click.option("--deprecated-since", metavar="ISO8601",
+              help="In a pod (the manifests set it): the version is deprecated since then; answers carry "
+                   "the Deprecation and Sunset headers. REF and --env read it from the deploy branch.")
+@click.option("--sunset", metavar="YYYY-MM-DD", help="With --deprecated-since: the sunset date.")
+@click.option("--replacement", metavar="TAG", help="With --deprecated-since: the version to use instead.")
 @click.pass_obj
 @handle_errors
 def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_path: Path | None,
           model_dir: Path | None, host: str, port: int, grpc_port: int | None, device: str, max_body: int,
           max_inflight: int, max_connections: int, header_timeout: float, body_timeout: float, keep_alive: int,
-          drain_seconds: float) -> None:
+          drain_seconds: float, deprecated_since: str | None, sunset: str | None, replacement: str | None) -> None:
     """Serve a version over the Open Inference Protocol v2 (REST), with /metrics and health probes.
 
     REF (NAME@VERSION) or --env ENV: the artifact is pulled from the DVC remote, verified. In a
@@ -59,6 +68,9 @@ def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_p
         raise click.UsageError("give exactly one of REF, --env ENV or --model-dir DIR (with --card or MODELREG_CARD)")
     if card_path is not None and not in_pod:
         raise click.UsageError("--card goes with --model-dir")
+    if (deprecated_since is None) != (sunset is None) or (replacement and not sunset):
+        raise click.UsageError("--deprecated-since and --sunset go together (and --replacement with them)")
+    deprecation = _deprecation(deprecated_since, sunset, replacement)
     if importlib_missing("kserve") or importlib_missing("torch"):
         raise click.ClickException("serve needs the serve extra and torch: pip install 'modelreg[serve]' torch")
     import threading
@@ -67,7 +79,8 @@ def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_p
     warm = threading.Thread(target=_import_server, daemon=True)
     warm.start()
     with tempfile.TemporaryDirectory(prefix="modelreg-serve-") as tmp:
-        card, path = _what_to_serve(repo, ref, env, model, card_path, model_dir, Path(tmp))
+        card, path, marked = _what_to_serve(repo, ref, env, model, card_path, model_dir, Path(tmp))
+        deprecation = deprecation or marked
         warm.join()
         from modelreg.serving.runtime import TorchModel
         from modelreg.serving.server import Limits, serve as run_server
@@ -77,7 +90,10 @@ def serve(repo: str, ref: str | None, env: str | None, model: str | None, card_p
         limits = Limits(max_body=max_body, max_inflight=max_inflight, max_connections=max_connections,
                         header_timeout=header_timeout, body_timeout=body_timeout, keep_alive=keep_alive,
                         drain_seconds=drain_seconds)
-        run_server(served, host, port, grpc_port, limits,
+        if deprecation is not None:
+            note(f"NOTE: {served.name}@{served.version} is deprecated (sunset {deprecation.sunset}): "
+                 "answers carry the Deprecation and Sunset headers")
+        run_server(served, host, port, grpc_port, limits, deprecated=deprecation,
                    on_ready=lambda where: note(f"Serving {served.name}@{served.version} on {where} "
                                                f"(sha256 {served.sha256[:12]} verified). Ctrl-C stops."))
 
@@ -107,13 +123,29 @@ def importlib_missing(name: str) -> bool:
     return importlib.util.find_spec(name) is None
 
 
+def _deprecation(since: str | None, sunset: str | None, replacement: str | None) -> "Deprecated | None":
+    import datetime
+
+    if since is None or sunset is None:
+        return None
+    try:
+        datetime.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        datetime.date.fromisoformat(sunset)
+    except ValueError:
+        raise click.UsageError(f"--deprecated-since {since[:40]!r} / --sunset {sunset[:20]!r}: "
+                               "expected an ISO 8601 time and a YYYY-MM-DD date") from None
+    from modelreg.serving.server import Deprecated
+
+    return Deprecated(since, sunset, replacement or "")
+
+
 def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | None, card_path: Path | None,
-                   model_dir: Path | None, tmp: Path) -> tuple[dict, Path]:
+                   model_dir: Path | None, tmp: Path) -> "tuple[dict, Path, Deprecated | None]":
     if model_dir is not None:
         from modelreg.serving.source import pod_card, pod_artifact
 
         card = pod_card(card_path)
-        return card, pod_artifact(model_dir, card)
+        return card, pod_artifact(model_dir, card), None
     from modelreg.registry import open_registry
     from modelreg.remote import pull
     from modelreg.serving.source import live_version
@@ -124,7 +156,11 @@ def _what_to_serve(repo: str, ref: str | None, env: str | None, model: str | Non
     note(f"Pulling {found.info.tag} from the DVC remote (verified)...")
     with byte_progress(found.pointer.size, f"Pulling {found.info.tag}") as progress:
         pulled = pull(registry, found, tmp / found.pointer.path, progress)
-    return found.card, Path(pulled.path)
+    from modelreg.policy import deprecations
+
+    mark = deprecations(registry, found.info.model).get((found.info.model, str(found.info.version)))
+    return found.card, Path(pulled.path), None if mark is None else _deprecation(mark.since_iso(), mark.sunset,
+                                                                                   mark.replacement)
 
 
 @click.command()

@@ -244,6 +244,8 @@ environments:               # in promotion order; the first receives tag pushes
     requires: staging       # a version must have been live in staging first
     replicas: 2
     max_replicas: 6
+    # schema: compatible      # refuse a version whose signature breaks the live one's callers (modelreg diff)
+    # network_policy: true    # ingress on the server port only; egress to DNS and storage_port (443)
 
 deploy:
   branch: deploy            # the branch Argo CD / Flux syncs

@@ -83,15 +83,17 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
         policy.refuse_quarantined(rules, resolved.info)
+        sunset = policy.refuse_sunset(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
         checked, overridden = gates.override(gates.evaluate(registry, records, resolved, env, memo=memo), options.force)
         signer = gates.enforce(checked, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force) or overridden
         if not rendered:
-            done = render(registry, resolved, env)
+            done = render(registry, resolved, env,
+                          deprecation=rules.deprecated.get((resolved.info.model, str(resolved.info.version))))
             rendered.append(done.files)
-            warnings.extend(done.warnings)
+            warnings.extend([*done.warnings, *([sunset] if sunset else [])])
         return Change(resolved, rendered[0], warnings, forced=forced, signer=signer, gates=checked)
 
     return _land(registry, resolved.info.model, env, action, options, decide)

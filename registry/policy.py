@@ -9,6 +9,9 @@
   clears the mark.
 - A rollback holds its environment for that model: the tag-push path (`modelreg ci`) does not deploy
   over it. A `release` commit, or any deploy or promotion by hand, lifts the hold.
+- A deprecation is a commit like a quarantine (`Modelreg-Action: deprecate`, with `-Sunset` and
+  `-Replacement`), lifted by `undeprecate`: until the sunset a deploy warns and the pods it renders
+  answer with `Deprecation` and `Sunset` headers; after it, deploy and promote refuse the version.
 """
 from __future__ import annotations
 
@@ -40,8 +43,36 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class Deprecation:
+    """A deprecation in force: who, when, why, until when, and what to use instead."""
+
+    version: str
+    by: str
+    since: int
+    reason: str
+    commit: str
+    sunset: str  # YYYY-MM-DD: the first day deploys refuse it
+    replacement: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def since_iso(self) -> str:
+        return datetime.datetime.fromtimestamp(self.since, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def past(self, today: datetime.date | None = None) -> bool:
+        today = today or datetime.datetime.now(datetime.timezone.utc).date()
+        return today >= datetime.date.fromisoformat(self.sunset)
+
+    def summary(self) -> str:
+        instead = f", use {self.replacement}" if self.replacement else ""
+        return f"deprecated, sunset {self.sunset}{instead}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Policy:
     quarantined: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (model, version)
+    deprecated: dict[tuple[str, str], Deprecation] = field(default_factory=dict)  # (model, version)
     rolled_back: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (env, model) -> versions
     holds: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (env, model)
 
@@ -61,6 +92,11 @@ def derive(records: list[DeployRecord]) -> Policy:
             policy.quarantined[(r.model, r.version)] = Mark(r.version, r.author, r.timestamp, r.reason, r.commit)
         elif r.action == "unquarantine":
             policy.quarantined.pop((r.model, r.version), None)
+        elif r.action == "deprecate":
+            policy.deprecated[(r.model, r.version)] = Deprecation(r.version, r.author, r.timestamp, r.reason, r.commit,
+                                                                   r.sunset, r.replacement)
+        elif r.action == "undeprecate":
+            policy.deprecated.pop((r.model, r.version), None)
         elif r.action == "release":
             policy.holds.pop(key, None)
         elif r.action == "rollback":
@@ -102,6 +138,23 @@ def refuse_quarantined(policy: Policy, info: VersionInfo) -> None:
     if mark is not None:
         raise DeployError(f"{info.tag} is quarantined ({mark.reason}; by {_who(mark.by)} on {_day(mark.since)}, "
                           f"commit {mark.commit[:8]}): lift it with `modelreg unquarantine {info.tag} --reason ...`")
+
+
+def deprecations(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Deprecation]:
+    """(model, version) -> the deprecation in force, from the event commits alone."""
+    return derive(target.read_log(registry, model, events_only=True)).deprecated
+
+
+def refuse_sunset(policy: Policy, info: VersionInfo) -> str | None:
+    """An error after the version's sunset; before it, the warning a deploy prints (None: not deprecated)."""
+    mark = policy.deprecated.get((info.model, str(info.version)))
+    if mark is None:
+        return None
+    if mark.past():
+        instead = f"deploy {mark.replacement} instead" if mark.replacement else "deploy a newer version"
+        raise DeployError(f"{info.tag} reached its sunset on {mark.sunset} ({mark.reason}; deprecated by "
+                          f"{_who(mark.by)}, commit {mark.commit[:8]}): {instead}, or `modelreg undeprecate {info.tag}`")
+    return f"WARNING: {info.tag} is {mark.summary()}"
 
 
 def needs_force(policy: Policy, env: str, info: VersionInfo, force: bool) -> bool:
@@ -167,6 +220,46 @@ def quarantine(registry: Registry, ref: str, reason: str, lift: bool = False, pu
                        commit, title)
 
     return target.land(registry, info.model, push, attempt)
+
+
+def deprecate(registry: Registry, ref: str, reason: str, sunset: str = "", replacement: str = "",
+              lift: bool = False, push: bool = False) -> PolicyChange:
+    """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT: the
+    version to use instead), or with `lift` undo it. Deprecating again with the same terms, or lifting
+    what is not set, changes nothing; new terms replace the old ones."""
+    reason = _reason(reason)
+    info = resolve(registry, ref).info
+    action = "undeprecate" if lift else "deprecate"
+    terms: list[tuple[str, str]] = []
+    if not lift:
+        terms = [("Sunset", _sunset(sunset))]
+        if replacement:
+            substitute = resolve(registry, replacement).info
+            if substitute.tag == info.tag:
+                raise ModelregError(f"--replacement {replacement}: that is {info.tag} itself")
+            terms.append(("Replacement", substitute.tag))
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        present = derive(records).deprecated.get((info.model, str(info.version)))
+        same = present is not None and [("Sunset", present.sunset)] + (
+            [("Replacement", present.replacement)] if present.replacement else []) == terms
+        if (present is None) if lift else same:
+            return Landing(PolicyChange(action, info.model, str(info.version), None, reason, None, True, False))
+        title = f"{'Lift the deprecation of' if lift else 'Deprecate'} {info.tag}"
+        trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Tag", info.tag),
+                    ("Tag-Object", info.object), *terms, ("Reason", reason)]
+        commit = _event_commit(registry, at, info.model, title, trailers)
+        return Landing(PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
+                       commit, title)
+
+    return target.land(registry, info.model, push, attempt)
+
+
+def _sunset(text: str) -> str:
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ModelregError(f"--sunset {text[:40]!r}: expected a date, YYYY-MM-DD") from None
 
 
 def release(registry: Registry, env: str, model: str | None, reason: str = "", push: bool = False) -> PolicyChange:

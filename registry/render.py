@@ -107,11 +107,13 @@ def startup_probe(size: int, seconds: int) -> dict[str, int]:
 NO_REMOTE = "dvc-remote-not-set"  # the URL register renders with when the registry has no remote yet
 
 
-def render(registry: Registry, resolved: Resolved, env_name: str, registering: bool = False) -> Rendered:
+def render(registry: Registry, resolved: Resolved, env_name: str, registering: bool = False,
+           deprecation: Any = None) -> Rendered:
     """Render the tag's templates for one environment of the registry's policy and check every
     object against the schema. REGISTERING (register's check before it tags): a registry without a
     DVC remote renders with a placeholder URL, and the artifact signature the policy may require is
-    left to the deploy gate."""
+    left to the deploy gate. DEPRECATION (a policy.Deprecation in force): the server is told, and
+    answers with the Deprecation and Sunset headers."""
     config = registry.config
     config.env(env_name)
     templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
@@ -119,6 +121,8 @@ def render(registry: Registry, resolved: Resolved, env_name: str, registering: b
     if registering and remote_url is None:
         remote_url = NO_REMOTE
     context = build_context(resolved, config, env_name, remote_url, signature, trust)
+    context["deprecation"] = {"since": deprecation.since_iso(), "sunset": deprecation.sunset,
+                              "replacement": deprecation.replacement} if deprecation is not None else {}
     files: dict[str, bytes] = {}
     objects: list[dict[str, Any]] = []
     for name, text in _render_all(templates, context).items():

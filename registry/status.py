@@ -25,6 +25,7 @@ class LiveState:
     tag_state: str = "ok"  # "ok", "moved" (names another object than at its first deploy), "deleted", "not fetched"
     quarantined: str = ""  # the reason, when the live version is quarantined
     held: bool = False  # a rollback holds this environment against automatic deploys
+    deprecated: str = ""  # "deprecated, sunset ...", when the live version is deprecated
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -53,10 +54,11 @@ def status(registry: Registry, env: str | None = None, check_render: bool = True
         edited = trees[2 * i] != trees[2 * i + 1]
         states.append(LiveState(env=record.env, model=record.model, version=record.version, tag=record.tag,
                                 since=record.timestamp, by=record.author, action=record.action, commit=record.commit,
-                                drift="edited" if edited else _render_drift(registry, record, tip, check_render),
+                                drift="edited" if edited else _render_drift(registry, record, tip, check_render, rules),
                                 tag_state=absent.get(record.tag) or _tag_state(pins, record, tag_objects[i]),
                                 quarantined=getattr(rules.quarantine_of(record.model, record.version), "reason", ""),
-                                held=policy.held(rules, record.env, record.model) is not None))
+                                held=policy.held(rules, record.env, record.model) is not None,
+                                deprecated=_deprecated(rules, record)))
     return states
 
 
@@ -81,14 +83,21 @@ def _tag_state(pins: dict[tuple[str, str], target.DeployRecord], record: target.
     return "moved" if pin is not None and pin.tag_object != now else "ok"
 
 
-def _render_drift(registry: Registry, record: target.DeployRecord, tip: str | None, check_render: bool) -> str:
+def _render_drift(registry: Registry, record: target.DeployRecord, tip: str | None, check_render: bool,
+                  rules: policy.Policy) -> str:
     if not check_render:
         return "none"
     if git.rev_parse(f"refs/tags/{record.tag}", registry.root) is None:
         return "unknown: its tag is not here"
     on_branch = target.files_at(registry, tip, target.deploy_path(registry, record.env, record.model))
     try:
-        files = render(registry, resolve(registry, record.tag), record.env).files
+        files = render(registry, resolve(registry, record.tag), record.env,
+                       deprecation=rules.deprecated.get((record.model, record.version))).files
     except ModelregError as exc:
         return f"unrenderable: {exc}"
     return "none" if {n: target.blob_id(d) for n, d in files.items()} == on_branch else "stale"
+
+
+def _deprecated(rules: policy.Policy, record: target.DeployRecord) -> str:
+    mark = rules.deprecated.get((record.model, record.version))
+    return mark.summary() if mark else ""

@@ -42,7 +42,9 @@ class DeployRecord:
     restored_from: str = ""  # a rollback: the deploy commit whose manifests it restored
     rolled_back: str = ""  # a rollback: the version it moved away from (suspect in this env from now on)
     forced: bool = False
-    reason: str = ""  # quarantine, unquarantine, release: why
+    reason: str = ""  # quarantine, unquarantine, release, deprecate: why
+    sunset: str = ""  # deprecate: the date (YYYY-MM-DD) after which deploys refuse the version
+    replacement: str = ""  # deprecate: the tag callers should move to
 
     @property
     def changes_manifests(self) -> bool:
@@ -155,7 +157,7 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
             source_commit=fields.get("Source-Commit", ""), previous_version=fields.get("Previous-Version", ""),
             tag_object=fields.get("Tag-Object", ""), restored_from=fields.get("Restored-From", ""),
             rolled_back=fields.get("Rolled-Back", ""), forced=fields.get("Forced", "") == "true",
-            reason=fields.get("Reason", ""),
+            reason=fields.get("Reason", ""), sunset=fields.get("Sunset", ""), replacement=fields.get("Replacement", ""),
         ))
     return records
 

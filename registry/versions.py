@@ -194,29 +194,32 @@ class ModelSummary:
     invalid: int
     quarantined: tuple[str, ...] = ()
     moved: tuple[str, ...] = ()  # versions whose tag names another object than at their first deploy
+    deprecated: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "latest": self.latest.to_json() if self.latest else None,
                 "versions": self.count, "invalid": self.invalid, "quarantined": list(self.quarantined),
-                "moved": list(self.moved)}
+                "moved": list(self.moved), "deprecated": list(self.deprecated)}
 
 
 def list_models(registry: Registry) -> list[ModelSummary]:
     """Each model with its latest valid version and how many versions it has (see `summaries`: only
     the models whose tags changed since the last call are worked out again)."""
-    from modelreg.policy import quarantines
+    from modelreg.policy import deprecations, quarantines
     from modelreg.summaries import summaries
     from modelreg.target import moved, read_log
 
     found = summaries(registry, lambda models: _summarize(registry, models))
     held_back = quarantines(registry)
+    retiring = deprecations(registry)
     shifted = moved(registry, read_log(registry))
     result = []
     for model, (latest, count, invalid) in sorted(found.items()):
         bad = tuple(sorted({v for m, v in held_back if m == model}, key=lambda v: parse_version(v).key))
         gone = tuple(sorted({v for m, v in shifted if m == model}, key=lambda v: parse_version(v).key))
+        old = tuple(sorted({v for m, v in retiring if m == model}, key=lambda v: parse_version(v).key))
         result.append(ModelSummary(model=model, latest=_from_fields(latest) if latest else None, count=count,
-                                   invalid=invalid, quarantined=bad, moved=gone))
+                                   invalid=invalid, quarantined=bad, moved=gone, deprecated=old))
     return result
 
 

@@ -148,6 +148,20 @@ CASES: list[tuple[list[str], int, str]] = [
     (["history", "--env", "qa"], 1, "unknown environment 'qa'"),
     (["history", "--env", "prod\n"], 1, "unknown environment"),
     (["history", "-n", "abc"], 2, "is not a valid integer"),
+    # diff
+    (["diff", "churn@v1"], 2, "Missing argument 'NEW'"),
+    (["diff", "churn@v1", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["diff", "churn@v1", "Bad@v1"], 1, "invalid model name 'Bad'"),
+    (["diff", "churn@v1", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    # deprecate, undeprecate
+    (["deprecate", "churn@v1", "--reason", "r"], 2, "Missing option '--sunset'"),
+    (["deprecate", "churn@v1", "--sunset", "2027-02-30", "--reason", "r"], 1, "expected a date"),
+    (["deprecate", "churn@v1", "--sunset", "tomorrow", "--reason", "r"], 1, "expected a date"),
+    (["deprecate", "churn@v1", "--sunset", "2027-03-01", "--reason", " "], 1, "--reason is required"),
+    (["deprecate", "churn@v1", "--sunset", "2027-03-01", "--replacement", "churn@v1", "--reason", "r"], 1, "itself"),
+    (["deprecate", "churn@v9", "--sunset", "2027-03-01", "--reason", "r"], 1, "churn@v9 is not registered"),
+    (["undeprecate", "churn@v1"], 2, "Missing option '--reason'"),
+    (["undeprecate", "churn@v9", "--reason", "r"], 1, "churn@v9 is not registered"),
     # render
     (["render", "churn@v1"], 2, "Missing option '--env'"),
     (["render", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),

@@ -33,7 +33,7 @@ def test_register_list_show_history_json(env: Env) -> None:
     assert [(e["action"], e["version"]) for e in events] == [("register", "v2"), ("register", "v1")]
     table = run(env, "list").stdout
     assert table.splitlines()[0].split() == ["MODEL", "LATEST", "REGISTERED", "BY", "VERSIONS", "INVALID", "QUARANTINED",
-                                         "MOVED"]
+                                         "DEPRECATED", "MOVED"]
 
 
 def test_deploy_commands_print_and_json(env: Env) -> None:

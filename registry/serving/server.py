@@ -42,7 +42,7 @@ def _argv_for_kserve() -> Iterator[None]:
         sys.argv = saved
 
 
-def _metrics(model: TorchModel) -> tuple[Any, Any]:
+def _metrics(model: TorchModel, deprecated: Deprecated | None = None) -> tuple[Any, Any]:
     from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
     requests = Counter("modelreg_requests", "Inference protocol requests", ["model", "version", "code"],
@@ -53,6 +53,9 @@ def _metrics(model: TorchModel) -> tuple[Any, Any]:
     info = Gauge("modelreg_model_info", "The model version this server runs", ["model", "version", "sha256"],
                  registry=REGISTRY)
     info.labels(model.name, model.version, model.sha256).set(1)
+    sunset = Gauge("modelreg_model_deprecated", "1 when the version served is deprecated (its sunset in the label)",
+                   ["model", "version", "sunset"], registry=REGISTRY)
+    sunset.labels(model.name, model.version, deprecated.sunset if deprecated else "").set(1 if deprecated else 0)
     return requests, latency
 
 
@@ -69,6 +72,29 @@ class Limits:
     drain_seconds: float = 0.0  # after SIGTERM: not ready, still serving, this long before stopping
 
 
+@dataclass(frozen=True)
+class Deprecated:
+    """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement (a tag)."""
+    since: str
+    sunset: str
+    replacement: str = ""
+
+    def headers(self, model: str) -> list[tuple[bytes, bytes]]:
+        """RFC 9745's Deprecation (@epoch seconds), RFC 8594's Sunset (an HTTP-date), and a
+        successor-version link when the replacement is a version of the same model."""
+        import calendar
+        import datetime
+        from email.utils import formatdate
+
+        since = calendar.timegm(datetime.datetime.fromisoformat(self.since.replace("Z", "+00:00")).utctimetuple())
+        sunset = calendar.timegm(datetime.date.fromisoformat(self.sunset).timetuple())
+        found = [(b"deprecation", f"@{since}".encode()), (b"sunset", formatdate(sunset, usegmt=True).encode())]
+        name, _, version = self.replacement.partition("@")
+        if name == model and version:
+            found.append((b"link", f'</v2/models/{model}/versions/{version}>; rel="successor-version"'.encode()))
+        return found
+
+
 DISCARD_FACTOR = 4
 CLOSE = {"connection": "close"}
 
@@ -82,10 +108,12 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class Guard:
     """ASGI middleware: versioned paths, the body limits, admission, and the request metrics."""
 
-    def __init__(self, app: Any, model: TorchModel, limits: Limits, metrics: tuple[Any, Any]) -> None:
+    def __init__(self, app: Any, model: TorchModel, limits: Limits, metrics: tuple[Any, Any],
+                 deprecated: Deprecated | None = None) -> None:
         self.app = app
         self.model = model
         self.limits = limits
+        self.deprecation = deprecated.headers(model.name) if deprecated else []
         self.inflight = 0
         self.requests, self.latency = metrics
 
@@ -96,9 +124,14 @@ class Guard:
         started = time.perf_counter()
         status = [500]  # what an exception past every handler becomes
 
+        named = MODEL_PATH.match(scope["path"])
+        flagged = self.deprecation if named and named["name"] == self.model.name else []
+
         async def sending(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if flagged:
+                    message = {**message, "headers": [*message.get("headers", []), *flagged]}
             await send(message)
 
         admitted = scope["path"].endswith("/infer")
@@ -231,7 +264,7 @@ def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
-def build_app(model: TorchModel, limits: Limits = Limits()) -> Any:
+def build_app(model: TorchModel, limits: Limits = Limits(), deprecated: Deprecated | None = None) -> Any:
     """KServe's FastAPI app serving MODEL (loaded already), with the additions above."""
     with _argv_for_kserve():
         from kserve import model_server
@@ -249,7 +282,7 @@ def build_app(model: TorchModel, limits: Limits = Limits()) -> Any:
     app.add_exception_handler(RequestValidationError,
                               lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"))
     app.add_exception_handler(ModelFailure, lambda request, exc: _error(500, str(exc), {"x-request-id": exc.request_id}))
-    app.add_middleware(Guard, model=model, limits=limits, metrics=_metrics(model))
+    app.add_middleware(Guard, model=model, limits=limits, metrics=_metrics(model, deprecated), deprecated=deprecated)
     app.state.modelreg_server = server
     app.state.modelreg_draining = False
     return app
@@ -288,7 +321,7 @@ def _add_routes(app: Any, model: TorchModel) -> None:
 
 
 def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, limits: Limits = Limits(),
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, deprecated: Deprecated | None = None) -> None:
     """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT, or SIGTERM
     and the drain."""
     import logging
@@ -299,7 +332,7 @@ def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None,
     from modelreg.serving.transport import DrainingServer, timed_protocol
 
     model.load()
-    app = build_app(model, limits)
+    app = build_app(model, limits, deprecated)
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # a log line per request costs more than the request
     warnings.filterwarnings("ignore", module="fastapi")
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
