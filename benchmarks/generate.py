@@ -56,7 +56,8 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
             vtext = f"v1.0.{version}" if gto else f"v{version}"
             md5 = f"a{mark:031x}"  # a letter first: an all-digit md5 would read as a YAML number
             card = (f"name: {name}\nversion: {vtext}\nartifact:\n  path: model.pt\n  md5: {md5}\n  size: 1024\n"
-                    f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n")
+                    f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n"
+                    f"metrics:\n  auc: {0.5 + (mark % 500) / 1000}\n")
             pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"
             out.append(f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} +0000\n"
                        f"{_blob(f'Register {name}@{vtext}')}"

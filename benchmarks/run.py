@@ -63,6 +63,7 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
         ("list", mr + ["list"]), ("show MODEL", mr + ["show", "m0003"]),
         ("history MODEL", mr + ["history", "m0003"]), ("history --env prod", mr + ["history", "--env", "prod"]),
         ("status --no-render", mr + ["status", "--no-render"]),
+        ("find (warm)", mr + ["find", "metrics.auc >= 0.99 and live == prod"]),
         ("render", mr + ["render", "m0003@v2", "--env", "staging"]),
         # the synthetic registries hold no artifact bytes, hence --allow-missing
         ("deploy --dry-run", mr + ["deploy", "m0003@v2", "--env", "staging", "--dry-run", "--allow-missing"]),

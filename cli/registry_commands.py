@@ -1,4 +1,4 @@
-"""init, register, list, show, history, diff."""
+"""init, register, list, show, history, diff, find."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -318,8 +318,41 @@ def _print_diff(result: Diff) -> None:
         click.echo(text if text else f"manifests for {env}: the same")
 
 
+@click.command("find")
+@click.argument("expression")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print as JSON: [{model, version, tag, author, date, metrics, params, live, was_live, "
+                   "quarantined, deprecated, signed, uses}].")
+@click.pass_obj
+@handle_errors
+def find(repo: str, expression: str, as_json: bool) -> None:
+    """Versions matching EXPRESSION (no eval: a small language of its own).
+
+    Comparisons (== != < <= > >= and ~ for contains) of fields with values, joined by and, or,
+    not and parentheses. Fields: model, version, tag, author, date, metrics.NAME, params.NAME,
+    live and was_live (environments), quarantined, deprecated, signed, uses and uses_md5 (the
+    lineage's inputs). A field alone tests truth.
+
+    Examples: modelreg find 'metrics.auc >= 0.9 and live == prod';
+    modelreg find 'date >= 2026-01-01 and not quarantined'; modelreg find 'uses == "data/train.csv"'
+    """
+    from modelreg.find import find as run_find
+    from modelreg.registry import open_registry
+
+    found = run_find(open_registry(repo), expression)
+    if as_json:
+        return emit_json([f.to_json() for f in found])
+    if not found:
+        return click.echo("No version matches.")
+    table(["tag", "registered", "by", "live", "metrics", "flags"],
+          [[f.tag, f.date[:10] or "-", who(f.author), ",".join(sorted(f.live)) or "-",
+            " ".join(f"{k}={v}" for k, v in sorted(f.metrics.items()))[:60] or "-",
+            ",".join(n for n, on in (("quarantined", f.quarantined), ("deprecated", f.deprecated)) if on) or "-"]
+           for f in found])
+
+
 def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-COMMANDS = [init, register, list_, show, history, diff]
+COMMANDS = [init, register, list_, show, history, diff, find]
