@@ -1,4 +1,4 @@
-"""init, register, list, show, history, diff, find."""
+"""init, register, list, show, history, diff, find, lineage."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -79,13 +79,17 @@ def init(repo: str, remote: str | None, default_model: str | None, force: bool, 
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The EC private key (PEM) for --sign-artifact (implies it); password in "
                    "MODELREG_SIGNING_KEY_PASSWORD. The signature goes beside the card as model.sig.")
+@click.option("--lineage-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The folder of the DVC pipeline (its dvc.lock) whose stage made PATH: the card records the "
+                   "stage's inputs (path, md5), params, outputs and the code commit. Default: the registry's "
+                   "own dvc.lock, when one of its stages outputs PATH.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
 def register(repo: str, name: str, path: Path, version: str | None, bump: str | None, message: str,
              metrics: tuple[str, ...], params: tuple[str, ...], card_file: Path | None, no_push: bool,
              no_inspect: bool, allow_duplicate: bool, follow_symlinks: bool, sign: bool, sign_artifact: bool,
-             key: Path | None, as_json: bool) -> None:
+             key: Path | None, lineage_from: Path | None, as_json: bool) -> None:
     """Register PATH (a file or a model folder) as a new version of model NAME.
 
     Every byte is read once (md5 for DVC, SHA-256 for the card) into DVC's cache, pushed to the
@@ -109,7 +113,7 @@ def register(repo: str, name: str, path: Path, version: str | None, bump: str | 
                               metrics=metrics, params=params, card_file=card_file, push=not no_push,
                               allow_duplicate=allow_duplicate, follow_symlinks=follow_symlinks, sign=sign,
                               sign_artifact=sign_artifact or key is not None, key=key,
-                              identity_token=os.environ.get("SIGSTORE_ID_TOKEN") or None)
+                              identity_token=os.environ.get("SIGSTORE_ID_TOKEN") or None, lineage_from=lineage_from)
     total = size_of(path) if path.is_file() and not path.is_symlink() else 0
     with byte_progress(total, f"Registering {path.name}") as progress:
         result = run_register(registry, request, progress=progress, inspect=None if no_inspect else inspector(note))
@@ -318,6 +322,36 @@ def _print_diff(result: Diff) -> None:
         click.echo(text if text else f"manifests for {env}: the same")
 
 
+@click.command("lineage")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: the card's lineage, or null.")
+@click.pass_obj
+@handle_errors
+def lineage(repo: str, ref: str, as_json: bool) -> None:
+    """How REF was made: the DVC stage, its inputs (path, md5), params, outputs and code commit.
+
+    Recorded at register from the dvc.lock of the pipeline that made the artifact
+    (`register --lineage-from DIR`). `modelreg find 'uses == "data/train.csv"'` lists the versions
+    trained on a file.
+
+    Example: modelreg lineage churn@v3
+    """
+    from modelreg.registry import open_registry
+    from modelreg.versions import resolve
+
+    found = resolve(open_registry(repo), ref)
+    made = found.card.get("lineage") if isinstance(found.card.get("lineage"), dict) else None
+    if as_json:
+        return emit_json(made)
+    if made is None:
+        return click.echo(f"{found.info.tag} records no lineage (register it with --lineage-from DIR).")
+    click.echo(f"{found.info.tag}: stage {made.get('stage')} of {made.get('lock')}, code commit {made.get('code_commit') or '-'}")
+    table(["input", "md5"], [[d.get("path"), d.get("md5")] for d in made.get("deps", [])])
+    for file, values in (made.get("params") or {}).items():
+        click.echo(f"params {file}: " + ", ".join(f"{k}={v}" for k, v in (values or {}).items()))
+    table(["output", "md5"], [[o.get("path"), o.get("md5")] for o in made.get("outs", [])])
+
+
 @click.command("find")
 @click.argument("expression")
 @click.option("--json", "as_json", is_flag=True,
@@ -355,4 +389,4 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-COMMANDS = [init, register, list_, show, history, diff, find]
+COMMANDS = [init, register, list_, show, history, diff, find, lineage]

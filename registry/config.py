@@ -33,6 +33,7 @@ class Environment:
     gpu: int = 0
     requires: str | None = None
     validate: bool = False
+    require_lineage: bool = False  # the card must record the DVC stage that made the artifact
     schema: str = ""  # "compatible": refuse a version whose signature breaks the live one's callers (modelreg diff)
     storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
     require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from modelreg import git
 from modelreg.errors import ModelregError
@@ -36,9 +35,8 @@ CACHE = "find-cards"
 MAX_EXPR = 2000
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What find knows of one version."""
+class Facts(NamedTuple):
+    """What find knows of one version (a tuple: there are 100,000 of them)."""
     model: str
     version: str
     tag: str
@@ -54,7 +52,7 @@ class Facts:
     uses: dict[str, str]  # lineage dependency path -> md5
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "live": sorted(self.live), "was_live": sorted(self.was_live)}
+        return {**self._asdict(), "live": sorted(self.live), "was_live": sorted(self.was_live)}
 
 
 Test = Callable[[Facts], bool]
@@ -224,7 +222,38 @@ def find(registry: Registry, expression: str) -> list[Facts]:
     return [f for f in facts(registry) if test(f)]
 
 
+TABLE = "find-table"
+COLUMNS = list(Facts._fields)
+
+
 def facts(registry: Registry) -> list[Facts]:
+    """What find knows of every valid version. Kept whole in `<git dir>/modelreg/find-table`, keyed by
+    the tag refs (names and objects), the deploy branch's tip and the settings that read tags: any
+    change of those is a new key, and the table is built again (cards from the per-object cache)."""
+    import hashlib
+
+    from modelreg import target
+
+    refs = git.run_git("for-each-ref", "--format=%(objectname) %(refname)", "refs/tags", cwd=registry.root)
+    config = registry.config
+    key = hashlib.sha256("\0".join([refs, target.tip(registry) or "", str(config.default_model), config.models_dir,
+                                    ",".join(COLUMNS)]).encode()).hexdigest()
+    path = git.cache_file(registry.root, TABLE)
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            columns = [saved["columns"][name] for name in COLUMNS]
+            return [Facts(*row[:7], frozenset(row[7]), frozenset(row[8]), *row[9:]) for row in zip(*columns)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    found = _build(registry)
+    table = {name: [sorted(v) if isinstance(v, frozenset) else v for v in (getattr(f, name) for f in found)]
+             for name in COLUMNS}
+    git.save_cache(path, json.dumps({"key": key, "columns": table}, separators=(",", ":")))
+    return found
+
+
+def _build(registry: Registry) -> list[Facts]:
     from modelreg import policy, target
     from modelreg.versions import scan
 

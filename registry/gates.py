@@ -18,7 +18,7 @@ from modelreg.servable import problems, runs_modelreg_server
 from modelreg.target import DeployRecord
 from modelreg.versions import Resolved
 
-VERSION_GATES = ("servable", "validate", "signed", "artifact")
+VERSION_GATES = ("servable", "validate", "signed", "artifact", "lineage")
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,19 @@ def evaluate(registry: Registry, records: list[DeployRecord], resolved: Resolved
         found.append(_artifact_signed(registry, resolved, env, {} if memo is None else memo))
     if settings.require_image_digest:
         found.append(_image_digest(registry))
+    if settings.require_lineage and (only is None or "lineage" in only):
+        found.append(_lineage(resolved))
     if settings.schema == "compatible" and (only is None or "schema" in only):
         found.append(_schema(registry, records, resolved, env))
     return found
+
+
+def _lineage(resolved: Resolved) -> Gate:
+    from modelreg.lineage import problems as lineage_problems
+
+    why = lineage_problems(resolved.card)
+    lineage = resolved.card.get("lineage") or {}
+    return Gate("lineage", why is None, why or f"stage {lineage.get('stage')} of {len(lineage.get('deps', []))} input(s)")
 
 
 def _schema(registry: Registry, records: list[DeployRecord], resolved: Resolved, env: str) -> Gate:

@@ -25,6 +25,7 @@ from modelreg import artifact_signature, faults, git, remote, signing, store, ta
 from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
 from modelreg.digest import Progress, check_regular
 from modelreg.errors import ArtifactError, ModelregError, RefError, RenderError
+from modelreg.lineage import read_lineage
 from modelreg.lock import registry_lock
 from modelreg.refs import Version, check_name, format_tag, next_version, parse_tag, parse_version
 from modelreg.registry import Registry
@@ -76,6 +77,7 @@ class RegisterRequest:
     sign_artifact: bool = False  # an OpenSSF model signature of the bytes, committed beside the card
     key: Path | None = None  # its EC private key (PEM); None: keyless Sigstore with an identity token
     identity_token: str | None = None
+    lineage_from: Path | None = None  # the folder of the dvc.lock whose stage made the artifact (default: the registry's)
 
 
 Inspector = Callable[[Path], dict[str, Any]]
@@ -162,6 +164,9 @@ def register(registry: Registry, request: RegisterRequest, progress: Progress | 
         raise ModelregError("DVC is not set up in this repository: run `modelreg init`")
     extra_card = parse_card(request.card_file.read_bytes(), str(request.card_file)) if request.card_file else {}
     check_finite(extra_card.get("metrics"), "--card metrics")
+    made_by = read_lineage(source, request.lineage_from, registry.root)
+    if made_by is not None:
+        extra_card = {**extra_card, "lineage": made_by}
     metrics = parse_pairs(request.metrics, "metric")
     params = parse_pairs(request.params, "param")
     with registry_lock(registry.root, f"register {name}"):

@@ -153,6 +153,14 @@ CASES: list[tuple[list[str], int, str]] = [
     (["diff", "churn@v1", "churn@v9"], 1, "churn@v9 is not registered"),
     (["diff", "churn@v1", "Bad@v1"], 1, "invalid model name 'Bad'"),
     (["diff", "churn@v1", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    # find, lineage
+    (["find"], 2, "Missing argument 'EXPRESSION'"),
+    (["find", "metrics.auc >="], 1, "expected a value after >= at position 15"),
+    (["find", "nope == 1"], 1, "unknown field 'nope'"),
+    (["find", "(model == churn"], 1, "expected ')'"),
+    (["lineage", "churn@v9"], 1, "churn@v9 is not registered"),
+    (["lineage", "Bad"], 1, "invalid model name 'Bad'"),
+    (["register", "churn", f"{W}/m.pt", "--lineage-from", f"{W}"], 1, "no dvc.lock there"),
     # deprecate, undeprecate
     (["deprecate", "churn@v1", "--reason", "r"], 2, "Missing option '--sunset'"),
     (["deprecate", "churn@v1", "--sunset", "2027-02-30", "--reason", "r"], 1, "expected a date"),
