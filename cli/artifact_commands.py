@@ -162,4 +162,41 @@ def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: b
         raise click.exceptions.Exit(1)
 
 
-COMMANDS = [remote, pull, verify, validate]
+@click.command()
+@click.option("--keep-last", default=3, show_default=True, type=click.IntRange(0),
+              help="Versions of each model kept whatever else holds (the newest N).")
+@click.option("--window", default="30d", show_default=True,
+              help="Keep every version live in an environment at any moment of this last span (30m, 12h, 30d): "
+                   "the rollback targets.")
+@click.option("--dry-run", is_flag=True, help="Say what would go and the bytes it frees; remove nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print as JSON: {kept: {tag: why}, collected, objects, bytes, shared, dry_run, missing}.")
+@click.pass_obj
+@handle_errors
+def gc(repo: str, keep_last: int, window: str, dry_run: bool, as_json: bool) -> None:
+    """Remove from the DVC remote and the local cache the artifacts no kept version needs.
+
+    Kept: every version live anywhere, every version live in an environment during --window (the
+    rollback targets), held environments' versions, quarantined versions (the evidence) and the
+    last --keep-last of each model. Objects shared with a kept version stay; DVC data that is not
+    a version's is never touched. Killed midway, run it again. Tags and cards stay: a collected
+    version can be listed and shown, not pulled or deployed.
+
+    Example: modelreg gc --dry-run; modelreg gc --keep-last 5 --window 90d
+    """
+    from modelreg.config import duration_seconds
+    from modelreg.gc import gc as run_gc
+    from modelreg.registry import open_registry
+
+    seconds = duration_seconds(window, "--window")
+    result = run_gc(open_registry(repo), keep_last, seconds, dry_run)
+    if as_json:
+        return emit_json(result.to_json())
+    table(["version", "kept because"], [[tag, why] for tag, why in sorted(result.kept.items())])
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {result.objects} object(s), {result.bytes} bytes, of {len(result.collected)} version(s)"
+               + (f": {', '.join(result.collected)}" if result.collected else "")
+               + (f"; {result.shared} object(s) kept, shared with kept versions" if result.shared else "") + ".")
+
+
+COMMANDS = [remote, pull, verify, validate, gc]

@@ -153,6 +153,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["diff", "churn@v1", "churn@v9"], 1, "churn@v9 is not registered"),
     (["diff", "churn@v1", "Bad@v1"], 1, "invalid model name 'Bad'"),
     (["diff", "churn@v1", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
+    # gc
+    (["gc", "--window", "forever"], 1, "not a duration"),
+    (["gc", "--keep-last", "-1"], 2, "-1 is not in the range"),
+    (["gc", "--keep-last", "x"], 2, "is not a valid integer"),
     # find, lineage
     (["find"], 2, "Missing argument 'EXPRESSION'"),
     (["find", "metrics.auc >="], 1, "expected a value after >= at position 15"),
