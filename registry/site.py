@@ -36,6 +36,7 @@ class Version:
     deployed: dict[str, target.DeployRecord] = field(default_factory=dict)  # env -> its latest deploy of this version
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)  # env -> file -> text
     diffs: dict[str, str] = field(default_factory=dict)  # env -> unified diff against the previous version there
+    against: dict[str, Any] = field(default_factory=dict)  # the previous version: {tag, verdict, reasons, metrics}
 
     @property
     def page(self) -> str:
@@ -112,7 +113,21 @@ def _versions(registry: Registry) -> list[Version]:
         except ModelregError as exc:
             card = {"problem": str(exc)}
         versions.append(Version(info, card, blob[1].decode("utf-8", "replace") if blob else ""))
+    for before, after in zip(versions, versions[1:]):  # scan sorts by model, then version
+        if before.info.model == after.info.model:
+            after.against = _against(before, after)
     return versions
+
+
+def _against(before: Version, after: Version) -> dict[str, Any]:
+    """What `modelreg diff` says from the cards alone (no remote): the compatibility verdict and metric deltas."""
+    from modelreg.compare import compatibility
+
+    verdict = compatibility(before.card, after.card)
+    old, new = before.card.get("metrics") or {}, after.card.get("metrics") or {}
+    metrics = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    return {"tag": before.info.tag, "verdict": verdict.word, "reasons": [r.to_json() for r in verdict.reasons],
+            "metrics": metrics}
 
 
 def _attach_deploys(registry: Registry, versions: list[Version], records: list[target.DeployRecord]) -> None:

@@ -94,6 +94,9 @@ def test_diff_of_two_registered_versions(env: Env) -> None:
     checked = modelreg(env.root, "diff", old, new, "--check")
     assert checked.returncode == 1 and "breaking" in checked.stdout and "dimension 1 changed" in checked.stdout
     assert modelreg(env.root, "diff", new, new, "--check").returncode == 0
+    assert modelreg(env.root, "site", "-o", str(env.work / "site")).returncode == 0
+    page = (env.work / "site" / "version-churn-v2.html").read_text()
+    assert "Against churn@v1: breaking" in page and "dimension 1 changed: 4 -&gt; 8" in page
     missing = modelreg(env.root, "diff", old, "churn@v9")
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
 
