@@ -10,7 +10,8 @@ The language (parsed here, never eval'd):
 Fields: `model`, `version`, `tag`, `author`, `date` (when registered; compared by day when the value
 is a day), `metrics.NAME`, `params.NAME`, `live` (the environments it is live in now), `was_live`
 (every environment it was ever deployed to), `quarantined`, `deprecated`, `signed` (an artifact
-signature), `uses` (a path its lineage's dependencies name), `uses_md5`. A field alone is a test of
+signature), `signer` (`key:<sha256 of the public key>`, or `identity:<who>` for keyless), `uses` (a
+path its lineage's dependencies name), `uses_md5`. A field alone is a test of
 truth (`quarantined`). A missing metric or param makes its comparison false.
 
 Cards are read once per tag object (immutable) and kept in `<git dir>/modelreg/find-cards`.
@@ -30,8 +31,8 @@ TOKEN = re.compile(r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w-]))|
                       |(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>==|!=|<=|>=|<|>|~)|(?P<paren>[()])
                       |(?P<word>[A-Za-z_][\w.@/-]*))""", re.VERBOSE)
 FIELDS = ("model", "version", "tag", "author", "date", "live", "was_live", "quarantined", "deprecated", "signed",
-          "uses", "uses_md5")
-CACHE = "find-cards"
+          "signer", "uses", "uses_md5")
+CACHE = "find-cards.v2"  # the fields kept per card changed: a new name, not a stale read
 MAX_EXPR = 2000
 
 
@@ -49,6 +50,7 @@ class Facts(NamedTuple):
     quarantined: bool
     deprecated: bool
     signed: bool
+    signer: str  # who signed the artifact: `key:<sha256 of the public key>` or the Sigstore identity
     uses: dict[str, str]  # lineage dependency path -> md5
 
     def to_json(self) -> dict[str, Any]:
@@ -279,7 +281,7 @@ def _build(registry: Registry) -> list[Facts]:
             date=str(card.get("created") or ""), metrics=card.get("metrics") or {}, params=card.get("params") or {},
             live=frozenset(live.get(key, ())), was_live=frozenset(ever.get(key, ())),
             quarantined=key in rules.quarantined, deprecated=key in rules.deprecated,
-            signed=bool(card.get("signed")), uses=card.get("uses") or {}))
+            signed=bool(card.get("signed")), signer=str(card.get("signer") or ""), uses=card.get("uses") or {}))
     return found
 
 
@@ -314,4 +316,5 @@ def _summary(card: dict[str, Any]) -> dict[str, Any]:
             "metrics": card.get("metrics") if isinstance(card.get("metrics"), dict) else {},
             "params": card.get("params") if isinstance(card.get("params"), dict) else {},
             "signed": bool(artifact.get("signed_by")),
+            "signer": ",".join(f"{k}:{v}" for k, v in sorted((artifact.get("signed_by") or {}).items())),
             "uses": {str(d.get("path")): str(d.get("md5", "")) for d in deps if isinstance(d, dict)}}

@@ -5,6 +5,7 @@ checked against the versions it must return. Bad expressions are one line naming
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,19 @@ def test_bad_expressions_name_the_position(varied: Env, expression: str, message
         parse(expression)
     result = modelreg(varied.root, "find", expression)
     assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_signer_names_who_signed_the_artifact(env: Env, tmp_path: Path) -> None:
+    pytest.importorskip("model_signing")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    key = tmp_path / "release.key"
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    env.register("churn", 1)
+    signed = env.register("churn", 2, sign_artifact=True, key=key)
+    signer = next(f.signer for f in find(env.registry, "signed"))
+    assert [f.tag for f in find(env.registry, "signed")] == [signed.tag]  # type: ignore[attr-defined]
+    assert signer.startswith("key:") and [f.tag for f in find(env.registry, f"signer == '{signer}'")] == ["churn@v2"]
