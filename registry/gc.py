@@ -62,7 +62,7 @@ def kept_versions(versions: list[Version], records: list[DeployRecord], rules: P
     models: dict[str, list[Version]] = {}
     for v in versions:
         models.setdefault(v.model, []).append(v)
-    for model, mine in models.items():
+    for mine in models.values():
         for v in sorted(mine, key=lambda v: v.order)[-keep_last:] if keep_last > 0 else []:
             why.setdefault(v.tag, f"one of the last {keep_last}")
     return why
