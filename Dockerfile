@@ -13,9 +13,7 @@ ENV PIP_FIND_LINKS=$PIP_FIND_LINKS \
 
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
-COPY registry registry
-COPY cli cli
-COPY templates templates
+COPY src src
 RUN pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0" \
     && pip install --quiet -c constraints.txt ".[serve,s3,sign]" \
     && rm -rf /src \

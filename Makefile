@@ -9,12 +9,13 @@ TORCH_PIP_ARGS ?=
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= ghcr.io/modelreg/modelreg:$(VERSION)
 CONTAINER ?= podman
-# On this project's machines (no registry reachable): a local python:3.11-slim and podman settings
-SHARED_CONTAINERS := $(firstword $(wildcard ../shared/containers/base-image.sh /work/shared/containers/base-image.sh))
+# Where no registry is reachable, a script that builds a local python:3.11-slim and prints podman settings:
+# CONTAINERS_SETUP, else shared/containers/base-image.sh in a folder above the checkout (this project's machines)
+CONTAINERS_SETUP ?= $(firstword $(wildcard $(addsuffix /shared/containers/base-image.sh,.. ../.. ../../..)))
 
-.PHONY: venv tools test demo bench bench-install image image-test clean
+.PHONY: venv tools test lint demo bench bench-install image image-test clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[torch,s3,serve,sign,dev]"
@@ -34,6 +35,14 @@ tools: $(CHECKOV)
 test: venv tools
 	$(BIN)/python -m pytest -n auto -q
 
+# ruff (style, import order, lines <= 100), pyright (basic: every modelreg.* import resolved, zero errors),
+# import-linter (imports run one way: .importlinter), vulture (no dead code); settings in pyproject.toml
+lint: venv
+	$(BIN)/ruff check src tests benchmarks demo .github/scripts
+	$(BIN)/pyright
+	$(BIN)/lint-imports
+	$(BIN)/vulture
+
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash demo/tour.sh
 
@@ -46,12 +55,12 @@ bench-install: venv
 
 # the model server image the default templates run (PIP_FIND_LINKS / TORCH_INDEX_URL: where the CPU torch is)
 image:
-	$(if $(SHARED_CONTAINERS),eval "$$(bash $(SHARED_CONTAINERS))" &&) \
+	$(if $(CONTAINERS_SETUP),eval "$$(bash $(CONTAINERS_SETUP))" &&) \
 	$(CONTAINER) build --build-arg PIP_FIND_LINKS="$$PIP_FIND_LINKS" --build-arg TORCH_INDEX_URL="$(TORCH_INDEX_URL)" -t $(IMAGE) .
 
 # build the image, then run it as the rendered pod would: fetch from a local and an S3 (moto) remote, serve, infer
 image-test: venv image
-	$(if $(SHARED_CONTAINERS),eval "$$(bash $(SHARED_CONTAINERS))" &&) \
+	$(if $(CONTAINERS_SETUP),eval "$$(bash $(CONTAINERS_SETUP))" &&) \
 	MODELREG_IMAGE=$(IMAGE) MODELREG_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image.py
 
 clean:

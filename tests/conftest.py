@@ -14,7 +14,7 @@ import pytest
 
 from modelreg.init import init
 from modelreg.register import RegisterRequest, register
-from modelreg.registry import Registry, open_registry
+from modelreg.handle import Registry, open_registry
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -91,7 +91,7 @@ class Exploit:
 
 def test_a_pickle_that_runs_code_is_refused_and_never_runs(env: Env, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    from modelreg.inspect import inspect_artifact
+    from modelreg.formats import inspect_artifact
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
@@ -109,7 +109,7 @@ def test_inspection_records_formats(env: Env, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
-    from modelreg.inspect import inspect_artifact
+    from modelreg.formats import inspect_artifact
 
     model = torch.nn.Linear(4, 3)
     torch.save(model.state_dict(), tmp_path / "sd.pt")
@@ -174,7 +174,7 @@ def test_deploy_checks_a_plain_remote_without_importing_dvc(env: Env) -> None:
     import sys
 
     env.register("churn", 1)
-    script = ("import sys\nfrom modelreg.deploy import deploy\nfrom modelreg.registry import open_registry\n"
+    script = ("import sys\nfrom modelreg.deploy import deploy\nfrom modelreg.handle import open_registry\n"
               f"print(deploy(open_registry({str(env.root)!r}), 'churn@v1', 'staging').version, 'dvc' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["v1", "False"], done.stderr

@@ -18,7 +18,7 @@ from modelreg.cli.main import cli
 from modelreg.deploy import deploy
 from modelreg.init import init
 from modelreg.register import RegisterRequest, register
-from modelreg.registry import open_registry
+from modelreg.handle import open_registry
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))

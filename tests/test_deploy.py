@@ -237,7 +237,7 @@ def test_push_and_fetch_through_origin(three: Env, tmp_path: Path) -> None:
     assert git(three.origin, "rev-parse", "deploy") == git(three.root, "rev-parse", "deploy")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(three.origin), str(clone)], check=True, capture_output=True)
-    from modelreg.registry import open_registry
+    from modelreg.handle import open_registry
 
     other = open_registry(clone)
     assert target.tip(other) == git(three.root, "rev-parse", "deploy").strip()  # origin/deploy only

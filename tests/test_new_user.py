@@ -111,7 +111,7 @@ def test_a_branch_cannot_add_its_own_signer_and_dispatch_a_promotion(env: Env, t
 @pytest.mark.parametrize("what", ["no signature", "a folder", "a state_dict", "an unknown file"])
 def test_deploy_refuses_what_modelregs_server_would_refuse(env: Env, what: str) -> None:
     torch = pytest.importorskip("torch")
-    from modelreg.inspect import inspect_artifact
+    from modelreg.formats import inspect_artifact
 
     source = env.work / "src" / "model.pt"
     card = None if what == "no signature" else signature_card(env.work)

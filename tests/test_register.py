@@ -13,7 +13,8 @@ from modelreg.errors import ModelregError
 from modelreg.history import history
 from modelreg.register import RegisterRequest, register
 from modelreg.store import object_url, parse_pointer
-from modelreg.versions import list_models, resolve, scan
+from modelreg.summaries import list_models
+from modelreg.versions import resolve, scan
 
 
 def remote_files(store: Path) -> list[Path]:
@@ -163,7 +164,7 @@ def test_failed_push_leaves_no_commit_tag_or_file(env: Env) -> None:
 
 
 def test_registry_without_config_or_commits_or_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelreg.registry import open_registry
+    from modelreg.handle import open_registry
 
     bare = tmp_path / "plain"
     subprocess.run(["git", "init", "-q", str(bare)], check=True)

@@ -22,7 +22,8 @@ import yaml
 from conftest import Env, git
 from modelreg.deploy import deploy
 from modelreg.errors import ModelregError
-from modelreg.render import modelreg_version, render
+from modelreg.image import modelreg_version
+from modelreg.render import render
 from modelreg.versions import resolve
 
 ROOT = Path(__file__).resolve().parent.parent

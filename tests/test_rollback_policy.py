@@ -21,7 +21,7 @@ from modelreg.history import history, live_at, parse_time
 from modelreg.policy import quarantine, release
 from modelreg.status import status
 from modelreg.target import read_log
-from modelreg.versions import list_models
+from modelreg.summaries import list_models
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_a_quarantine_pushed_is_seen_by_another_clone(four: Env, tmp_path: Path)
     git(four.root, "push", "-q", "origin", "HEAD", "--tags", "deploy")
     quarantine(four.registry, "churn@v2", "leaks PII", push=True)
     other = clone(four.origin, tmp_path / "other")
-    from modelreg.registry import open_registry
+    from modelreg.handle import open_registry
 
     with pytest.raises(ModelregError, match="churn@v2 is quarantined \\(leaks PII"):
         deploy(open_registry(other), "churn@v2", "staging", DeployOptions(push=True, force=True))

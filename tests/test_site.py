@@ -19,7 +19,7 @@ from conftest import MODELREG, Env, free_port, git, modelreg
 from modelreg.deploy import deploy, rollback
 from modelreg.policy import quarantine
 from modelreg.register import RegisterRequest, register
-from modelreg.site import build_site
+from modelreg.sitegen import build_site
 
 HOSTILE = '<img src=x onerror="document.body.setAttribute(\'data-pwned\', \'yes\')"><script>document.title="pwned"</script>'
 SECRET = "s3cr3t-AKIA-should-never-show"

@@ -17,7 +17,8 @@ from modelreg.errors import ModelregError
 from modelreg.register import RegisterRequest, register
 from modelreg.remote import verify
 from modelreg.status import status
-from modelreg.versions import list_models, resolve
+from modelreg.summaries import list_models
+from modelreg.versions import resolve
 from conftest import write_artifact
 
 

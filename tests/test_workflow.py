@@ -10,7 +10,7 @@ import yaml
 
 from conftest import Env, git
 from modelreg.ci import plan
-from modelreg.render import modelreg_version
+from modelreg.image import modelreg_version
 
 WORKFLOW = ".github/workflows/modelreg.yml"
 BIN = Path(sys.executable).parent

@@ -1,0 +1,341 @@
+"""What may run, derived from the deploy branch alone: quarantines, rolled-back versions and holds.
+
+- A quarantine is a commit on the deploy branch (`Modelreg-Action: quarantine`, `-Model`, `-Version`,
+  `-Reason`; its author is who), lifted by an `unquarantine` commit. It holds in every environment.
+  Both append a line to `.modelreg/<model>/events` (a plain-text file: GitOps controllers only read
+  manifests), so the commit is never empty and `git push` shares it with the deploys, in one order.
+- A rollback marks the version it moved away from (`Modelreg-Rolled-Back`) as rolled back in that
+  environment; deploying it there again takes --force (recorded as `Modelreg-Forced: true`), which
+  clears the mark.
+- A rollback holds its environment for that model: the tag-push path (`modelreg ci`) does not deploy
+  over it. A `release` commit, or any deploy or promotion by hand, lifts the hold.
+- A deprecation is a commit like a quarantine (`Modelreg-Action: deprecate`, with `-Sunset` and
+  `-Replacement`), lifted by `undeprecate`: until the sunset a deploy warns and the pods it renders
+  answer with `Deprecation` and `Sunset` headers; after it, deploy and promote refuse the version.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelreg import git, target
+from modelreg.errors import DeployError, ModelregError
+from modelreg.refs import check_name
+from modelreg.handle import Registry
+from modelreg.target import Base, DeployRecord, Landing
+from modelreg.versions import VersionInfo, resolve
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Who set a quarantine or a hold, when, why, and in which commit."""
+
+    version: str
+    by: str
+    since: int
+    reason: str
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Deprecation:
+    """A deprecation in force: who, when, why, until when, and what to use instead."""
+
+    version: str
+    by: str
+    since: int
+    reason: str
+    commit: str
+    sunset: str  # YYYY-MM-DD: the first day deploys refuse it
+    replacement: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def since_iso(self) -> str:
+        return datetime.datetime.fromtimestamp(self.since, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def past(self, today: datetime.date | None = None) -> bool:
+        today = today or datetime.datetime.now(datetime.timezone.utc).date()
+        return today >= datetime.date.fromisoformat(self.sunset)
+
+    def summary(self) -> str:
+        instead = f", use {self.replacement}" if self.replacement else ""
+        return f"deprecated, sunset {self.sunset}{instead}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    quarantined: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (model, version)
+    deprecated: dict[tuple[str, str], Deprecation] = field(default_factory=dict)  # (model, version)
+    rolled_back: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (env, model) -> versions
+    holds: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (env, model)
+
+    def quarantine_of(self, model: str, version: str) -> Mark | None:
+        return self.quarantined.get((model, version))
+
+    def is_rolled_back(self, env: str, model: str, version: str) -> bool:
+        return version in self.rolled_back.get((env, model), set())
+
+
+def derive(records: list[DeployRecord]) -> Policy:
+    """The policy the records (newest first, as `target.read_log` returns them) add up to."""
+    policy = Policy()
+    for r in reversed(records):
+        key = (r.env, r.model)
+        if r.action == "quarantine":
+            policy.quarantined[(r.model, r.version)] = Mark(r.version, r.author, r.timestamp, r.reason, r.commit)
+        elif r.action == "unquarantine":
+            policy.quarantined.pop((r.model, r.version), None)
+        elif r.action == "deprecate":
+            policy.deprecated[(r.model, r.version)] = Deprecation(r.version, r.author, r.timestamp, r.reason, r.commit,
+                                                                   r.sunset, r.replacement)
+        elif r.action == "undeprecate":
+            policy.deprecated.pop((r.model, r.version), None)
+        elif r.action == "release":
+            policy.holds.pop(key, None)
+        elif r.action == "rollback":
+            if r.rolled_back:
+                policy.rolled_back.setdefault(key, set()).add(r.rolled_back)
+            policy.holds[key] = Mark(r.version, r.author, r.timestamp, r.reason or "rolled back by hand", r.commit)
+        elif r.changes_manifests:
+            policy.holds.pop(key, None)
+            if r.forced:
+                policy.rolled_back.get(key, set()).discard(r.version)
+    return policy
+
+
+def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:
+    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git log`).
+    Every model's are kept in `<git dir>/modelreg/quarantines` by the deploy branch's tip: the log
+    below a commit never changes, so the entry is right until the tip moves."""
+    if model is not None:
+        return derive(target.read_log(registry, model, events_only=True)).quarantined
+    tip = target.tip(registry)
+    path = git.cache_file(registry.root, QUARANTINES)
+    try:
+        saved_tip, _, saved = path.read_text().partition("\n")
+        if tip and saved_tip == tip:
+            return {(m, v): Mark(**fields) for m, v, fields in json.loads(saved)}
+    except (OSError, ValueError, TypeError):
+        pass
+    found = derive(target.read_log(registry, None, events_only=True)).quarantined
+    if tip:
+        git.save_cache(path, tip + "\n" + json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()]))
+    return found
+
+
+QUARANTINES = "quarantines"
+
+
+def refuse_quarantined(policy: Policy, info: VersionInfo) -> None:
+    mark = policy.quarantine_of(info.model, str(info.version))
+    if mark is not None:
+        raise DeployError(f"{info.tag} is quarantined ({mark.reason}; by {_who(mark.by)} on {_day(mark.since)}, "
+                          f"commit {mark.commit[:8]}): lift it with `modelreg unquarantine {info.tag} --reason ...`")
+
+
+def deprecations(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Deprecation]:
+    """(model, version) -> the deprecation in force, from the event commits alone."""
+    return derive(target.read_log(registry, model, events_only=True)).deprecated
+
+
+def refuse_sunset(policy: Policy, info: VersionInfo) -> str | None:
+    """An error after the version's sunset; before it, the warning a deploy prints (None: not deprecated)."""
+    mark = policy.deprecated.get((info.model, str(info.version)))
+    if mark is None:
+        return None
+    if mark.past():
+        instead = f"deploy {mark.replacement} instead" if mark.replacement else "deploy a newer version"
+        raise DeployError(f"{info.tag} reached its sunset on {mark.sunset} ({mark.reason}; deprecated by "
+                          f"{_who(mark.by)}, commit {mark.commit[:8]}): {instead}, or `modelreg undeprecate {info.tag}`")
+    return f"WARNING: {info.tag} is {mark.summary()}"
+
+
+def needs_force(policy: Policy, env: str, info: VersionInfo, force: bool) -> bool:
+    """True when deploying INFO to ENV is a forced re-deploy of a rolled-back version; an error
+    when it is one and --force was not given."""
+    if not policy.is_rolled_back(env, info.model, str(info.version)):
+        return False
+    if not force:
+        raise DeployError(f"{info.tag} was rolled back in {env}: deploy it there again only deliberately, with --force")
+    return True
+
+
+def held(policy: Policy, env: str, model: str) -> Mark | None:
+    return policy.holds.get((env, model))
+
+
+def hold_message(env: str, model: str, mark: Mark) -> str:
+    return (f"{env} is held for {model} at {mark.version} since a rollback by {_who(mark.by)} on {_day(mark.since)} "
+            f"(commit {mark.commit[:8]}): release it with `modelreg release {env} --model {model}`, "
+            "or deploy by hand")
+
+
+def _who(author: str) -> str:
+    return author.split(" <")[0] or "?"
+
+
+def _day(timestamp: int) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    action: str
+    model: str
+    version: str | None
+    env: str | None
+    reason: str
+    commit: str | None
+    noop: bool
+    pushed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def quarantine(registry: Registry, ref: str, reason: str, lift: bool = False, push: bool = False) -> PolicyChange:
+    """Quarantine REF in every environment (or, with `lift`, lift its quarantine): one commit on the
+    deploy branch that `git push` shares. Quarantining twice, or lifting what is not set, changes nothing."""
+    reason = _reason(reason)
+    info = resolve(registry, ref).info
+    action = "unquarantine" if lift else "quarantine"
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        present = derive(records).quarantine_of(info.model, str(info.version)) is not None
+        change = PolicyChange(action, info.model, str(info.version), None, reason, None, present != lift, False)
+        if present != lift:
+            return Landing(change)
+        title = f"{'Lift the quarantine of' if lift else 'Quarantine'} {info.tag}"
+        trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Tag", info.tag),
+                    ("Tag-Object", info.object), ("Reason", reason)]
+        commit = _event_commit(registry, at, info.model, title, trailers)
+        return Landing(PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
+                       commit, title)
+
+    return target.land(registry, info.model, push, attempt)
+
+
+def deprecate(registry: Registry, ref: str, reason: str, sunset: str = "", replacement: str = "",
+              lift: bool = False, push: bool = False) -> PolicyChange:
+    """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT: the
+    version to use instead), or with `lift` undo it. Deprecating again with the same terms, or lifting
+    what is not set, changes nothing; new terms replace the old ones."""
+    reason = _reason(reason)
+    info = resolve(registry, ref).info
+    action = "undeprecate" if lift else "deprecate"
+    terms: list[tuple[str, str]] = []
+    if not lift:
+        terms = [("Sunset", _sunset(sunset))]
+        if replacement:
+            substitute = resolve(registry, replacement).info
+            if substitute.tag == info.tag:
+                raise ModelregError(f"--replacement {replacement}: that is {info.tag} itself")
+            terms.append(("Replacement", substitute.tag))
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        present = derive(records).deprecated.get((info.model, str(info.version)))
+        same = present is not None and [("Sunset", present.sunset)] + (
+            [("Replacement", present.replacement)] if present.replacement else []) == terms
+        if (present is None) if lift else same:
+            return Landing(PolicyChange(action, info.model, str(info.version), None, reason, None, True, False))
+        title = f"{'Lift the deprecation of' if lift else 'Deprecate'} {info.tag}"
+        trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Tag", info.tag),
+                    ("Tag-Object", info.object), *terms, ("Reason", reason)]
+        commit = _event_commit(registry, at, info.model, title, trailers)
+        return Landing(PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
+                       commit, title)
+
+    return target.land(registry, info.model, push, attempt)
+
+
+def _sunset(text: str) -> str:
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ModelregError(f"--sunset {text[:40]!r}: expected a date, YYYY-MM-DD") from None
+
+
+def release(registry: Registry, env: str, model: str | None, reason: str = "", push: bool = False) -> PolicyChange:
+    """Lift the hold a rollback put on ENV (for MODEL, or the only model held there)."""
+    registry.config.env(env)
+    if model is not None:
+        check_name(model)
+    reason = reason.strip() or "released by hand"
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        holds = derive(records).holds
+        name = model or _only_held(holds, env)
+        if (env, name) not in holds:
+            return Landing(PolicyChange("release", name, None, env, reason, None, True, False))
+        title = f"Release {env} for {name}"
+        trailers = [("Action", "release"), ("Model", name), ("Env", env), ("Reason", reason)]
+        commit = _event_commit(registry, at, name, title, trailers)
+        return Landing(PolicyChange("release", name, holds[(env, name)].version, env, reason, commit, False, push),
+                       commit, title)
+
+    return target.land(registry, model, push, attempt)
+
+
+def approve(registry: Registry, ref: str, env: str, push: bool = False) -> PolicyChange:
+    """Approve REF for ENV: a commit on the deploy branch signed with your git signing key. An
+    environment with `approvals: N` takes versions approved by N distinct allowed signers, none of
+    them the tag's author. Approving twice changes nothing."""
+    registry.config.env(env)
+    info = resolve(registry, ref).info
+    me = git.identity(registry.root)
+
+    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+        done = any(r.action == "approve" and r.env == env and r.model == info.model and r.version == str(info.version)
+                   and r.author == me for r in records)
+        if done:
+            return Landing(PolicyChange("approve", info.model, str(info.version), env, "", None, True, False))
+        title = f"Approve {info.tag} for {env}"
+        trailers = [("Action", "approve"), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
+                    ("Tag", info.tag), ("Tag-Object", info.object)]
+        commit = _event_commit(registry, at, info.model, title, trailers, sign=True)
+        return Landing(PolicyChange("approve", info.model, str(info.version), env, "", commit, False, push),
+                       commit, title)
+
+    return target.land(registry, info.model, push, attempt)
+
+
+def _only_held(holds: dict[tuple[str, str], Mark], env: str) -> str:
+    models = sorted(m for e, m in holds if e == env)
+    if len(models) == 1:
+        return models[0]
+    if not models:
+        raise ModelregError(f"nothing to release: {env} is not held")
+    raise ModelregError(f"{env} is held for {', '.join(models)}: pass --model NAME")
+
+
+def _reason(reason: str) -> str:
+    text = " ".join(reason.split())
+    if not text:
+        raise ModelregError("--reason is required: say why (it is recorded with your name)")
+    if len(text) > 500:
+        raise ModelregError("--reason: at most 500 characters")
+    return text
+
+
+def _event_commit(registry: Registry, at: Base, model: str, title: str, trailers: list[tuple[str, str]],
+                  sign: bool = False) -> str:
+    """A commit on AT that appends one line to `.modelreg/<model>/events` and carries the trailers."""
+    path = target.events_path(model)
+    old = git.read_file(registry.root, at.commit, path) if at.commit else None
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    line = f"{now}  {title}  ({'; '.join(f'{k}: {v}' for k, v in trailers if k == 'Reason')})\n"
+    message = title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"
+    try:
+        return git.build_commit(registry.root, at.commit, {path: (old or b"") + line.encode()}, message, sign=sign)
+    except ModelregError as exc:
+        if not sign:
+            raise
+        raise ModelregError(f"signing the commit failed ({exc}); check `git config gpg.format` and "
+                            "`git config user.signingKey`") from None
