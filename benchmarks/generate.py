@@ -4,6 +4,7 @@
 its own commit), and a deploy branch of `deploys` modelreg deploy commits alternating staging/prod.
 With `gto=True` the versions are semver (`m@v1.0.N`) and stage assignments are GTO's `m#prod#N`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -31,15 +32,25 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
     config = default_config_text("m0000" if tags <= 10 else None)
     if gto:
         config = config.replace("versions: integer", "versions: semver")
-    base = {"modelreg.yaml": config, ".dvc/config": f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n",
-            ".github/workflows/modelreg.yml": workflow_text(config)}
+    base = {
+        "modelreg.yaml": config,
+        ".dvc/config": (
+            f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n"
+        ),
+        ".github/workflows/modelreg.yml": workflow_text(config),
+    }
     base.update({f"templates/{n}": t for n, t in package_templates().items()})
     out = []
     when = STAMP
-    out.append(f"commit refs/heads/main\ncommitter Bench <bench@example.com> {when} +0000\n{_blob('setup')}{_files(base)}")
+    out.append(
+        f"commit refs/heads/main\ncommitter Bench <bench@example.com> {when} "
+        f"+0000\n{_blob('setup')}{_files(base)}"
+    )
     models = max(1, tags // 10)
-    # Past 10,000 tags each version commit holds the base files and its own model only (`deleteall`):
-    # otherwise fast-import rewrites a models/ tree of every model per commit, and generating 100,000
+    # Past 10,000 tags each version commit holds the base files and its own model only
+    # (`deleteall`):
+    # otherwise fast-import rewrites a models/ tree of every model per commit, and generating
+    # 100,000
     # tags is quadratic. The base files are blobs written once and referenced by mark.
     compact = tags > 10_000
     base_marks = {path: LARGE_MARK + i for i, path in enumerate(base)}
@@ -55,19 +66,35 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
             name = f"m{m:04d}"
             vtext = f"v1.0.{version}" if gto else f"v{version}"
             md5 = f"a{mark:031x}"  # a letter first: an all-digit md5 would read as a YAML number
-            card = (f"name: {name}\nversion: {vtext}\nartifact:\n  path: model.pt\n  md5: {md5}\n  size: 1024\n"
-                    f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n"
-                    f"metrics:\n  auc: {0.5 + (mark % 500) / 1000}\n")
+            card = (
+                f"name: {name}\nversion: {vtext}\nartifact:\n  path: model.pt\n  md5: {md5}\n  "
+                "size: 1024\n"
+                f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n"
+                f"metrics:\n  auc: {0.5 + (mark % 500) / 1000}\n"
+            )
             pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"
-            out.append(f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} +0000\n"
-                       f"{_blob(f'Register {name}@{vtext}')}"
-                       + ("deleteall\n" + "".join(f"M 100644 :{m} {path}\n" for path, m in base_marks.items())
-                          if compact else "")
-                       + _files({f"models/{name}/model.yaml": card, f"models/{name}/model.pt.dvc": pointer}))
-            message = (f"Register {name}@{vtext}\n\nartifact: model.pt\nmd5: {md5}\nsize: 1024\n"
-                       f"sha256: {mark:064x}\n")  # what `register` writes
-            out.append(f"tag {name}@{vtext}\nfrom :{mark}\ntagger Bench <bench@example.com> {when} +0000\n"
-                       f"{_blob(message)}")
+            out.append(
+                f"commit refs/heads/main\nmark :{mark}\ncommitter Bench <bench@example.com> {when} "
+                "+0000\n"
+                f"{_blob(f'Register {name}@{vtext}')}"
+                + (
+                    "deleteall\n"
+                    + "".join(f"M 100644 :{m} {path}\n" for path, m in base_marks.items())
+                    if compact
+                    else ""
+                )
+                + _files(
+                    {f"models/{name}/model.yaml": card, f"models/{name}/model.pt.dvc": pointer}
+                )
+            )
+            message = (
+                f"Register {name}@{vtext}\n\nartifact: model.pt\nmd5: {md5}\nsize: 1024\n"
+                f"sha256: {mark:064x}\n"
+            )  # what `register` writes
+            out.append(
+                f"tag {name}@{vtext}\nfrom :{mark}\ntagger Bench <bench@example.com> {when} +0000\n"
+                f"{_blob(message)}"
+            )
     prev: dict[tuple[str, str], str] = {}
     for i in range(deploys):
         when += 1
@@ -76,17 +103,25 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
         version = (i // (2 * min(models, DEPLOYED_MODELS))) % 10 + 1
         name = f"m{m:04d}"
         vtext = f"v1.0.{version}" if gto else f"v{version}"
-        trailers = (f"Modelreg-Action: deploy\nModelreg-Model: {name}\nModelreg-Version: {vtext}\nModelreg-Env: {env}\n"
-                    f"Modelreg-Tag: {name}@{vtext}\nModelreg-Source-Commit: {'0' * 40}\n"
-                    f"Modelreg-Previous-Version: {prev.get((env, name), 'none')}\n")
+        trailers = (
+            f"Modelreg-Action: deploy\nModelreg-Model: {name}\nModelreg-Version: "
+            f"{vtext}\nModelreg-Env: {env}\n"
+            f"Modelreg-Tag: {name}@{vtext}\nModelreg-Source-Commit: {'0' * 40}\n"
+            f"Modelreg-Previous-Version: {prev.get((env, name), 'none')}\n"
+        )
         prev[(env, name)] = vtext
         manifest = f"# {name} {vtext} {env}\nkind: Deployment\n"
-        out.append(f"commit refs/heads/deploy\ncommitter Bench <bench@example.com> {when} +0000\n"
-                   f"{_blob(f'Deploy {name}@{vtext} to {env}' + chr(10) + chr(10) + trailers)}"
-                   + _files({f"{env}/{name}/deployment.yaml": manifest}))
+        out.append(
+            f"commit refs/heads/deploy\ncommitter Bench <bench@example.com> {when} +0000\n"
+            f"{_blob(f'Deploy {name}@{vtext} to {env}' + chr(10) + chr(10) + trailers)}"
+            + _files({f"{env}/{name}/deployment.yaml": manifest})
+        )
         if gto and env == "prod":
-            out.append(f"tag {name}#prod#{i}\nfrom refs/heads/main\ntagger Bench <bench@example.com> {when} +0000\n"
-                       f"{_blob('promote')}")
+            out.append(
+                f"tag {name}#prod#{i}\nfrom refs/heads/main\ntagger Bench <bench@example.com> "
+                f"{when} +0000\n"
+                f"{_blob('promote')}"
+            )
     return "".join(out)
 
 

@@ -2,7 +2,9 @@
 synthetic registries, beside GTO and the floor (`python -c pass`, `git for-each-ref`), in one run.
 Sizes: BENCH_SIZES (default "100,1000,10000,100000"); GTO runs up to BENCH_GTO_MAX tags (default
 10000; from 1,000 tags on, one timed call each: at 10,000 one `gto show` takes a minute and more).
-Commands run as an installed modelreg runs: with Python's bytecode cache (PYTHONDONTWRITEBYTECODE unset)."""
+Commands run as an installed modelreg runs: with Python's bytecode cache (PYTHONDONTWRITEBYTECODE
+unset)."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +25,9 @@ ENVIRON = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"
 GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None  # Debian package `time`
 
 
-def measure(cmd: list[str], cwd: Path, runs: int = RUNS, setup: list[str] | None = None) -> tuple[float, float]:
+def measure(
+    cmd: list[str], cwd: Path, runs: int = RUNS, setup: list[str] | None = None
+) -> tuple[float, float]:
     """(median seconds, max peak RSS in MB) of `runs` runs of `cmd` after one warm-up;
     runs=0 means a single cold run (for commands that change state, like register). SETUP, when
     given, runs untimed before each run (what a rollback rolls back)."""
@@ -33,10 +37,17 @@ def measure(cmd: list[str], cwd: Path, runs: int = RUNS, setup: list[str] | None
         if setup is not None:
             subprocess.run(setup, cwd=cwd, env=ENVIRON, capture_output=True, check=True)
         start = time.perf_counter()
-        # GNU time reports the command's own peak RSS; a child forked from this (large) process would
+        # GNU time reports the command's own peak RSS; a child forked from this (large) process
+        # would
         # count this process's pages too
-        done = subprocess.run([GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd, cwd=cwd, env=ENVIRON,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [GNU_TIME, "-f", "%M", *cmd] if GNU_TIME else cmd,
+            cwd=cwd,
+            env=ENVIRON,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         elapsed = time.perf_counter() - start
         if done.returncode != 0:
             return float("nan"), float("nan")
@@ -59,36 +70,70 @@ def bench_size(tags: int, work: Path, rows: list[list[str]]) -> None:
     cases = [
         ("modelreg --help", mr + ["--help"]),
         # cold: no cache in .git/modelreg (a fresh clone's first call); the other rows run warm
-        ("list (cold)", ["sh", "-c", 'rm -rf "$(git rev-parse --git-common-dir)/modelreg" && exec "$0" list', mr[0]]),
-        ("list", mr + ["list"]), ("show MODEL", mr + ["show", "m0003"]),
-        ("history MODEL", mr + ["history", "m0003"]), ("history --env prod", mr + ["history", "--env", "prod"]),
+        (
+            "list (cold)",
+            [
+                "sh",
+                "-c",
+                'rm -rf "$(git rev-parse --git-common-dir)/modelreg" && exec "$0" list',
+                mr[0],
+            ],
+        ),
+        ("list", mr + ["list"]),
+        ("show MODEL", mr + ["show", "m0003"]),
+        ("history MODEL", mr + ["history", "m0003"]),
+        ("history --env prod", mr + ["history", "--env", "prod"]),
         ("status --no-render", mr + ["status", "--no-render"]),
         ("find (warm)", mr + ["find", "metrics.auc >= 0.99 and live == prod"]),
         ("render", mr + ["render", "m0003@v2", "--env", "staging"]),
         # the synthetic registries hold no artifact bytes, hence --allow-missing
-        ("deploy --dry-run", mr + ["deploy", "m0003@v2", "--env", "staging", "--dry-run", "--allow-missing"]),
+        (
+            "deploy --dry-run",
+            mr + ["deploy", "m0003@v2", "--env", "staging", "--dry-run", "--allow-missing"],
+        ),
         ("deploy", mr + ["deploy", "m0003@v3", "--env", "staging", "--allow-missing", "--force"]),
     ]
     rows.append([str(tags), "floor: python -c pass", f"{floor_py:.3f}", "", ""])
     rows.append([str(tags), "floor: git for-each-ref", f"{floor_git:.3f}", "", ""])
     for label, cmd in cases:
         seconds, rss = measure(cmd, repo)
-        rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"])
-    # a bare rollback lands once per version deployed after it: each timed run first deploys v4 by hand
-    seconds, rss = measure(mr + ["rollback", "--env", "staging", "--model", "m0003", "--allow-missing"], repo,
-                           setup=mr + ["deploy", "m0003@v4", "--env", "staging", "--allow-missing", "--force"])
-    rows.append([str(tags), "rollback", f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"])
+        rows.append(
+            [str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"]
+        )
+    # a bare rollback lands once per version deployed after it: each timed run first deploys v4 by
+    # hand
+    seconds, rss = measure(
+        mr + ["rollback", "--env", "staging", "--model", "m0003", "--allow-missing"],
+        repo,
+        setup=mr + ["deploy", "m0003@v4", "--env", "staging", "--allow-missing", "--force"],
+    )
+    rows.append(
+        [str(tags), "rollback", f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"]
+    )
     gto = shutil.which("gto")
     if gto and tags <= int(os.environ.get("BENCH_GTO_MAX", "10000")):
         gto_repo = make_registry(work / f"gto-{tags}", tags, deploys, gto=True)
-        runs = 0 if tags >= 1000 else RUNS  # GTO takes seconds a call from 1,000 tags on: one cold call
-        for label, cmd in (("gto show", [gto, "show"]), ("gto show MODEL", [gto, "show", "m0003"]),
-                           ("gto history MODEL", [gto, "history", "m0003"]),
-                           ("gto check-ref TAG", [gto, "check-ref", "m0003@v1.0.2"])):
+        runs = (
+            0 if tags >= 1000 else RUNS
+        )  # GTO takes seconds a call from 1,000 tags on: one cold call
+        for label, cmd in (
+            ("gto show", [gto, "show"]),
+            ("gto show MODEL", [gto, "show", "m0003"]),
+            ("gto history MODEL", [gto, "history", "m0003"]),
+            ("gto check-ref TAG", [gto, "check-ref", "m0003@v1.0.2"]),
+        ):
             seconds, rss = measure(cmd, gto_repo, runs)
             peer = {"gto show": "list", "gto check-ref TAG": "show MODEL"}.get(label, label[4:])
             mine = next(float(r[2]) for r in rows if r[0] == str(tags) and r[1] == peer)
-            rows.append([str(tags), label, f"{seconds:.3f}", f"{rss:.0f}", f"modelreg {seconds / mine:.0f}x faster"])
+            rows.append(
+                [
+                    str(tags),
+                    label,
+                    f"{seconds:.3f}",
+                    f"{rss:.0f}",
+                    f"modelreg {seconds / mine:.0f}x faster",
+                ]
+            )
         shutil.rmtree(gto_repo)
     shutil.rmtree(repo)
 
@@ -120,33 +165,59 @@ def _bench_one_artifact(work: Path, name: str, shard_mb: list[int], rows: list[l
     mr = shutil.which("modelreg") or "modelreg"
     dvc = shutil.which("dvc") or "dvc"
     repo = _git_repo(work / "registry")
-    subprocess.run([mr, "init", "--remote", str(work / "remote")], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [mr, "init", "--remote", str(work / "remote")], cwd=repo, check=True, capture_output=True
+    )
     artifact = work / name
     if len(shard_mb) == 1:
         _random_file(artifact, shard_mb[0] * 1024 * 1024)
     else:
         for i, mb in enumerate(shard_mb):
             _random_file(artifact / f"shard-{i}.bin", mb * 1024 * 1024)
-    label = f"{sum(shard_mb) // 1024} GiB" + (f" in {len(shard_mb)} shards" if len(shard_mb) > 1 else "")
+    label = f"{sum(shard_mb) // 1024} GiB" + (
+        f" in {len(shard_mb)} shards" if len(shard_mb) > 1 else ""
+    )
     cp_s, cp_rss = measure(["cp", "-r", str(artifact), str(work / "copy")], work, 1)
-    files = [str(p) for p in sorted(artifact.rglob("*") if artifact.is_dir() else [artifact]) if p.is_file()]
+    files = [
+        str(p)
+        for p in sorted(artifact.rglob("*") if artifact.is_dir() else [artifact])
+        if p.is_file()
+    ]
     sha_s, sha_rss = measure(["sha256sum", *files], work, 1)
     floor = cp_s + sha_s
     rows.append([label, "floor: cp", f"{cp_s:.2f}", f"{cp_rss:.0f}", ""])
     rows.append([label, "floor: sha256sum", f"{sha_s:.2f}", f"{sha_rss:.0f}", ""])
     peer = _git_repo(work / "dvc-peer")
     subprocess.run([dvc, "init", "-q"], cwd=peer, check=True)
-    subprocess.run([dvc, "remote", "add", "-d", "s", str(work / "peer-remote")], cwd=peer, check=True)
+    subprocess.run(
+        [dvc, "remote", "add", "-d", "s", str(work / "peer-remote")], cwd=peer, check=True
+    )
     subprocess.run(["cp", "-r", str(artifact), str(peer / name)], check=True)
     add_s, add_rss = measure([dvc, "add", "-q", name], peer, 0)
     push_s, push_rss = measure([dvc, "push", "-q"], peer, 0)
-    rows.append([label, "peer: dvc add + dvc push", f"{add_s + push_s:.2f}", f"{max(add_rss, push_rss):.0f}",
-                 "(the artifact already in the repo)"])
+    rows.append(
+        [
+            label,
+            "peer: dvc add + dvc push",
+            f"{add_s + push_s:.2f}",
+            f"{max(add_rss, push_rss):.0f}",
+            "(the artifact already in the repo)",
+        ]
+    )
     reg_s, reg_rss = measure([mr, "register", "big", str(artifact), "--no-inspect"], repo, 0)
-    rows.append([label, "register", f"{reg_s:.2f}", f"{reg_rss:.0f}",
-                 f"{reg_s / sha_s:.2f}x sha256sum, {reg_s / (add_s + push_s):.2f}x dvc add+push"])
+    rows.append(
+        [
+            label,
+            "register",
+            f"{reg_s:.2f}",
+            f"{reg_rss:.0f}",
+            f"{reg_s / sha_s:.2f}x sha256sum, {reg_s / (add_s + push_s):.2f}x dvc add+push",
+        ]
+    )
     pull_s, pull_rss = measure([mr, "pull", "big", "-o", str(work / "pulled")], repo, 0)
-    rows.append([label, "pull", f"{pull_s:.2f}", f"{pull_rss:.0f}", f"{pull_s / floor:.2f}x cp+sha256sum"])
+    rows.append(
+        [label, "pull", f"{pull_s:.2f}", f"{pull_rss:.0f}", f"{pull_s / floor:.2f}x cp+sha256sum"]
+    )
     shutil.rmtree(work)
 
 
@@ -164,17 +235,25 @@ def main() -> None:
             bench_serving(Path(tmp), rows)
     header = ["tags", "command", "median s", "peak RSS MB", "ratio"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     table = "\n".join(lines)
     print(table)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
     out = Path(__file__).with_name("RESULTS.md")
     text = out.read_text() if out.exists() else "# Benchmark results\n"
     marker = "<!-- table -->"
     head, _, tail = text.partition(marker)
     tail = tail.partition(marker)[2]
-    out.write_text(f"{head}{marker}\nMachine: {machine}; {time.strftime('%Y-%m-%d')}.\n\n{table}\n{marker}{tail}")
+    out.write_text(
+        f"{head}{marker}\nMachine: {machine}; "
+        f"{time.strftime('%Y-%m-%d')}.\n\n{table}\n{marker}{tail}"
+    )
 
 
 if __name__ == "__main__":

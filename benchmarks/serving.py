@@ -1,7 +1,9 @@
-"""Serving benchmarks for `make bench`: latency and throughput of `modelreg serve` against calling the
+"""Serving benchmarks for `make bench`: latency and throughput of `modelreg serve` against calling
+the
 same TorchScript model in-process (the floor), and the time to ready for a large artifact against
 fetching it alone. Load comes from this process, a different one from the server, on 127.0.0.1 only,
 bounded in count and time."""
+
 from __future__ import annotations
 
 import http.client
@@ -17,8 +19,12 @@ from typing import Any
 
 import yaml
 
-SIGNATURE = {"signature": {"inputs": [{"name": "features", "shape": [-1, 64], "dtype": "float32"}],
-                           "outputs": [{"name": "logits", "shape": [-1, 2], "dtype": "float32"}]}}
+SIGNATURE = {
+    "signature": {
+        "inputs": [{"name": "features", "shape": [-1, 64], "dtype": "float32"}],
+        "outputs": [{"name": "logits", "shape": [-1, 2], "dtype": "float32"}],
+    }
+}
 REQUESTS = 1000
 LOAD_SECONDS = 5.0
 
@@ -37,18 +43,39 @@ def _registry(work: Path, name: str, model: Any) -> Path:
     for key, value in (("user.name", "Bench"), ("user.email", "bench@example.com")):
         subprocess.run(["git", "config", key, value], cwd=repo, check=True)
     mr = shutil.which("modelreg") or "modelreg"
-    subprocess.run([mr, "init", "--remote", str(work / f"{name}-remote")], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [mr, "init", "--remote", str(work / f"{name}-remote")],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
     torch.jit.script(model).save(str(work / f"{name}.pt"))
     (work / f"{name}.yaml").write_text(yaml.safe_dump(SIGNATURE))
-    subprocess.run([mr, "register", "m", str(work / f"{name}.pt"), "--card", str(work / f"{name}.yaml"), "--no-inspect"],
-                   cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [
+            mr,
+            "register",
+            "m",
+            str(work / f"{name}.pt"),
+            "--card",
+            str(work / f"{name}.yaml"),
+            "--no-inspect",
+        ],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
     return repo
 
 
 def _start(repo: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
     started = time.perf_counter()
-    proc = subprocess.Popen([shutil.which("modelreg") or "modelreg", "serve", "m@v1", "--port", str(port)], cwd=repo,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [shutil.which("modelreg") or "modelreg", "serve", "m@v1", "--port", str(port)],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while True:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -63,8 +90,18 @@ def _start(repo: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
 
 
 def _body(batch: int) -> bytes:
-    return json.dumps({"inputs": [{"name": "features", "shape": [batch, 64], "datatype": "FP32",
-                                   "data": [0.5] * (batch * 64)}]}).encode()
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [batch, 64],
+                    "datatype": "FP32",
+                    "data": [0.5] * (batch * 64),
+                }
+            ]
+        }
+    ).encode()
 
 
 def _latencies(port: int, body: bytes, count: int) -> list[float]:
@@ -132,16 +169,45 @@ def bench_serving(work: Path, rows: list[list[str]]) -> None:
             floor = _in_process(model, batch)
             served = _latencies(port, _body(batch), REQUESTS)
             overhead = _ms(served, 0.5) - _ms(floor, 0.5)
-            rows.append(["small MLP", f"in-process call, batch {batch}", f"p50 {_ms(floor, 0.5):.3f} ms",
-                         f"p99 {_ms(floor, 0.99):.3f} ms", ""])
-            rows.append(["small MLP", f"serve, batch {batch}", f"p50 {_ms(served, 0.5):.3f} ms",
-                         f"p99 {_ms(served, 0.99):.3f} ms", f"+{overhead:.2f} ms over the call"])
-            rows.append(["small MLP", f"serve, batch {batch}, 4 clients", f"{_throughput(port, _body(batch)):.0f} req/s",
-                         "", f"{LOAD_SECONDS:.0f} s of load"])
+            rows.append(
+                [
+                    "small MLP",
+                    f"in-process call, batch {batch}",
+                    f"p50 {_ms(floor, 0.5):.3f} ms",
+                    f"p99 {_ms(floor, 0.99):.3f} ms",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "small MLP",
+                    f"serve, batch {batch}",
+                    f"p50 {_ms(served, 0.5):.3f} ms",
+                    f"p99 {_ms(served, 0.99):.3f} ms",
+                    f"+{overhead:.2f} ms over the call",
+                ]
+            )
+            rows.append(
+                [
+                    "small MLP",
+                    f"serve, batch {batch}, 4 clients",
+                    f"{_throughput(port, _body(batch)):.0f} req/s",
+                    "",
+                    f"{LOAD_SECONDS:.0f} s of load",
+                ]
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    rows.append(["small MLP", "serve: start to ready", f"{ready_s:.2f} s", "", "pull + verify + load + server"])
+    rows.append(
+        [
+            "small MLP",
+            "serve: start to ready",
+            f"{ready_s:.2f} s",
+            "",
+            "pull + verify + load + server",
+        ]
+    )
     megabytes = int(os.environ.get("BENCH_SERVE_MB", "1024"))
     if megabytes:
         _bench_ready(work, megabytes, rows)
@@ -151,17 +217,42 @@ def _bench_ready(work: Path, megabytes: int, rows: list[list[str]]) -> None:
     import torch
 
     side = int((megabytes * 1024 * 1024 / 4) ** 0.5) // 64 * 64
-    model = torch.nn.Sequential(torch.nn.Linear(64, side), torch.nn.Linear(side, side), torch.nn.Linear(side, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, side), torch.nn.Linear(side, side), torch.nn.Linear(side, 2)
+    )
     repo = _registry(work, "large", model)
     card = yaml.safe_load((repo / "models/m/model.yaml").read_text())
-    url = f"{work / 'large-remote'}/files/md5/{card['artifact']['md5'][:2]}/{card['artifact']['md5'][2:]}"
+    md5 = card["artifact"]["md5"]
+    url = f"{work / 'large-remote'}/files/md5/{md5[:2]}/{md5[2:]}"
     start = time.perf_counter()
-    subprocess.run([shutil.which("modelreg") or "modelreg", "fetch", "--url", url, "--md5", card["artifact"]["md5"],
-                    "--sha256", card["artifact"]["sha256"], "--out", str(work / "fetched.pt")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            shutil.which("modelreg") or "modelreg",
+            "fetch",
+            "--url",
+            url,
+            "--md5",
+            card["artifact"]["md5"],
+            "--sha256",
+            card["artifact"]["sha256"],
+            "--out",
+            str(work / "fetched.pt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     fetch_s = time.perf_counter() - start
     proc, ready_s = _start(repo, _port())
     proc.terminate()
     proc.wait(timeout=30)
     label = f"{card['artifact']['size'] / 2**20:.0f} MiB model"
     rows.append([label, "fetch alone", f"{fetch_s:.2f} s", "", ""])
-    rows.append([label, "serve: start to ready", f"{ready_s:.2f} s", "", f"{ready_s / fetch_s:.2f}x the fetch"])
+    rows.append(
+        [
+            label,
+            "serve: start to ready",
+            f"{ready_s:.2f} s",
+            "",
+            f"{ready_s / fetch_s:.2f}x the fetch",
+        ]
+    )

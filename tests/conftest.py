@@ -1,4 +1,5 @@
 """Real git repos, real DVC, a real local-directory DVC remote; nothing of git or DVC is mocked."""
+
 from __future__ import annotations
 
 import os
@@ -6,15 +7,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from modelreg.handle import Registry, open_registry
 from modelreg.init import init
 from modelreg.register import RegisterRequest, register
-from modelreg.handle import Registry, open_registry
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,21 +23,33 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One HOME, git config and identity for the whole run; no system config, no hooks templates."""
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text(
-        "[user]\n\tuseConfigOnly = true\n[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
-        "[protocol \"file\"]\n\tallow = always\n")
+        "[user]\n\tuseConfigOnly = true\n[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead "
+        "= false\n"
+        '[protocol "file"]\n\tallow = always\n'
+    )
     templates = tmp_path_factory.mktemp("git-template")
-    os.environ.update({
-        "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": str(templates),
-        "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
-        "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com",
-        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
-        "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
-    })
+    os.environ.update(
+        {
+            "HOME": str(home),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TEMPLATE_DIR": str(templates),
+            "GIT_AUTHOR_NAME": "Test Author",
+            "GIT_AUTHOR_EMAIL": "author@example.com",
+            "GIT_COMMITTER_NAME": "Test Author",
+            "GIT_COMMITTER_EMAIL": "author@example.com",
+            "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
+            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
+            "DVC_NO_ANALYTICS": "1",
+            "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+        }
+    )
     os.environ.pop("MODELREG_DEBUG", None)
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(("git",) + args, cwd=root, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ("git",) + args, cwd=root, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def write_artifact(path: Path, seed: int, size: int = 4096) -> Path:
@@ -66,11 +79,13 @@ class Env:
     def register(self, name: str, seed: int, **kwargs: object) -> object:
         source = write_artifact(self.work / f"{name}-{seed}" / "model.pt", seed)
         kwargs.setdefault("card_file", signature_card(self.work))
-        return register(self.registry, RegisterRequest(name=name, path=source, **kwargs))  # type: ignore[arg-type]
+        return register(self.registry, RegisterRequest(name=name, path=source, **kwargs))
 
 
-SIGNATURE = ("signature:\n  inputs:\n    - {name: x, dtype: float32, shape: [-1, 4]}\n"
-             "  outputs:\n    - {name: y, dtype: float32, shape: [-1, 2]}\n")
+SIGNATURE = (
+    "signature:\n  inputs:\n    - {name: x, dtype: float32, shape: [-1, 4]}\n"
+    "  outputs:\n    - {name: y, dtype: float32, shape: [-1, 2]}\n"
+)
 
 
 def signature_card(folder: Path) -> Path:
@@ -94,7 +109,8 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
-    """A registry cloned from a bare origin, with a local-directory DVC remote and default model churn."""
+    """A registry cloned from a bare origin, with a local-directory DVC remote and default model
+    churn."""
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     root = tmp_path / "registry"
@@ -110,16 +126,27 @@ def env(tmp_path: Path) -> Env:
 MODELREG = str(Path(sys.executable).parent / "modelreg")
 
 
-def modelreg(root: Path, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def modelreg(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The installed `modelreg` command in a process of its own (for races and kills)."""
-    return subprocess.run([MODELREG, "-C", str(root), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [MODELREG, "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def start(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([MODELREG, "-C", str(root), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [MODELREG, "-C", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def clone(origin: Path, dest: Path) -> Path:
@@ -137,8 +164,11 @@ def free_port() -> int:
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     pytest.importorskip("dvc_s3")
     port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -146,12 +176,15 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
+                    raise RuntimeError("moto_server did not start") from error
                 time.sleep(0.1)
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             monkeypatch.setenv(key, value)
         import boto3
 

@@ -1,5 +1,6 @@
 """Artifacts you can trust: verify and pull against a real local remote and moto's S3 server,
 deploy refusing missing bytes, unsafe pickles refused, unchanged bytes stored once."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,12 @@ def test_verify_finds_deleted_and_corrupt_objects(env: Env) -> None:
     env.register("churn", 1)
     env.register("churn", 2)
     registry = env.registry
-    assert [r.state for r in verify(registry, [resolve(registry, "churn@v1"), resolve(registry, "churn@v2")], deep=True)] == ["ok", "ok"]
+    assert [
+        r.state
+        for r in verify(
+            registry, [resolve(registry, "churn@v1"), resolve(registry, "churn@v2")], deep=True
+        )
+    ] == ["ok", "ok"]
     damage(Path(object_url(str(env.store), resolve(registry, "churn@v1").pointer.md5)), None)
     damage(Path(object_url(str(env.store), resolve(registry, "churn@v2").pointer.md5)), b"bit rot")
     result = CliRunner().invoke(cli, ["-C", str(env.root), "verify", "--all", "--json"])
@@ -63,16 +69,24 @@ def test_deploy_refuses_a_missing_artifact_unless_allowed(env: Env) -> None:
 def test_pull_a_file_and_a_directory_from_the_remote(env: Env, tmp_path: Path) -> None:
     env.register("churn", 1)
     register(env.registry, RegisterRequest("llm", write_model_dir(env.work / "llm-model", 4)))
-    (env.root / ".dvc" / "cache").rename(tmp_path / "cache-aside")  # proves the bytes come from the remote
+    (env.root / ".dvc" / "cache").rename(
+        tmp_path / "cache-aside"
+    )  # proves the bytes come from the remote
     pulled = pull(env.registry, resolve(env.registry, "churn"), tmp_path / "out" / "model.pt")
     assert Path(pulled.path).read_bytes() == (env.work / "churn-1/model.pt").read_bytes()
     folder = pull(env.registry, resolve(env.registry, "llm"), tmp_path / "llm")
-    assert folder.files == 3 and (tmp_path / "llm/weights/shard-1.bin").read_bytes() == (env.work / "llm-model/weights/shard-1.bin").read_bytes()
+    assert (
+        folder.files == 3
+        and (tmp_path / "llm/weights/shard-1.bin").read_bytes()
+        == (env.work / "llm-model/weights/shard-1.bin").read_bytes()
+    )
 
 
 def test_pull_of_a_corrupt_object_leaves_nothing(env: Env, tmp_path: Path) -> None:
     env.register("churn", 1)
-    damage(Path(object_url(str(env.store), resolve(env.registry, "churn").pointer.md5)), b"x" * 4096)
+    damage(
+        Path(object_url(str(env.store), resolve(env.registry, "churn").pointer.md5)), b"x" * 4096
+    )
     with pytest.raises(ModelregError, match="corrupt in the remote"):
         pull(env.registry, resolve(env.registry, "churn"), tmp_path / "model.pt")
     assert not (tmp_path / "model.pt").exists()
@@ -116,8 +130,13 @@ def test_inspection_records_formats(env: Env, tmp_path: Path) -> None:
     torch.jit.script(model).save(str(tmp_path / "ts.pt"))
     save_file({"w": torch.zeros(3, 4, dtype=torch.float16)}, str(tmp_path / "w.safetensors"))
     assert inspect_artifact(tmp_path / "sd.pt") | {"torch_version": "-"} == {
-        "format": "state_dict", "tensors": 2, "parameters": 15, "dtypes": ["float32"], "tensor_bytes": 60,
-        "torch_version": "-"}
+        "format": "state_dict",
+        "tensors": 2,
+        "parameters": 15,
+        "dtypes": ["float32"],
+        "tensor_bytes": 60,
+        "torch_version": "-",
+    }
     assert inspect_artifact(tmp_path / "ts.pt")["format"] == "torchscript"
     assert inspect_artifact(tmp_path / "w.safetensors")["dtypes"] == ["f16"]
     assert inspect_artifact(tmp_path / "w.safetensors")["parameters"] == 12
@@ -135,10 +154,13 @@ def test_unchanged_bytes_are_stored_once(env: Env) -> None:
     write_artifact(changed / "config.json", 99, 64)  # one file of three changes
     register(env.registry, RegisterRequest("llm", changed))
     added = sorted(set(remote_objects(env.store)) - set(before))
-    assert len(added) == 2 and any(p.name.endswith(".dir") for p in added)  # the new file and the new listing
+    assert len(added) == 2 and any(
+        p.name.endswith(".dir") for p in added
+    )  # the new file and the new listing
 
 
 # --- S3, for real, against moto's server on 127.0.0.1 -------------------------------------------
+
 
 def test_s3_register_verify_pull_and_deploy(env: Env, s3: str, tmp_path: Path) -> None:
     import boto3
@@ -152,7 +174,10 @@ def test_s3_register_verify_pull_and_deploy(env: Env, s3: str, tmp_path: Path) -
     assert client.get_object(Bucket="models", Key=key)["Body"].read() == data
     registry = env.registry
     assert verify(registry, [resolve(registry, "churn")], deep=True)[0].state == "ok"
-    assert Path(pull(registry, resolve(registry, "churn"), tmp_path / "m.pt").path).read_bytes() == data
+    assert (
+        Path(pull(registry, resolve(registry, "churn"), tmp_path / "m.pt").path).read_bytes()
+        == data
+    )
     rendered = deploy(registry, "churn@v1", "staging")
     assert rendered.commit
     from modelreg.render import render
@@ -174,12 +199,20 @@ def test_deploy_checks_a_plain_remote_without_importing_dvc(env: Env) -> None:
     import sys
 
     env.register("churn", 1)
-    script = ("import sys\nfrom modelreg.deploy import deploy\nfrom modelreg.handle import open_registry\n"
-              f"print(deploy(open_registry({str(env.root)!r}), 'churn@v1', 'staging').version, 'dvc' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    script = (
+        "import sys\nfrom modelreg.deploy import deploy\nfrom modelreg.handle import "
+        "open_registry\n"
+        f"print(deploy(open_registry({str(env.root)!r}), 'churn@v1', 'staging').version, 'dvc' in "
+        "sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.stdout.split() == ["v1", "False"], done.stderr
     from modelreg.remote import light_store
 
     assert light_store(env.registry) is not None
-    (env.root / ".dvc" / "config.local").write_text("['remote \"storage\"']\n    ssh_key_file = /nonexistent\n")
+    (env.root / ".dvc" / "config.local").write_text(
+        "['remote \"storage\"']\n    ssh_key_file = /nonexistent\n"
+    )
     assert light_store(env.registry) is None  # a setting only DVC knows: DVC answers

@@ -4,6 +4,7 @@ One registry (churn v1 deployed to staging, v2 registered) serves every case; ea
 nothing changed. Hostile content (YAML bombs, template bombs, symlinks, huge numbers, non-finite
 metrics) is here too, bounded in time: each case runs in seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,12 +17,13 @@ from click.testing import CliRunner
 from conftest import git, signature_card, snapshot, write_artifact, write_model_dir
 from modelreg.cli.main import cli
 from modelreg.deploy import deploy
+from modelreg.handle import open_registry
 from modelreg.init import init
 from modelreg.register import RegisterRequest, register
-from modelreg.handle import open_registry
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9)
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,14 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     init(root, remote=str(base / "store"), default_model="churn")
     registry = open_registry(root)
     for seed in (1, 2):
-        register(registry, RegisterRequest("churn", write_artifact(base / f"src{seed}" / "model.pt", seed),
-                                           card_file=signature_card(base)))
+        register(
+            registry,
+            RegisterRequest(
+                "churn",
+                write_artifact(base / f"src{seed}" / "model.pt", seed),
+                card_file=signature_card(base),
+            ),
+        )
     deploy(registry, "churn@v1", "staging")
     work = base / "work"
     write_artifact(work / "m.pt", 3)
@@ -50,9 +58,15 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.mkfifo(work / "fifo")
     (work / "empty").mkdir()
     write_artifact(work / "bad name.pt", 7)
-    cards = {"bomb.yaml": BOMB, "list.yaml": "- a\n- b\n", "broken.yaml": "a: [1, 2\n",
-             "huge.yaml": "description: " + "x" * (2 * 1024 * 1024) + "\n", "nan.yaml": "metrics:\n  auc: .nan\n",
-             "bignum.yaml": "size: " + "9" * 10000 + "\n", "inf.yaml": "metrics:\n  loss: -.inf\n"}
+    cards = {
+        "bomb.yaml": BOMB,
+        "list.yaml": "- a\n- b\n",
+        "broken.yaml": "a: [1, 2\n",
+        "huge.yaml": "description: " + "x" * (2 * 1024 * 1024) + "\n",
+        "nan.yaml": "metrics:\n  auc: .nan\n",
+        "bignum.yaml": "size: " + "9" * 10000 + "\n",
+        "inf.yaml": "metrics:\n  loss: -.inf\n",
+    }
     for name, text in cards.items():
         (work / name).write_text(text)
     (work / "out-file").write_text("x")
@@ -90,7 +104,11 @@ CASES: list[tuple[list[str], int, str]] = [
     (["register", "churn", f"{W}/m.pt", "--version", "v-1"], 1, "invalid version"),
     (["register", "churn", f"{W}/m.pt", "--version", "V3"], 1, "invalid version"),
     (["register", "churn", f"{W}/m.pt", "--version", "v1.2"], 1, "invalid version"),
-    (["register", "churn", f"{W}/m.pt", "--version", "v1.2.3"], 1, "does not fit `versions: integer`"),
+    (
+        ["register", "churn", f"{W}/m.pt", "--version", "v1.2.3"],
+        1,
+        "does not fit `versions: integer`",
+    ),
     (["register", "churn", f"{W}/m.pt", "--bump", "huge"], 2, "Invalid value for '--bump'"),
     (["register", "churn", f"{W}/m.pt", "--bump", "minor"], 1, "needs `versions: semver`"),
     (["register", "churn"], 2, "Missing argument 'PATH'"),
@@ -117,7 +135,11 @@ CASES: list[tuple[list[str], int, str]] = [
     # register: what an artifact may be
     (["register", "churn", f"{W}/link.pt"], 1, "is a symbolic link"),
     (["register", "churn", f"{W}/dangling.pt", "--follow-symlinks"], 1, "points nowhere"),
-    (["register", "churn", f"{W}/linkdir"], 1, "linkdir/passwd is a symbolic link (to /etc/passwd)"),
+    (
+        ["register", "churn", f"{W}/linkdir"],
+        1,
+        "linkdir/passwd is a symbolic link (to /etc/passwd)",
+    ),
     (["register", "churn", f"{W}/dirlink-parent"], 1, "dirlink-parent/etc is a symbolic link"),
     (["register", "churn", f"{W}/fifo"], 1, "not a regular file"),
     (["register", "churn", f"{W}/empty"], 1, "is an empty folder"),
@@ -133,8 +155,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["list", "--bogus"], 2, "No such option"),
     (["show"], 2, "Missing argument 'REF'"),
     (["show", "nope"], 1, "no model named 'nope'"),
-    (["show", "churn@v9"], 1, "churn@v9 is not registered here (latest: v2); if it was registered in another clone, "
-                               "`git fetch --tags` first"),
+    (
+        ["show", "churn@v9"],
+        1,
+        "churn@v9 is not registered here (latest: v2); if it was registered in another clone, "
+        "`git fetch --tags` first",
+    ),
     (["show", "v9"], 1, "churn@v9 is not registered"),
     (["show", "Churn"], 1, "invalid model name"),
     (["show", "churn@latest"], 1, "invalid version 'latest'"),
@@ -169,9 +195,30 @@ CASES: list[tuple[list[str], int, str]] = [
     (["deprecate", "churn@v1", "--reason", "r"], 2, "Missing option '--sunset'"),
     (["deprecate", "churn@v1", "--sunset", "2027-02-30", "--reason", "r"], 1, "expected a date"),
     (["deprecate", "churn@v1", "--sunset", "tomorrow", "--reason", "r"], 1, "expected a date"),
-    (["deprecate", "churn@v1", "--sunset", "2027-03-01", "--reason", " "], 1, "--reason is required"),
-    (["deprecate", "churn@v1", "--sunset", "2027-03-01", "--replacement", "churn@v1", "--reason", "r"], 1, "itself"),
-    (["deprecate", "churn@v9", "--sunset", "2027-03-01", "--reason", "r"], 1, "churn@v9 is not registered"),
+    (
+        ["deprecate", "churn@v1", "--sunset", "2027-03-01", "--reason", " "],
+        1,
+        "--reason is required",
+    ),
+    (
+        [
+            "deprecate",
+            "churn@v1",
+            "--sunset",
+            "2027-03-01",
+            "--replacement",
+            "churn@v1",
+            "--reason",
+            "r",
+        ],
+        1,
+        "itself",
+    ),
+    (
+        ["deprecate", "churn@v9", "--sunset", "2027-03-01", "--reason", "r"],
+        1,
+        "churn@v9 is not registered",
+    ),
     (["undeprecate", "churn@v1"], 2, "Missing option '--reason'"),
     (["undeprecate", "churn@v9", "--reason", "r"], 1, "churn@v9 is not registered"),
     # render
@@ -239,17 +286,86 @@ CASES: list[tuple[list[str], int, str]] = [
     (["serve", "--model-dir", f"{W}/empty", "--card", f"{W}/list.yaml"], 1, "expected a mapping"),
     (["serve", "--model-dir", f"{W}/empty", "--card", f"{W}/bomb.yaml"], 1, "YAML bomb"),
     (["fetch"], 2, "Missing option '--url'"),
-    (["fetch", "--url", "x", "--md5", "y", "--sha256", "a" * 64, "--out", f"{W}/f.pt"], 2, "'y' is not 32 lowercase hex"),
-    (["fetch", "--url", "x", "--md5", "ab" + "c" * 30, "--sha256", "a" * 64, "--out", f"{W}/f.pt"], 1,
-     "is not the DVC object ab"),
-    (["fetch", "--url", "/s/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "xyz", "--out", f"{W}/f.pt"],
-     2, "'xyz' is not 64 lowercase hex digits"),
-    (["fetch", "--url", "/nowhere/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
-      "--out", f"{W}/f.pt"], 1, "is not in the remote"),
-    (["fetch", "--url", "/nowhere/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
-      "--out", f"{W}/m.pt"], 1, "is not in the remote"),
-    (["fetch", "--url", "nosuch://x/files/md5/ab/" + "c" * 30, "--md5", "ab" + "c" * 30, "--sha256", "a" * 64,
-      "--out", f"{W}/f.pt"], 1, "cannot open"),
+    (
+        ["fetch", "--url", "x", "--md5", "y", "--sha256", "a" * 64, "--out", f"{W}/f.pt"],
+        2,
+        "'y' is not 32 lowercase hex",
+    ),
+    (
+        [
+            "fetch",
+            "--url",
+            "x",
+            "--md5",
+            "ab" + "c" * 30,
+            "--sha256",
+            "a" * 64,
+            "--out",
+            f"{W}/f.pt",
+        ],
+        1,
+        "is not the DVC object ab",
+    ),
+    (
+        [
+            "fetch",
+            "--url",
+            "/s/files/md5/ab/" + "c" * 30,
+            "--md5",
+            "ab" + "c" * 30,
+            "--sha256",
+            "xyz",
+            "--out",
+            f"{W}/f.pt",
+        ],
+        2,
+        "'xyz' is not 64 lowercase hex digits",
+    ),
+    (
+        [
+            "fetch",
+            "--url",
+            "/nowhere/files/md5/ab/" + "c" * 30,
+            "--md5",
+            "ab" + "c" * 30,
+            "--sha256",
+            "a" * 64,
+            "--out",
+            f"{W}/f.pt",
+        ],
+        1,
+        "is not in the remote",
+    ),
+    (
+        [
+            "fetch",
+            "--url",
+            "/nowhere/files/md5/ab/" + "c" * 30,
+            "--md5",
+            "ab" + "c" * 30,
+            "--sha256",
+            "a" * 64,
+            "--out",
+            f"{W}/m.pt",
+        ],
+        1,
+        "is not in the remote",
+    ),
+    (
+        [
+            "fetch",
+            "--url",
+            "nosuch://x/files/md5/ab/" + "c" * 30,
+            "--md5",
+            "ab" + "c" * 30,
+            "--sha256",
+            "a" * 64,
+            "--out",
+            f"{W}/f.pt",
+        ],
+        1,
+        "cannot open",
+    ),
     # approve
     (["approve", "churn@v1"], 2, "Missing option '--env'"),
     (["approve", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
@@ -281,15 +397,43 @@ CASES: list[tuple[list[str], int, str]] = [
 
 CI_CASES: list[tuple[dict[str, str], str]] = [
     ({}, "run from GitHub Actions"),
-    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "churn@v9"}, "churn@v9 is not registered"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "destroy", "GITHUB_REF": "refs/heads/main"},
-     "unknown action 'destroy'"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_ACTION": "deploy", "GITHUB_REF": "refs/heads/main"},
-     "deploy needs a ref"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "MODELREG_ENV": "qa",
-      "GITHUB_REF": "refs/heads/main"}, "unknown environment 'qa'"),
-    ({"GITHUB_EVENT_NAME": "workflow_dispatch", "MODELREG_REF": "churn@v1", "GITHUB_REF": "refs/heads/mine"},
-     "a dispatch runs only from the default branch (main)"),
+    (
+        {"GITHUB_EVENT_NAME": "push", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "churn@v9"},
+        "churn@v9 is not registered",
+    ),
+    (
+        {
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "MODELREG_ACTION": "destroy",
+            "GITHUB_REF": "refs/heads/main",
+        },
+        "unknown action 'destroy'",
+    ),
+    (
+        {
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "MODELREG_ACTION": "deploy",
+            "GITHUB_REF": "refs/heads/main",
+        },
+        "deploy needs a ref",
+    ),
+    (
+        {
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "MODELREG_REF": "churn@v1",
+            "MODELREG_ENV": "qa",
+            "GITHUB_REF": "refs/heads/main",
+        },
+        "unknown environment 'qa'",
+    ),
+    (
+        {
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "MODELREG_REF": "churn@v1",
+            "GITHUB_REF": "refs/heads/mine",
+        },
+        "a dispatch runs only from the default branch (main)",
+    ),
 ]
 
 
@@ -298,7 +442,7 @@ def check_clean_failure(result: object, code: int, message: str) -> None:
     assert message in result.stderr, result.stderr  # type: ignore[attr-defined]
     assert "Traceback" not in result.output  # type: ignore[attr-defined]
     if code == 1:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # type: ignore[attr-defined]
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 @pytest.mark.parametrize("args,code,message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
@@ -314,9 +458,18 @@ def test_bad_input(reg: Path, args: list[str], code: int, message: str) -> None:
 
 
 @pytest.mark.parametrize("environ,message", CI_CASES, ids=[m[:30] for _, m in CI_CASES])
-def test_bad_ci_input(reg: Path, environ: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_EVENT_NAME", "GITHUB_REF_TYPE", "GITHUB_REF_NAME", "GITHUB_REF", "MODELREG_ACTION",
-                 "MODELREG_REF", "MODELREG_ENV"):
+def test_bad_ci_input(
+    reg: Path, environ: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "GITHUB_EVENT_NAME",
+        "GITHUB_REF_TYPE",
+        "GITHUB_REF_NAME",
+        "GITHUB_REF",
+        "MODELREG_ACTION",
+        "MODELREG_REF",
+        "MODELREG_ENV",
+    ):
         monkeypatch.delenv(name, raising=False)
     before = snapshot(reg)
     result = CliRunner().invoke(cli, ["-C", str(reg), "ci", "--no-push"], env=environ)

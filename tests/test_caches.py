@@ -3,6 +3,7 @@ at a deploy-branch tip) are keyed by immutable ids, so they can never disagree w
 
 Invariant: after any change to tags, messages or quarantines, `list --json` and `show --json` with
 warm caches equal what they say with no cache at all."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def cold(env: Env, *args: str) -> object:
 def agree(env: Env) -> list[dict]:
     warm = listed(env)
     shown = json.loads(modelreg(env.root, "show", "churn", "--json").stdout)
-    every = json.loads(modelreg(env.root, "history", "--json").stdout)  # all tags: through the tag cache
+    every = json.loads(
+        modelreg(env.root, "history", "--json").stdout
+    )  # all tags: through the tag cache
     assert warm == cold(env, "list", "--json")
     assert shown == cold(env, "show", "churn", "--json")
     assert every == cold(env, "history", "--json")
@@ -38,8 +41,18 @@ def agree(env: Env) -> list[dict]:
 
 def register(env: Env, model: str, seed: int) -> None:
     source = write_artifact(env.work / f"{model}-{seed}" / "model.pt", seed)
-    assert modelreg(env.root, "register", model, str(source), "--no-inspect", "--card",
-                    str(signature_card(env.work))).returncode == 0
+    assert (
+        modelreg(
+            env.root,
+            "register",
+            model,
+            str(source),
+            "--no-inspect",
+            "--card",
+            str(signature_card(env.work)),
+        ).returncode
+        == 0
+    )
 
 
 def test_warm_caches_say_what_git_says_after_every_kind_of_change(env: Env) -> None:
@@ -48,19 +61,42 @@ def test_warm_caches_say_what_git_says_after_every_kind_of_change(env: Env) -> N
     register(env, "fraud", 3)
     first = agree(env)
     assert modelreg(env.root, "history").returncode == 0
-    assert [(m["model"], m["latest"]["version"], m["versions"]) for m in first] == [("churn", "v2", 2), ("fraud", "v1", 1)]
+    assert [(m["model"], m["latest"]["version"], m["versions"]) for m in first] == [
+        ("churn", "v2", 2),
+        ("fraud", "v1", 1),
+    ]
     assert (env.root / ".git" / "modelreg" / "tag-cache").is_file()
 
     # a hand-made tag on a commit without a card: an invalid version, counted as such
-    git(env.root, "tag", "-a", "churn@v9", "-m", "Register churn@v9", git(env.root, "rev-list", "--max-parents=0", "HEAD").strip())
+    git(
+        env.root,
+        "tag",
+        "-a",
+        "churn@v9",
+        "-m",
+        "Register churn@v9",
+        git(env.root, "rev-list", "--max-parents=0", "HEAD").strip(),
+    )
     after_forgery = agree(env)
     assert after_forgery[0]["latest"]["version"] == "v2" and after_forgery[0]["invalid"] == 1
 
     # a moved tag: same name, another object and message
     git(env.root, "tag", "-d", "churn@v9")
-    git(env.root, "tag", "-f", "-a", "churn@v2", "-m", "Register churn@v2: moved by hand", "churn@v1^{commit}")
+    git(
+        env.root,
+        "tag",
+        "-f",
+        "-a",
+        "churn@v2",
+        "-m",
+        "Register churn@v2: moved by hand",
+        "churn@v1^{commit}",
+    )
     moved = agree(env)
-    assert moved[0]["latest"]["message"] == "Register churn@v2: moved by hand" and moved[0]["invalid"] == 0
+    assert (
+        moved[0]["latest"]["message"] == "Register churn@v2: moved by hand"
+        and moved[0]["invalid"] == 0
+    )
 
     # a deleted model, and a quarantine (a new deploy-branch tip)
     git(env.root, "tag", "-d", "fraud@v1")
@@ -75,9 +111,14 @@ def test_a_damaged_cache_is_read_again_not_believed(env: Env) -> None:
     folder = env.root / ".git" / "modelreg"
     for name in ("tag-cache", "summaries", "quarantines"):
         if (folder / name).exists():
-            (folder / name).write_bytes(b"\x00garbage\x00\n" * 3 + (folder / name).read_bytes()[:17])
+            (folder / name).write_bytes(
+                b"\x00garbage\x00\n" * 3 + (folder / name).read_bytes()[:17]
+            )
     assert listed(env) == expected
-    assert json.loads(modelreg(env.root, "show", "churn", "--json").stdout)["version"]["tag"] == "churn@v1"
+    assert (
+        json.loads(modelreg(env.root, "show", "churn", "--json").stdout)["version"]["tag"]
+        == "churn@v1"
+    )
 
 
 def test_an_unwritable_git_dir_only_makes_it_slower(env: Env) -> None:
@@ -98,11 +139,15 @@ def test_the_deploy_log_cache_follows_the_branch_forward_and_back(env: Env) -> N
         warm = json.loads(modelreg(env.root, "status", "--no-render", "--json").stdout)
         assert warm == cold(env, "status", "--no-render", "--json")
     assert (env.root / ".git" / "modelreg" / "deploy-log").is_file()
-    assert modelreg(env.root, "deploy", "churn@v2", "--env", "prod").returncode == 0  # read from the cache + 1
+    assert (
+        modelreg(env.root, "deploy", "churn@v2", "--env", "prod").returncode == 0
+    )  # read from the cache + 1
     forward = json.loads(modelreg(env.root, "history", "--env", "prod", "--json").stdout)
     assert [e["version"] for e in forward][:2] == ["v2", "v1"]
     assert forward == cold(env, "history", "--env", "prod", "--json")
-    git(env.root, "branch", "-f", "deploy", "deploy~2")  # the branch moved back: the cache starts above it
+    git(
+        env.root, "branch", "-f", "deploy", "deploy~2"
+    )  # the branch moved back: the cache starts above it
     back = json.loads(modelreg(env.root, "status", "--no-render", "--json").stdout)
     assert {(s["env"], s["version"]) for s in back} == {("staging", "v1"), ("prod", "v1")}
     assert back == cold(env, "status", "--no-render", "--json")

@@ -20,20 +20,32 @@ def test_init_text_round_trips() -> None:
     assert config.environments["prod"].replicas == 2
 
 
-@pytest.mark.parametrize("text,message", [
-    ("environments:\n  prod:\n    replicas: three\n", 'environments.prod.replicas: expected an integer, got "three"'),
-    ("colour: blue\n", "colour: unknown key"),
-    ("environments:\n  prod:\n    replica: 2\n", "environments.prod.replica: unknown key"),
-    ("versions: calver\n", 'versions: expected one of integer, semver, got "calver"'),
-    ("deploy:\n  branch: [a]\n", 'deploy.branch: expected a string, got ["a"]'),
-    ("environments:\n  prod:\n    validate: yes please\n", "environments.prod.validate: expected true or false"),
-    ("environments:\n  prod:\n    requires: qa\n", "environments.prod.requires: no environment named 'qa'"),
-    ("environments:\n  Prod: {}\n", "DNS-1123"),
-    ("default_model: Churn\n", "default_model"),
-    ("serving:\n  kind: lambda\n", "serving.kind"),
-    ("- a\n", "mapping"),
-    ("a: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "environments:\n  prod:\n    replicas: three\n",
+            'environments.prod.replicas: expected an integer, got "three"',
+        ),
+        ("colour: blue\n", "colour: unknown key"),
+        ("environments:\n  prod:\n    replica: 2\n", "environments.prod.replica: unknown key"),
+        ("versions: calver\n", 'versions: expected one of integer, semver, got "calver"'),
+        ("deploy:\n  branch: [a]\n", 'deploy.branch: expected a string, got ["a"]'),
+        (
+            "environments:\n  prod:\n    validate: yes please\n",
+            "environments.prod.validate: expected true or false",
+        ),
+        (
+            "environments:\n  prod:\n    requires: qa\n",
+            "environments.prod.requires: no environment named 'qa'",
+        ),
+        ("environments:\n  Prod: {}\n", "DNS-1123"),
+        ("default_model: Churn\n", "default_model"),
+        ("serving:\n  kind: lambda\n", "serving.kind"),
+        ("- a\n", "mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
 def test_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text)

@@ -2,6 +2,7 @@
 
 A real registry with metrics, params, deploys, a quarantine and a deprecation; each expression is
 checked against the versions it must return. Bad expressions are one line naming the position."""
+
 from __future__ import annotations
 
 import json
@@ -67,24 +68,31 @@ def test_find_on_the_command_line(varied: Env) -> None:
     assert modelreg(varied.root, "find", "metrics.auc > 2").stdout.strip() == "No version matches."
 
 
-@pytest.mark.parametrize("expression,message", [
-    ("metrics.auc >= ", "expected a value after >= at position 16"),
-    ("metrics.auc >= 0.9 and", "the expression ends too early"),
-    ("(live == prod", "expected ')'"),
-    ("foo == 1", "unknown field 'foo' at position 1"),
-    ("metrics.auc >= 0.9 garbage", "unexpected 'garbage' at position 20"),
-    ("metrics.auc $ 1", "unexpected character at position 13"),
-    ("live > prod", "live takes ==, != or ~"),
-    ("", "an empty expression"),
-    ("__import__('os').system('id')", "unexpected character at position 17"),
-    ("__import__ == 1", "unknown field '__import__'"),
-    ("x" * 3000, "over 2000 characters"),
-])
+@pytest.mark.parametrize(
+    "expression,message",
+    [
+        ("metrics.auc >= ", "expected a value after >= at position 16"),
+        ("metrics.auc >= 0.9 and", "the expression ends too early"),
+        ("(live == prod", "expected ')'"),
+        ("foo == 1", "unknown field 'foo' at position 1"),
+        ("metrics.auc >= 0.9 garbage", "unexpected 'garbage' at position 20"),
+        ("metrics.auc $ 1", "unexpected character at position 13"),
+        ("live > prod", "live takes ==, != or ~"),
+        ("", "an empty expression"),
+        ("__import__('os').system('id')", "unexpected character at position 17"),
+        ("__import__ == 1", "unknown field '__import__'"),
+        ("x" * 3000, "over 2000 characters"),
+    ],
+)
 def test_bad_expressions_name_the_position(varied: Env, expression: str, message: str) -> None:
     with pytest.raises(ModelregError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(expression)
     result = modelreg(varied.root, "find", expression)
-    assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.returncode == 1
+        and message in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_signer_names_who_signed_the_artifact(env: Env, tmp_path: Path) -> None:
@@ -94,10 +102,17 @@ def test_signer_names_who_signed_the_artifact(env: Env, tmp_path: Path) -> None:
 
     private = ec.generate_private_key(ec.SECP256R1())
     key = tmp_path / "release.key"
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     env.register("churn", 1)
     signed = env.register("churn", 2, sign_artifact=True, key=key)
     signer = next(f.signer for f in find(env.registry, "signed"))
-    assert [f.tag for f in find(env.registry, "signed")] == [signed.tag]  # type: ignore[attr-defined]
-    assert signer.startswith("key:") and [f.tag for f in find(env.registry, f"signer == '{signer}'")] == ["churn@v2"]
+    assert [f.tag for f in find(env.registry, "signed")] == [signed.tag]
+    assert signer.startswith("key:") and [
+        f.tag for f in find(env.registry, f"signer == '{signer}'")
+    ] == ["churn@v2"]

@@ -5,7 +5,9 @@ histories: replaying the history, every version live in any environment at any m
 (and now), every held and quarantined version, and the last N of each model are kept. Then a real
 registry with a directory remote: what gc removes is gone, what it keeps still pulls byte for byte,
 objects shared between a kept and a collected folder stay, DVC data that is no version's stays, and
-a gc killed after its first removal leaves every kept version pullable and finishes when run again."""
+a gc killed after its first removal leaves every kept version pullable and finishes when run
+again."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +24,18 @@ from modelreg.versions import resolve
 
 
 def record(t: int, action: str, env: str, model: str, version: str) -> DeployRecord:
-    return DeployRecord(commit=f"c{t}", timestamp=t, author="a", action=action, model=model, version=version,
-                        env=env, tag=f"{model}@{version}", source_commit="", previous_version="")
+    return DeployRecord(
+        commit=f"c{t}",
+        timestamp=t,
+        author="a",
+        action=action,
+        model=model,
+        version=version,
+        env=env,
+        tag=f"{model}@{version}",
+        source_commit="",
+        previous_version="",
+    )
 
 
 def oracle(history: list[DeployRecord], since: int, now: int) -> set[tuple[str, str]]:
@@ -32,7 +44,9 @@ def oracle(history: list[DeployRecord], since: int, now: int) -> set[tuple[str, 
     seen: set[tuple[str, str]] = set()
     for r in sorted(history, key=lambda r: r.timestamp):  # oldest first
         if r.timestamp >= since:
-            seen.update((m, v) for (_, m), v in live.items())  # what was live when the window opened
+            seen.update(
+                (m, v) for (_, m), v in live.items()
+            )  # what was live when the window opened
         live[(r.env, r.model)] = r.version
         if r.timestamp >= since:
             seen.add((r.model, r.version))
@@ -44,21 +58,52 @@ def test_the_plan_never_drops_a_version_someone_can_need() -> None:
     rng = random.Random(20)
     for _ in range(300):
         models = {f"m{i}": rng.randint(1, 8) for i in range(rng.randint(1, 3))}
-        versions = [Version(m, f"v{n}", f"{m}@v{n}", n) for m, count in models.items() for n in range(1, count + 1)]
+        versions = [
+            Version(m, f"v{n}", f"{m}@v{n}", n)
+            for m, count in models.items()
+            for n in range(1, count + 1)
+        ]
         history = []
         for t in range(rng.randint(0, 25)):
             m = rng.choice(list(models))
-            history.append(record(t * 10, rng.choice(["deploy", "promote", "rollback"]), rng.choice(["staging", "prod"]),
-                                  m, f"v{rng.randint(1, models[m])}"))
-        quarantined = {(v.model, v.version): Mark(v.version, "a", 0, "bad", "c") for v in versions if rng.random() < 0.1}
-        holds = {("prod", r.model): Mark(r.version, "a", 0, "rb", "c") for r in history if r.action == "rollback"}
+            history.append(
+                record(
+                    t * 10,
+                    rng.choice(["deploy", "promote", "rollback"]),
+                    rng.choice(["staging", "prod"]),
+                    m,
+                    f"v{rng.randint(1, models[m])}",
+                )
+            )
+        quarantined = {
+            (v.model, v.version): Mark(v.version, "a", 0, "bad", "c")
+            for v in versions
+            if rng.random() < 0.1
+        }
+        holds = {
+            ("prod", r.model): Mark(r.version, "a", 0, "rb", "c")
+            for r in history
+            if r.action == "rollback"
+        }
         keep_last, since = rng.randint(0, 3), rng.randint(0, 260)
         newest_first = sorted(history, key=lambda r: -r.timestamp)
-        kept = kept_versions(versions, newest_first, Policy(quarantined=quarantined, holds=holds), keep_last, since)
-        must = oracle(history, since, 10_000) | set(quarantined) | {(m, mark.version) for (_, m), mark in holds.items()}
+        kept = kept_versions(
+            versions, newest_first, Policy(quarantined=quarantined, holds=holds), keep_last, since
+        )
+        must = (
+            oracle(history, since, 10_000)
+            | set(quarantined)
+            | {(m, mark.version) for (_, m), mark in holds.items()}
+        )
         for model in models:
-            must |= {(model, f"v{n}") for n in range(max(1, models[model] - keep_last + 1), models[model] + 1)} \
-                if keep_last else set()
+            must |= (
+                {
+                    (model, f"v{n}")
+                    for n in range(max(1, models[model] - keep_last + 1), models[model] + 1)
+                }
+                if keep_last
+                else set()
+            )
         tags = {f"{m}@{v}" for m, v in must}
         assert tags <= set(kept), (tags - set(kept), history, since, keep_last)
 
@@ -73,7 +118,9 @@ def objects_of(env: Env, tag: str) -> list[Path]:
     return paths
 
 
-def test_gc_removes_what_nobody_needs_and_kept_versions_still_pull(env: Env, tmp_path: Path) -> None:
+def test_gc_removes_what_nobody_needs_and_kept_versions_still_pull(
+    env: Env, tmp_path: Path
+) -> None:
     for seed in range(1, 5):
         env.register("churn", seed)  # v1..v4
     folder = write_model_dir(env.work / "llm", 1)
@@ -84,24 +131,42 @@ def test_gc_removes_what_nobody_needs_and_kept_versions_still_pull(env: Env, tmp
     stray = env.store / "files" / "md5" / "ff" / ("f" * 30)  # DVC data that is no version's
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"someone's dataset")
-    paths = {tag: objects_of(env, tag) for tag in ("churn@v1", "churn@v2", "churn@v3", "churn@v4", "llm@v1", "llm@v2")}
+    paths = {
+        tag: objects_of(env, tag)
+        for tag in ("churn@v1", "churn@v2", "churn@v3", "churn@v4", "llm@v1", "llm@v2")
+    }
     before = {tag: [p.read_bytes() for p in found] for tag, found in paths.items()}
-    dry = json.loads(modelreg(env.root, "gc", "--keep-last", "1", "--window", "0d", "--dry-run", "--json").stdout)
+    dry = json.loads(
+        modelreg(env.root, "gc", "--keep-last", "1", "--window", "0d", "--dry-run", "--json").stdout
+    )
     assert dry["collected"] == ["churn@v1", "churn@v2", "churn@v3", "llm@v1"] and dry["dry_run"]
     assert all(p.exists() for found in paths.values() for p in found)  # a dry run removes nothing
     shared = set(paths["llm@v1"]) & set(paths["llm@v2"])
     assert shared and dry["shared"] == len(shared)
-    killed = modelreg(env.root, "gc", "--keep-last", "1", "--window", "0d",
-                      env={"MODELREG_TEST_KILL_AFTER": "gc-object"})
+    killed = modelreg(
+        env.root,
+        "gc",
+        "--keep-last",
+        "1",
+        "--window",
+        "0d",
+        env={"MODELREG_TEST_KILL_AFTER": "gc-object"},
+    )
     assert killed.returncode == -9
     for tag in ("churn@v4", "llm@v2"):  # kept: pull byte for byte after the kill
         out = tmp_path / tag.replace("@", "-")
         assert modelreg(env.root, "pull", tag, "-o", str(out)).returncode == 0
-    done = json.loads(modelreg(env.root, "gc", "--keep-last", "1", "--window", "0d", "--json").stdout)
-    assert done["objects"] == dry["objects"] - 1 and not done["dry_run"]  # the first went before the kill
+    done = json.loads(
+        modelreg(env.root, "gc", "--keep-last", "1", "--window", "0d", "--json").stdout
+    )
+    assert (
+        done["objects"] == dry["objects"] - 1 and not done["dry_run"]
+    )  # the first went before the kill
     for tag in ("churn@v1", "churn@v2", "churn@v3"):
         assert not any(p.exists() for p in paths[tag]), tag
-    assert not any(p.exists() for p in set(paths["llm@v1"]) - shared) and all(p.exists() for p in shared)
+    assert not any(p.exists() for p in set(paths["llm@v1"]) - shared) and all(
+        p.exists() for p in shared
+    )
     assert stray.read_bytes() == b"someone's dataset"
     for tag in ("churn@v4", "llm@v2"):
         assert [p.read_bytes() for p in paths[tag]] == before[tag]
@@ -120,7 +185,11 @@ def test_gc_keeps_live_held_quarantined_and_windowed_versions(env: Env) -> None:
     deploy(env.registry, "churn@v3", "prod")
     assert modelreg(env.root, "rollback", "v2", "--env", "prod").returncode == 0  # holds prod at v2
     assert modelreg(env.root, "quarantine", "churn@v4", "--reason", "evidence").returncode == 0
-    kept = json.loads(modelreg(env.root, "gc", "--keep-last", "1", "--window", "3650d", "--dry-run", "--json").stdout)["kept"]
+    kept = json.loads(
+        modelreg(
+            env.root, "gc", "--keep-last", "1", "--window", "3650d", "--dry-run", "--json"
+        ).stdout
+    )["kept"]
     assert kept["churn@v2"].startswith("live in") and kept["churn@v4"] == "quarantined (evidence)"
     assert kept["churn@v6"] == "one of the last 1"
     assert "within the window" in kept["churn@v1"] and kept["churn@v3"].startswith("live in")

@@ -1,12 +1,17 @@
-"""Concurrency with real processes: every success reported is recorded exactly once, nothing is lost.
+"""Concurrency with real processes: every success reported is recorded exactly once, nothing is
+lost.
 
 Invariants:
-- deploy --push from N clones at once: every exit-0 deploy's commit is on the origin's deploy branch,
-  the origin holds exactly the commits that were reported, and a failed clone keeps no commit of its own.
+- deploy --push from N clones at once: every exit-0 deploy's commit is on the origin's deploy
+branch,
+  the origin holds exactly the commits that were reported, and a failed clone keeps no commit of
+  its own.
 - N deploys in one clone at once: every reported commit is on the branch, and nothing else is.
-- two registers of one model at once: two complete versions, each tag's card, pointer and bytes agree,
+- two registers of one model at once: two complete versions, each tag's card, pointer and bytes
+agree,
   and the working tree is clean.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,11 +50,16 @@ def finish(procs: list) -> list[tuple[int, str, str]]:
 def test_ten_clones_push_deploys_at_once(env: Env, tmp_path: Path) -> None:
     register_versions(env, N)
     clones = [clone(env.origin, tmp_path / f"clone-{i}") for i in range(N)]
-    procs = [start(c, "deploy", f"churn@v{i + 1}", "--env", "staging", "--push", "--json") for i, c in enumerate(clones)]
+    procs = [
+        start(c, "deploy", f"churn@v{i + 1}", "--env", "staging", "--push", "--json")
+        for i, c in enumerate(clones)
+    ]
     results = finish(procs)
     reported = [json.loads(out)["commit"] for code, out, _ in results if code == 0]
     on_origin = modelreg_commits(env.origin, "deploy")
-    assert sorted(reported) == sorted(on_origin), results  # each success exactly once, nothing unreported
+    assert sorted(reported) == sorted(on_origin), (
+        results
+    )  # each success exactly once, nothing unreported
     for (code, _, err), work in zip(results, clones):
         if code != 0:  # a clear line, and the clone keeps no commit the origin refused
             assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -60,12 +70,16 @@ def test_ten_clones_push_deploys_at_once(env: Env, tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["commit"] in modelreg_commits(env.origin, "deploy")
     final = modelreg_commits(env.origin, "deploy")
-    assert all(local_deploy(work) in final for work in clones)  # every clone's branch is the origin's
+    assert all(
+        local_deploy(work) in final for work in clones
+    )  # every clone's branch is the origin's
 
 
 def test_ten_deploys_in_one_clone_at_once(env: Env) -> None:
     register_versions(env, N)
-    procs = [start(env.root, "deploy", f"churn@v{i + 1}", "--env", "staging", "--json") for i in range(N)]
+    procs = [
+        start(env.root, "deploy", f"churn@v{i + 1}", "--env", "staging", "--json") for i in range(N)
+    ]
     results = finish(procs)
     assert all(code == 0 for code, _, _ in results), results
     reported = [json.loads(out)["commit"] for _, out, _ in results]
@@ -75,8 +89,12 @@ def test_ten_deploys_in_one_clone_at_once(env: Env) -> None:
 
 def test_two_registers_of_one_model_at_once(env: Env, tmp_path: Path) -> None:
     env.register("churn", 1)
-    sources = [write_artifact(tmp_path / f"job-{i}" / "model.pt", 100 + i, 256 * 1024) for i in range(2)]
-    procs = [start(env.root, "register", "churn", str(s), "--no-inspect", "--json") for s in sources]
+    sources = [
+        write_artifact(tmp_path / f"job-{i}" / "model.pt", 100 + i, 256 * 1024) for i in range(2)
+    ]
+    procs = [
+        start(env.root, "register", "churn", str(s), "--no-inspect", "--json") for s in sources
+    ]
     results = finish(procs)
     assert all(code == 0 for code, _, _ in results), results
     tags = sorted(json.loads(out)["tag"] for _, out, _ in results)

@@ -2,7 +2,8 @@
 real clients on 127.0.0.1:
 
 - SIGTERM under load: readiness fails at once, the server keeps serving through the drain, and every
-  request sent before the client saw readiness fail is answered 200 (a load balancer's view: it stops
+  request sent before the client saw readiness fail is answered 200 (a load balancer's view: it
+  stops
   sending once the endpoint is not ready); the process then exits 0.
 - A body over the limit, sent whole before the answer is read (urllib), reads a 413 JSON.
 - Slow clients: headers trickled, a body that stalls, an idle connection: 408 or closed, bounded.
@@ -13,6 +14,7 @@ real clients on 127.0.0.1:
 - fetch run again (an init container restarted over its emptyDir): kept without a download when the
   bytes are the registered ones, replaced otherwise; four ways the storage fails, four messages.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -27,8 +29,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -49,8 +52,20 @@ INFER = "/v2/models/churn/infer"
 @pytest.fixture
 def limited(env: Env) -> Iterator[Server]:
     register_model(env, 1)
-    yield from start_server(env.root, "churn@v1", "--max-body", "65536", "--header-timeout", "1",
-                            "--body-timeout", "1", "--keep-alive", "1", "--max-inflight", "2")
+    yield from start_server(
+        env.root,
+        "churn@v1",
+        "--max-body",
+        "65536",
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+        "--keep-alive",
+        "1",
+        "--max-inflight",
+        "2",
+    )
 
 
 def raw(port: int) -> socket.socket:
@@ -58,7 +73,8 @@ def raw(port: int) -> socket.socket:
 
 
 def read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (bounded by the socket timeout)."""
+    """Everything the server sends until it closes the connection (bounded by the socket
+    timeout)."""
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
@@ -90,7 +106,12 @@ def test_sigterm_under_load_answers_everything_sent_before_readiness_failed(env:
             try:
                 if not keep_alive:
                     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                conn.request("POST", INFER, infer_body([[1, 2, 3, 4]] * 8), {"content-type": "application/json"})
+                conn.request(
+                    "POST",
+                    INFER,
+                    infer_body([[1, 2, 3, 4]] * 8),
+                    {"content-type": "application/json"},
+                )
                 response = conn.getresponse()
                 outcome: Any = (response.status, json.loads(response.read())["model_version"])
             except Exception as exc:  # every failure counts
@@ -98,7 +119,9 @@ def test_sigterm_under_load_answers_everything_sent_before_readiness_failed(env:
             with lock:
                 results.append(("infer", sent, outcome))
 
-    threads = [threading.Thread(target=probe)] + [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(4)]
+    threads = [threading.Thread(target=probe)] + [
+        threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(4)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(1.5)
@@ -109,10 +132,10 @@ def test_sigterm_under_load_answers_everything_sent_before_readiness_failed(env:
     code = server.proc.wait(timeout=30)
     exited = time.monotonic()
     failed = [r for r in results if r[2] != (200, "v1")]
-    assert not failed, (term_at, failed[:5], len(results), server.proc.stdout.read())  # type: ignore[union-attr]
+    assert not failed, (term_at, failed[:5], len(results), server.proc.stdout.read())
     after = [r for r in results if r[1] >= term_at]
     assert after, "no request was sent during the drain: the test did not exercise it"
-    assert not_ready.is_set() and code == 0, (code, server.proc.stdout.read())  # type: ignore[union-attr]
+    assert not_ready.is_set() and code == 0, (code, server.proc.stdout.read())
     assert exited - term_at < 3 + 10, "the server did not exit after its drain"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
@@ -120,27 +143,53 @@ def test_sigterm_under_load_answers_everything_sent_before_readiness_failed(env:
 
 
 def test_a_body_over_the_limit_is_a_413_a_client_sending_it_whole_can_read(limited: Server) -> None:
-    too_big = json.dumps({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32",
-                                      "data": [0.5] * 30000}]}).encode()
+    too_big = json.dumps(
+        {
+            "inputs": [
+                {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [0.5] * 30000}
+            ]
+        }
+    ).encode()
     assert 65536 < len(too_big) < 4 * 65536
-    request = urllib.request.Request(limited.url + INFER, data=too_big, method="POST",
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        limited.url + INFER,
+        data=too_big,
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=30)
-    assert caught.value.code == 413 and "over 65536 bytes" in json.loads(caught.value.read())["error"]
+    assert (
+        caught.value.code == 413 and "over 65536 bytes" in json.loads(caught.value.read())["error"]
+    )
     # chunked, no length announced: the same answer
     conn = http.client.HTTPConnection("127.0.0.1", limited.port, timeout=30)
-    conn.request("POST", INFER, body=iter([too_big[i:i + 8192] for i in range(0, len(too_big), 8192)]),
-                 headers={"content-type": "application/json"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        INFER,
+        body=iter([too_big[i : i + 8192] for i in range(0, len(too_big), 8192)]),
+        headers={"content-type": "application/json"},
+        encode_chunked=True,
+    )
     answer = conn.getresponse()
-    assert answer.status == 413 and answer.getheader("connection") == "close" and json.loads(answer.read())["error"]
+    assert (
+        answer.status == 413
+        and answer.getheader("connection") == "close"
+        and json.loads(answer.read())["error"]
+    )
     # a client that waits for 100-continue is refused before it sends a byte of the body
     with raw(limited.port) as sock:
-        sock.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: 10000000\r\nexpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST "
+            + INFER.encode()
+            + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 10000000\r\nexpect: 100-continue\r\n\r\n"
+        )
         head = read_all(sock)
     assert head.startswith(b"HTTP/1.1 413") and b"100 Continue" not in head
-    assert limited.request("POST", INFER, infer_body([[1, 2, 3, 4]]))[0] == 200  # and it still serves
+    assert (
+        limited.request("POST", INFER, infer_body([[1, 2, 3, 4]]))[0] == 200
+    )  # and it still serves
 
 
 def test_slow_clients_are_timed_out(limited: Server) -> None:
@@ -156,14 +205,20 @@ def test_slow_clients_are_timed_out(limited: Server) -> None:
             pass  # closed by the server while we trickled: what we want
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408") and b"headers did not arrive" in answer
-    assert time.monotonic() - started < 9, "the trickled headers held the connection for the whole trickle"
+    assert time.monotonic() - started < 9, (
+        "the trickled headers held the connection for the whole trickle"
+    )
     # a connection that says nothing
     with raw(limited.port) as sock:
         assert read_all(sock).startswith(b"HTTP/1.1 408")
     # a body that stalls after its headers
     with raw(limited.port) as sock:
-        sock.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: 100\r\n\r\n{\"inputs\"")
+        sock.sendall(
+            b"POST "
+            + INFER.encode()
+            + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b'content-length: 100\r\n\r\n{"inputs"'
+        )
         stalled = read_all(sock)
     assert stalled.startswith(b"HTTP/1.1 408") and b"stalled" in stalled
     # an idle kept-alive connection is closed after --keep-alive 1
@@ -178,12 +233,20 @@ def test_overload_is_a_fast_503_and_the_probes_still_answer(limited: Server) -> 
     holders = []
     for _ in range(2):  # two requests in flight: their bodies have not arrived yet
         sock = raw(limited.port)
-        sock.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: 100\r\n\r\n")
+        sock.sendall(
+            b"POST "
+            + INFER.encode()
+            + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 100\r\n\r\n"
+        )
         holders.append(sock)
     time.sleep(0.2)
-    request = urllib.request.Request(limited.url + INFER, data=infer_body([[1, 2, 3, 4]]), method="POST",
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        limited.url + INFER,
+        data=infer_body([[1, 2, 3, 4]]),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 503 and caught.value.headers["retry-after"] == "1"
@@ -194,10 +257,14 @@ def test_overload_is_a_fast_503_and_the_probes_still_answer(limited: Server) -> 
         sock.close()
     deadline = time.monotonic() + 10
     while limited.request("POST", INFER, infer_body([[1, 2, 3, 4]]))[0] != 200:
-        assert time.monotonic() < deadline, "the server did not take requests again once the others left"
+        assert time.monotonic() < deadline, (
+            "the server did not take requests again once the others left"
+        )
         time.sleep(0.2)
     metrics = limited.request("GET", "/metrics")[1]
-    assert re.search(r'modelreg_requests_total\{code="503",model="churn",version="v1"\} [1-9]', metrics), metrics
+    assert re.search(
+        r'modelreg_requests_total\{code="503",model="churn",version="v1"\} [1-9]', metrics
+    ), metrics
 
 
 class Fussy(torch.nn.Module):
@@ -224,11 +291,19 @@ def test_a_model_that_raises_answers_a_short_500_with_a_request_id_and_is_counte
     server = next(servers)
     try:
         assert server.request("POST", INFER, infer_body([[1, 2, 3, 4]]))[0] == 200
-        code, answer = server.request("POST", INFER, infer_body([[100, 2, 3, 4]]), {"x-request-id": "req-42"})
+        code, answer = server.request(
+            "POST", INFER, infer_body([[100, 2, 3, 4]]), {"x-request-id": "req-42"}
+        )
         assert code == 500 and answer == {
-            "error": "the model failed on this request (request id req-42; the server's log has the details)"}
-        code, answer = server.request("POST", INFER, infer_body([[100, 2, 3, 4]]), {"x-request-id": "not a token; <script>"})
-        assert code == 500 and "secret" not in answer["error"] and "Traceback" not in answer["error"]
+            "error": "the model failed on this request (request id req-42; the server's log has "
+            "the details)"
+        }
+        code, answer = server.request(
+            "POST", INFER, infer_body([[100, 2, 3, 4]]), {"x-request-id": "not a token; <script>"}
+        )
+        assert (
+            code == 500 and "secret" not in answer["error"] and "Traceback" not in answer["error"]
+        )
         assert ".py" not in answer["error"] and "request id " in answer["error"]
         metrics = server.request("GET", "/metrics")[1]
         assert 'modelreg_requests_total{code="500",model="churn",version="v1"} 2.0' in metrics
@@ -239,15 +314,41 @@ def test_a_model_that_raises_answers_a_short_500_with_a_request_id_and_is_counte
     assert "req-42" in log and "the secret threshold was crossed" in log and "Traceback" in log
 
 
-def fetch(url: str, md5: str, sha256: str, out: Path, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([MODELREG, "fetch", "--url", url, "--md5", md5, "--sha256", sha256, "--out", str(out),
-                           "--json", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **environ})
+def fetch(
+    url: str, md5: str, sha256: str, out: Path, *args: str, **environ: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            MODELREG,
+            "fetch",
+            "--url",
+            url,
+            "--md5",
+            md5,
+            "--sha256",
+            sha256,
+            "--out",
+            str(out),
+            "--json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **environ},
+    )
 
 
-def test_fetch_again_keeps_the_registered_bytes_and_replaces_anything_else(env: Env, tmp_path: Path) -> None:
+def test_fetch_again_keeps_the_registered_bytes_and_replaces_anything_else(
+    env: Env, tmp_path: Path
+) -> None:
     register_model(env, 1)
     found = resolve(env.registry, "churn@v1")
-    url, md5, sha = object_url(str(env.store), found.pointer.md5), found.pointer.md5, found.card["artifact"]["sha256"]
+    url, md5, sha = (
+        object_url(str(env.store), found.pointer.md5),
+        found.pointer.md5,
+        found.card["artifact"]["sha256"],
+    )
     out = tmp_path / "models" / "model.pt"
     first = fetch(url, md5, sha, out)
     assert first.returncode == 0 and json.loads(first.stdout)["reused"] is False, first.stderr
@@ -258,14 +359,21 @@ def test_fetch_again_keeps_the_registered_bytes_and_replaces_anything_else(env: 
     again = fetch(url, md5, sha, out)
     assert again.returncode == 0 and json.loads(again.stdout)["reused"] is True, again.stderr
     assert out.read_bytes() == kept_bytes
-    out.write_bytes(b"someone else's bytes")  # other bytes, and the object gone: the fetch fails, they stay
+    out.write_bytes(
+        b"someone else's bytes"
+    )  # other bytes, and the object gone: the fetch fails, they stay
     failed = fetch(url, md5, sha, out)
     assert failed.returncode == 1 and "is not in the remote" in failed.stderr
     assert out.read_bytes() == b"someone else's bytes"
     stored.write_bytes(kept_bytes)
-    for other in ("file", "folder", "link"):  # whatever else is there is replaced by the registered bytes
+    for other in (
+        "file",
+        "folder",
+        "link",
+    ):  # whatever else is there is replaced by the registered bytes
         if out.is_dir():
             import shutil
+
             shutil.rmtree(out)
         else:
             out.unlink()
@@ -277,17 +385,24 @@ def test_fetch_again_keeps_the_registered_bytes_and_replaces_anything_else(env: 
             (tmp_path / "elsewhere").write_bytes(kept_bytes)
             out.symlink_to(tmp_path / "elsewhere")
         replaced = fetch(url, md5, sha, out)
-        assert replaced.returncode == 0 and json.loads(replaced.stdout)["reused"] is False, (other, replaced.stderr)
+        assert replaced.returncode == 0 and json.loads(replaced.stdout)["reused"] is False, (
+            other,
+            replaced.stderr,
+        )
         assert not out.is_symlink() and out.read_bytes() == kept_bytes
-    assert sorted(p.name for p in out.parent.iterdir()) == ["model.pt"]  # nothing half-written beside it
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "model.pt"
+    ]  # nothing half-written beside it
 
 
 class Refusing(http.server.BaseHTTPRequestHandler):
     """An S3 endpoint that refuses every request, as S3 does without the right credentials."""
 
     def do_GET(self) -> None:  # noqa: N802
-        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
-                b"<Message>Access Denied</Message></Error>")
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+            b"<Message>Access Denied</Message></Error>"
+        )
         self.send_response(403)
         self.send_header("content-type", "application/xml")
         self.send_header("content-length", str(len(body)))
@@ -300,7 +415,9 @@ class Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_four_ways_the_storage_fails_are_four_messages_naming_the_url(env: Env, tmp_path: Path, s3: str) -> None:
+def test_four_ways_the_storage_fails_are_four_messages_naming_the_url(
+    env: Env, tmp_path: Path, s3: str
+) -> None:
     add_remote(env.registry, "s3://models/registry", endpoint_url=s3)
     register_model(env, 1)
     found = resolve(env.registry, "churn@v1")
@@ -321,12 +438,17 @@ def test_four_ways_the_storage_fails_are_four_messages_naming_the_url(env: Env, 
         if True:  # the missing object: gone from the bucket
             import boto3
 
-            boto3.client("s3", endpoint_url=s3).delete_object(Bucket="models", Key=url.removeprefix("s3://models/"))
+            boto3.client("s3", endpoint_url=s3).delete_object(
+                Bucket="models", Key=url.removeprefix("s3://models/")
+            )
         for message, endpoint in cases.items():
             out = tmp_path / message.replace(" ", "-") / "model.pt"
             result = fetch(url, md5, sha, out, "--timeout", "1", AWS_ENDPOINT_URL=endpoint)
             lines = result.stderr.strip().splitlines()
-            assert result.returncode == 1 and message in lines[-1] and url in lines[-1], (message, result.stderr)
+            assert result.returncode == 1 and message in lines[-1] and url in lines[-1], (
+                message,
+                result.stderr,
+            )
             assert "Traceback" not in result.stderr and not out.exists()
     finally:
         refusing.shutdown()

@@ -1,9 +1,11 @@
 """modelreg serve and modelreg fetch, for real: a server process on 127.0.0.1 answering a stock Open
-Inference Protocol client (tritonclient.http) and plain HTTP; fetch from a local and a moto S3 remote.
+Inference Protocol client (tritonclient.http) and plain HTTP; fetch from a local and a moto S3
+remote.
 
 Invariants: every endpoint answers per the protocol with model_version; a bad request is a 4xx with
 {"error": ...}, never a 500; the server runs only bytes whose SHA-256 matches the card; a failed
 fetch leaves nothing at its output path."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +14,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -28,8 +31,12 @@ from modelreg.versions import resolve
 torch = pytest.importorskip("torch")
 pytest.importorskip("kserve")
 
-SIGNATURE = {"signature": {"inputs": [{"name": "features", "shape": [-1, 4], "dtype": "float32"}],
-                           "outputs": [{"name": "logits", "shape": [-1, 2], "dtype": "float32"}]}}
+SIGNATURE = {
+    "signature": {
+        "inputs": [{"name": "features", "shape": [-1, 4], "dtype": "float32"}],
+        "outputs": [{"name": "logits", "shape": [-1, 2], "dtype": "float32"}],
+    }
+}
 
 
 def torchscript(path: Path, seed: int) -> Path:
@@ -44,35 +51,52 @@ def register_model(env: Env, seed: int) -> str:
     card = env.work / f"card-{seed}.yaml"
     card.write_text(yaml.safe_dump(SIGNATURE))
     source = torchscript(env.work / f"v{seed}" / "model.pt", seed)
-    return register(env.registry, RegisterRequest("churn", source, card_file=card)).tag  # type: ignore[attr-defined]
+    return register(env.registry, RegisterRequest("churn", source, card_file=card)).tag
 
 
 class Server:
     def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
         self.proc, self.port, self.url = proc, port, f"http://127.0.0.1:{port}"
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        req = urllib.request.Request(
+            self.url + path,
+            data=body,
+            method=method,
+            headers={"content-type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 raw = resp.read()
-                return resp.status, json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw.decode()
+                return resp.status, json.loads(
+                    raw
+                ) if resp.headers.get_content_type() == "application/json" else raw.decode()
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
 
 def start_server(root: Path, *args: str) -> Iterator[Server]:
     port = free_port()
-    proc = subprocess.Popen([MODELREG, "-C", str(root), "serve", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [MODELREG, "-C", str(root), "serve", *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     server = Server(proc, port)
     deadline = time.monotonic() + 90
     try:
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"modelreg serve exited {proc.returncode}: {proc.stdout.read()}")  # type: ignore[union-attr]
+                raise AssertionError(
+                    f"modelreg serve exited {proc.returncode}: {proc.stdout.read()}"
+                )  # type: ignore[union-attr]
             try:
                 if server.request("GET", "/v2/health/ready")[0] == 200:
                     break
@@ -93,12 +117,19 @@ def served(env: Env) -> Iterator[tuple[Env, Server]]:
 
 
 def infer_body(rows: list[list[float]], **overrides: Any) -> bytes:
-    tensor = {"name": "features", "shape": [len(rows), 4], "datatype": "FP32", "data": [x for r in rows for x in r]}
+    tensor = {
+        "name": "features",
+        "shape": [len(rows), 4],
+        "datatype": "FP32",
+        "data": [x for r in rows for x in r],
+    }
     tensor.update(overrides)
     return json.dumps({"inputs": [tensor]}).encode()
 
 
-def test_a_stock_oip_client_checks_health_reads_metadata_and_infers(served: tuple[Env, Server]) -> None:
+def test_a_stock_oip_client_checks_health_reads_metadata_and_infers(
+    served: tuple[Env, Server],
+) -> None:
     import numpy as np
     import tritonclient.http as httpclient
 
@@ -112,8 +143,12 @@ def test_a_stock_oip_client_checks_health_reads_metadata_and_infers(served: tupl
     rows = np.arange(12, dtype=np.float32).reshape(3, 4)
     given = httpclient.InferInput("features", list(rows.shape), "FP32")
     given.set_data_from_numpy(rows, binary_data=False)
-    result = client.infer("churn", [given], outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)])
-    expected = torch.jit.load(str(env.work / "v1" / "model.pt"))(torch.from_numpy(rows)).detach().numpy()
+    result = client.infer(
+        "churn", [given], outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)]
+    )
+    expected = (
+        torch.jit.load(str(env.work / "v1" / "model.pt"))(torch.from_numpy(rows)).detach().numpy()
+    )
     assert np.allclose(result.as_numpy("logits"), expected, atol=1e-6)
     assert result.get_response()["model_version"] == "v1"
 
@@ -123,10 +158,18 @@ def test_every_endpoint_and_every_bad_request(served: tuple[Env, Server]) -> Non
     assert server.request("GET", "/v2/health/live") == (200, {"live": True})
     assert server.request("GET", "/v2/health/ready")[0] == 200
     assert server.request("GET", "/v2")[1]["name"] == "kserve"
-    assert server.request("GET", "/v2/models/churn/ready")[1] == {"name": "churn", "ready": True, "model_version": "v1"}
+    assert server.request("GET", "/v2/models/churn/ready")[1] == {
+        "name": "churn",
+        "ready": True,
+        "model_version": "v1",
+    }
     assert server.request("GET", "/v2/models/churn/versions/v1")[1]["versions"] == ["v1"]
-    code, answer = server.request("POST", "/v2/models/churn/versions/v1/infer", infer_body([[1, 2, 3, 4]]))
-    assert code == 200 and answer["model_version"] == "v1" and answer["outputs"][0]["shape"] == [1, 2]
+    code, answer = server.request(
+        "POST", "/v2/models/churn/versions/v1/infer", infer_body([[1, 2, 3, 4]])
+    )
+    assert (
+        code == 200 and answer["model_version"] == "v1" and answer["outputs"][0]["shape"] == [1, 2]
+    )
     bad = {
         "not json": (b"{not json", 400),
         "wrong datatype": (infer_body([[1, 2, 3, 4]], datatype="INT64"), 400),
@@ -138,7 +181,11 @@ def test_every_endpoint_and_every_bad_request(served: tuple[Env, Server]) -> Non
     }
     for what, (body, status) in bad.items():
         code, answer = server.request("POST", "/v2/models/churn/infer", body)
-        assert (code, what) == (status, what) and isinstance(answer.get("error"), str) and answer["error"], answer
+        assert (
+            (code, what) == (status, what)
+            and isinstance(answer.get("error"), str)
+            and answer["error"]
+        ), answer
     for path in ("/v2/models/nope/infer", "/v2/models/churn/versions/v9/infer"):
         code, answer = server.request("POST", path, infer_body([[1, 2, 3, 4]]))
         assert code == 404 and answer["error"]
@@ -148,43 +195,72 @@ def test_every_endpoint_and_every_bad_request(served: tuple[Env, Server]) -> Non
     assert 'modelreg_requests_total{code="200",model="churn",version="v1"}' in metrics
     assert 'modelreg_requests_total{code="400",model="churn",version="v1"} 6.0' in metrics
     assert 'modelreg_requests_total{code="413",model="churn",version="v1"} 1.0' in metrics
-    assert 'modelreg_request_duration_seconds_bucket{le="0.005",model="churn",version="v1"}' in metrics
+    assert (
+        'modelreg_request_duration_seconds_bucket{le="0.005",model="churn",version="v1"}' in metrics
+    )
     sha = resolve(served[0].registry, "churn@v1").card["artifact"]["sha256"]
     assert f'modelreg_model_info{{model="churn",sha256="{sha}",version="v1"}} 1.0' in metrics
 
 
-def test_inputs_the_model_cannot_answer_are_400_and_urls_cannot_grow_metrics(served: tuple[Env, Server]) -> None:
+def test_inputs_the_model_cannot_answer_are_400_and_urls_cannot_grow_metrics(
+    served: tuple[Env, Server],
+) -> None:
     """Issue #18 (12, 4): NaN, overflow, negative request shapes, booleans or strings as numbers,
     unknown requested outputs, chunked bodies over the limit and deep JSON are each a 400/413 with
     {"error": ...}; a model name in a URL is never a metric label, and a long one is refused."""
     import http.client
 
     _, server = served
-    nan = b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [NaN, 1, 2, 3]}]}'
+    nan = (
+        b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [NaN, 1, '
+        b"2, 3]}]}"
+    )
     bad = {
         "NaN": (nan, 400, "NaN or infinity"),
         "overflow": (infer_body([[1e39, 2, 3, 4]]), 400, "NaN or infinity"),
         "infinity literal": (nan.replace(b"NaN", b"Infinity"), 400, "NaN or infinity"),
         "negative shape": (infer_body([[1, 2, 3, 4]], shape=[-1, 4]), 400, "negative size"),
-        "booleans as FP32": (infer_body([[1, 2, 3, 4]], data=[True, False, True, False]), 400, "not a number"),
-        "strings as FP32": (infer_body([[1, 2, 3, 4]], data=["1", "2", "3", "4"]), 400, "not a number"),
-        "unknown output": (json.dumps({**json.loads(infer_body([[1, 2, 3, 4]])), "outputs": [{"name": "zzz"}]}).encode(),
-                           400, "unknown output 'zzz'"),
+        "booleans as FP32": (
+            infer_body([[1, 2, 3, 4]], data=[True, False, True, False]),
+            400,
+            "not a number",
+        ),
+        "strings as FP32": (
+            infer_body([[1, 2, 3, 4]], data=["1", "2", "3", "4"]),
+            400,
+            "not a number",
+        ),
+        "unknown output": (
+            json.dumps(
+                {**json.loads(infer_body([[1, 2, 3, 4]])), "outputs": [{"name": "zzz"}]}
+            ).encode(),
+            400,
+            "unknown output 'zzz'",
+        ),
         "deep JSON": (b'{"inputs": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "deeper than"),
     }
     for what, (body, status, said) in bad.items():
         code, answer = server.request("POST", "/v2/models/churn/infer", body)
         assert (code, what) == (status, what) and said in answer.get("error", ""), (what, answer)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    chunks = (b"[" + b"1.5," * 3000 + b"1]" for _ in range(2))  # about 18 KB, chunked: no Content-Length
-    connection.request("POST", "/v2/models/churn/infer", body=chunks, encode_chunked=True,
-                       headers={"content-type": "application/json"})
+    chunks = (
+        b"[" + b"1.5," * 3000 + b"1]" for _ in range(2)
+    )  # about 18 KB, chunked: no Content-Length
+    connection.request(
+        "POST",
+        "/v2/models/churn/infer",
+        body=chunks,
+        encode_chunked=True,
+        headers={"content-type": "application/json"},
+    )
     answer = connection.getresponse()
     assert answer.status == 413 and "error" in json.loads(answer.read())
     connection.close()
     for i in range(30):
         server.request("POST", f"/v2/models/random-{i}/infer", infer_body([[1, 2, 3, 4]]))
-    code, answer = server.request("POST", "/v2/models/" + "x" * 5000 + "/infer", infer_body([[1, 2, 3, 4]]))
+    code, answer = server.request(
+        "POST", "/v2/models/" + "x" * 5000 + "/infer", infer_body([[1, 2, 3, 4]])
+    )
     assert code == 404 and "5000 characters" in answer["error"]
     metrics = server.request("GET", "/metrics")[1]
     assert "random-" not in metrics and "xxxx" not in metrics
@@ -230,10 +306,16 @@ def test_weights_alone_cannot_be_served(env: Env) -> None:
     weights.parent.mkdir()
     torch.save(torch.nn.Linear(4, 2).state_dict(), weights)
     register(env.registry, RegisterRequest("churn", weights, card_file=card))
-    result = subprocess.run([MODELREG, "-C", str(env.root), "serve", "churn@v1", "--port", str(free_port())],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [MODELREG, "-C", str(env.root), "serve", "churn@v1", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
-    assert "serving needs a program, not weights" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "serving needs a program, not weights" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_the_pod_side_refuses_bytes_that_do_not_match_the_card(env: Env, tmp_path: Path) -> None:
@@ -242,20 +324,55 @@ def test_the_pod_side_refuses_bytes_that_do_not_match_the_card(env: Env, tmp_pat
     (tmp_path / "card.yaml").write_text(yaml.safe_dump(card))
     models = tmp_path / "models"
     torchscript(models / "model.pt", 99)  # other bytes under the registered name
-    result = subprocess.run([MODELREG, "serve", "--model-dir", str(models), "--card", str(tmp_path / "card.yaml"),
-                             "--port", str(free_port())], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            MODELREG,
+            "serve",
+            "--model-dir",
+            str(models),
+            "--card",
+            str(tmp_path / "card.yaml"),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1 and "does not match the card" in result.stderr
 
 
-def fetch(url: str, md5: str, sha256: str, out: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+def fetch(
+    url: str, md5: str, sha256: str, out: Path, **environ: str
+) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([MODELREG, "fetch", "--url", url, "--md5", md5, "--sha256", sha256, "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, **environ})
+    return subprocess.run(
+        [
+            MODELREG,
+            "fetch",
+            "--url",
+            url,
+            "--md5",
+            md5,
+            "--sha256",
+            sha256,
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **environ},
+    )
 
 
 @pytest.mark.parametrize("remote", ["local", "s3"])
-def test_fetch_a_file_and_a_folder(env: Env, tmp_path: Path, remote: str, request: pytest.FixtureRequest) -> None:
+def test_fetch_a_file_and_a_folder(
+    env: Env, tmp_path: Path, remote: str, request: pytest.FixtureRequest
+) -> None:
     base = str(env.store)
     environ = {}
     if remote == "s3":
@@ -285,7 +402,11 @@ def test_fetch_of_a_corrupt_or_missing_object_leaves_nothing(env: Env, tmp_path:
     tmp_path = tmp_path / "out"
     tmp_path.mkdir()
     found = resolve(env.registry, "churn@v1")
-    url, md5, sha = object_url(str(env.store), found.pointer.md5), found.pointer.md5, found.card["artifact"]["sha256"]
+    url, md5, sha = (
+        object_url(str(env.store), found.pointer.md5),
+        found.pointer.md5,
+        found.card["artifact"]["sha256"],
+    )
     wrong_sha = fetch(url, md5, hashlib.sha256(b"other").hexdigest(), tmp_path / "a.pt")
     assert wrong_sha.returncode == 1 and "does not match the registered" in wrong_sha.stderr
     stored = Path(url)
@@ -296,4 +417,6 @@ def test_fetch_of_a_corrupt_or_missing_object_leaves_nothing(env: Env, tmp_path:
     stored.unlink()
     missing = fetch(url, md5, sha, tmp_path / "c.pt")
     assert missing.returncode == 1 and "is not in the remote" in missing.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing at the paths, no temporary leftovers
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == []
+    )  # nothing at the paths, no temporary leftovers

@@ -4,6 +4,7 @@ need no dvc import for a plain remote, and an interrupted download resumes where
 Invariants: whatever a kill interrupts, `--out` holds either nothing or the verified artifact; a
 re-run after a kill reads from the remote only the bytes it lacks; bytes kept from before are hashed
 again, never trusted."""
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,33 @@ from modelreg.versions import resolve
 def big_artifact(env: Env, name: str = "model.pt") -> Path:
     path = env.work / "big" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(2 * CHUNK + 12345))  # three chunks: a kill after the first leaves a part
+    path.write_bytes(
+        os.urandom(2 * CHUNK + 12345)
+    )  # three chunks: a kill after the first leaves a part
     return path
 
 
-def fetch(found, base: str, out: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([MODELREG, "fetch", "--url", object_url(base, found.pointer.md5), "--md5", found.pointer.md5,
-                           "--sha256", found.card["artifact"]["sha256"], "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+def fetch(
+    found, base: str, out: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            MODELREG,
+            "fetch",
+            "--url",
+            object_url(base, found.pointer.md5),
+            "--md5",
+            found.pointer.md5,
+            "--sha256",
+            found.card["artifact"]["sha256"],
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def partials(folder: Path) -> list[Path]:
@@ -40,8 +60,9 @@ def partials(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("remote", ["local", "s3"])
-def test_an_interrupted_fetch_resumes_where_it_stopped(env: Env, tmp_path: Path, remote: str,
-                                                       request: pytest.FixtureRequest) -> None:
+def test_an_interrupted_fetch_resumes_where_it_stopped(
+    env: Env, tmp_path: Path, remote: str, request: pytest.FixtureRequest
+) -> None:
     base, environ = str(env.store), {}
     if remote == "s3":
         endpoint = request.getfixturevalue("s3")
@@ -69,7 +90,10 @@ def test_kept_bytes_are_hashed_again_and_a_bad_part_is_dropped(env: Env, tmp_pat
     assert modelreg(env.root, "register", "churn", str(source), "--no-inspect").returncode == 0
     found = resolve(env.registry, "churn@v1")
     out = tmp_path / "pod" / "model.pt"
-    assert fetch(found, str(env.store), out, {"MODELREG_TEST_KILL_AFTER": "download-chunk"}).returncode == -signal.SIGKILL
+    assert (
+        fetch(found, str(env.store), out, {"MODELREG_TEST_KILL_AFTER": "download-chunk"}).returncode
+        == -signal.SIGKILL
+    )
     (kept,) = partials(out.parent)
     kept.write_bytes(b"x" * CHUNK)  # the part on disk changed meanwhile
     refused = fetch(found, str(env.store), out)
@@ -84,7 +108,9 @@ def test_an_interrupted_pull_of_a_folder_resumes_too(env: Env, tmp_path: Path) -
     (folder / "weights" / "shard-2.bin").write_bytes(os.urandom(2 * CHUNK))
     assert modelreg(env.root, "register", "llm", str(folder), "--no-inspect").returncode == 0
     out = tmp_path / "pulled"
-    killed = modelreg(env.root, "pull", "llm", "-o", str(out), env={"MODELREG_TEST_KILL_AFTER": "download-chunk"})
+    killed = modelreg(
+        env.root, "pull", "llm", "-o", str(out), env={"MODELREG_TEST_KILL_AFTER": "download-chunk"}
+    )
     assert killed.returncode == -signal.SIGKILL and not out.exists()
     again = modelreg(env.root, "pull", "llm", "-o", str(out), "--json")
     assert again.returncode == 0, again.stderr
@@ -101,25 +127,51 @@ def test_a_directory_remote_gets_a_link_not_a_copy(env: Env) -> None:
     assert modelreg(env.root, "register", "churn", str(source), "--no-inspect").returncode == 0
     found = resolve(env.registry, "churn@v1")
     remote_object = Path(object_url(str(env.store), found.pointer.md5))
-    cache_object = env.root / ".dvc" / "cache" / "files" / "md5" / found.pointer.md5[:2] / found.pointer.md5[2:]
+    cache_object = (
+        env.root
+        / ".dvc"
+        / "cache"
+        / "files"
+        / "md5"
+        / found.pointer.md5[:2]
+        / found.pointer.md5[2:]
+    )
     assert remote_object.stat().st_ino == cache_object.stat().st_ino
-    assert oct(remote_object.stat().st_mode & 0o777) == "0o444"  # read-only, as DVC keeps its objects
-    assert (env.root / "models" / "churn" / "model.pt").stat().st_ino != cache_object.stat().st_ino  # a copy
+    assert (
+        oct(remote_object.stat().st_mode & 0o777) == "0o444"
+    )  # read-only, as DVC keeps its objects
+    assert (
+        env.root / "models" / "churn" / "model.pt"
+    ).stat().st_ino != cache_object.stat().st_ino  # a copy
 
 
 def imported(root: Path, *args: str) -> set[str]:
-    code = ("import sys\nfrom modelreg.cli.main import cli\n"
-            "try:\n    cli.main(args=sys.argv[1:], prog_name='modelreg')\nexcept SystemExit as exc:\n    code = exc.code\n"
-            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(code)\n")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root, timeout=120)
+    code = (
+        "import sys\nfrom modelreg.cli.main import cli\n"
+        "try:\n    cli.main(args=sys.argv[1:], prog_name='modelreg')\nexcept SystemExit as exc:\n  "
+        "  code = exc.code\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return {m.split(".")[0] for m in done.stderr.split()}
 
 
-def test_register_deploy_and_pull_need_no_dvc_import_with_a_directory_remote(env: Env, tmp_path: Path) -> None:
+def test_register_deploy_and_pull_need_no_dvc_import_with_a_directory_remote(
+    env: Env, tmp_path: Path
+) -> None:
     source = big_artifact(env)
-    assert "dvc" not in imported(env.root, "register", "churn", str(source), "--no-inspect", "--card",
-                                 str(signature_card(env.work)))
+    assert "dvc" not in imported(
+        env.root,
+        "register",
+        "churn",
+        str(source),
+        "--no-inspect",
+        "--card",
+        str(signature_card(env.work)),
+    )
     assert "dvc" not in imported(env.root, "deploy", "churn@v1", "--env", "staging")
     assert "dvc" not in imported(env.root, "pull", "churn", "-o", str(tmp_path / "m.pt"))
     assert (tmp_path / "m.pt").read_bytes() == source.read_bytes()

@@ -2,12 +2,17 @@
 
 Usage: python .github/scripts/check-version.py "$GITHUB_REF_NAME"   (run from the repository root)
 """
+
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 tag = sys.argv[1] if len(sys.argv) == 2 else ""
 version = tomllib.loads(Path("pyproject.toml").read_text())["project"]["version"]
 if tag != f"v{version}":
-    sys.exit(f"check-version: the tag {tag!r} is not v{version}, the version in pyproject.toml: nothing is published")
+    sys.exit(
+        f"check-version: the tag {tag!r} is not v{version}, the version in pyproject.toml: nothing "
+        "is published"
+    )
 print(f"releasing {version}")

@@ -3,6 +3,7 @@ built, so that an installed release renders `ghcr.io/modelreg/modelreg:X.Y.Z@sha
 
 Usage: python .github/scripts/pin-image.py sha256:<64 hex>   (run from the repository root)
 """
+
 import json
 import re
 import sys

@@ -1,9 +1,9 @@
 """The model card, `models/<name>/model.yaml`: what a version is, in YAML a person can read."""
+
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import yaml
 
@@ -11,9 +11,25 @@ from modelreg import safe_yaml
 from modelreg.errors import ModelregError
 
 CARD_FILE = "model.yaml"
-# Keys written by `register`; a `--card` file may add any others (description, signature, lineage...).
-ORDER = ("name", "version", "description", "framework", "artifact", "created", "author", "message", "parent",
-         "metrics", "params", "signature", "example", "inspection", "lineage")
+# Keys written by `register`; a `--card` file may add any others (description, signature,
+# lineage...).
+ORDER = (
+    "name",
+    "version",
+    "description",
+    "framework",
+    "artifact",
+    "created",
+    "author",
+    "message",
+    "parent",
+    "metrics",
+    "params",
+    "signature",
+    "example",
+    "inspection",
+    "lineage",
+)
 
 
 def parse_card(text: bytes | str, where: str) -> dict[str, Any]:
@@ -26,18 +42,26 @@ def parse_card(text: bytes | str, where: str) -> dict[str, Any]:
 def dump_card(card: dict[str, Any]) -> str:
     ordered = {k: card[k] for k in ORDER if k in card}
     ordered.update({k: v for k, v in card.items() if k not in ordered})
-    return yaml.dump(ordered, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.dump(
+        ordered,
+        Dumper=_NoAliasDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
 
 
 class _NoAliasDumper(yaml.SafeDumper):
-    """Writes a repeated object out again instead of an alias: a card reads the same without YAML's anchors."""
+    """Writes a repeated object out again instead of an alias: a card reads the same without
+    YAML's anchors."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
-    """`k=v` options into a dict; values that read as numbers (`3`, `0.9`, `1e-3`) or booleans become them.
+    """`k=v` options into a dict; values that read as numbers (`3`, `0.9`, `1e-3`) or booleans
+    become them.
     Numbers that are not finite (nan, inf) are refused: JSON cannot carry them."""
     result: dict[str, Any] = {}
     for pair in pairs:

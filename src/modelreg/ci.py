@@ -1,17 +1,19 @@
-"""What a GitHub Actions run should do, read from the variables GitHub sets (no shell string surgery).
+"""What a GitHub Actions run should do, read from the variables GitHub sets (no shell string
+surgery).
 
 A tag push deploys a registry version to the first environment; a tag that is not a registry version
 (an application's own `v1.2` caught by the `v*` filter) is a notice, not a failure. A dispatch runs
 only from the repository's default branch: whoever can push a branch cannot dispatch from it."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from modelreg.errors import ModelregError
-from modelreg.refs import parse_tag
 from modelreg.handle import Registry
+from modelreg.refs import parse_tag
 
 
 @dataclass(frozen=True)
@@ -24,33 +26,48 @@ class CiAction:
 
 
 def plan(registry: Registry, environ: Mapping[str, str]) -> CiAction:
-    """A tag push deploys that tag to the first environment; workflow_dispatch does what its inputs say."""
+    """A tag push deploys that tag to the first environment; workflow_dispatch does what its
+    inputs say."""
     event = environ.get("GITHUB_EVENT_NAME", "")
     first_env = next(iter(registry.config.environments))
     name, kind = environ.get("GITHUB_REF_NAME", ""), environ.get("GITHUB_REF_TYPE", "")
     if event == "push":
         if kind != "tag":
-            return CiAction("skip", None, first_env, notice=f"a push of {kind or 'ref'} {name or '?'} deploys "
-                                                            "nothing (only version tags do)")
+            return CiAction(
+                "skip",
+                None,
+                first_env,
+                notice=f"a push of {kind or 'ref'} {name or '?'} deploys "
+                "nothing (only version tags do)",
+            )
         ref = parse_tag(name, registry.config.default_model)
         if ref is None or ref.version is None:
             grammar = "MODEL@vN" + (" or vN" if registry.config.default_model else "")
-            return CiAction("skip", None, first_env,
-                            notice=f"tag {name!r} is not a version of this registry ({grammar}): nothing deployed")
+            return CiAction(
+                "skip",
+                None,
+                first_env,
+                notice=f"tag {name!r} is not a version of this registry ({grammar}): nothing "
+                "deployed",
+            )
         return CiAction("deploy", name, first_env, automated=True)
     if event == "workflow_dispatch":
         _check_default_branch(registry, environ)
         action = environ.get("MODELREG_ACTION") or "deploy"
         if action not in ("deploy", "promote", "rollback"):
-            raise ModelregError(f"modelreg ci: unknown action {action!r} (deploy, promote, rollback)")
+            raise ModelregError(
+                f"modelreg ci: unknown action {action!r} (deploy, promote, rollback)"
+            )
         ref = environ.get("MODELREG_REF") or None
         if ref is None and action != "rollback":
             raise ModelregError(f"modelreg ci: {action} needs a ref (MODEL@VERSION)")
         return CiAction(action, ref, environ.get("MODELREG_ENV") or first_env)
     if event == "schedule":
         return CiAction("skip", None, first_env, notice="a scheduled run deploys nothing")
-    raise ModelregError(f"modelreg ci: run from GitHub Actions on a tag push or workflow_dispatch "
-                        f"(GITHUB_EVENT_NAME is {event!r})")
+    raise ModelregError(
+        f"modelreg ci: run from GitHub Actions on a tag push or workflow_dispatch "
+        f"(GITHUB_EVENT_NAME is {event!r})"
+    )
 
 
 def _check_default_branch(registry: Registry, environ: Mapping[str, str]) -> None:
@@ -59,8 +76,10 @@ def _check_default_branch(registry: Registry, environ: Mapping[str, str]) -> Non
     default = _event_default_branch(environ) or registry.policy.ref.split("/", 1)[-1]
     ran_from = environ.get("GITHUB_REF", "")
     if ran_from != f"refs/heads/{default}":
-        raise ModelregError(f"modelreg ci: a dispatch runs only from the default branch ({default}); this one ran "
-                            f"from {ran_from or '?'}: run the workflow from {default}")
+        raise ModelregError(
+            f"modelreg ci: a dispatch runs only from the default branch ({default}); this one ran "
+            f"from {ran_from or '?'}: run the workflow from {default}"
+        )
 
 
 def _event_default_branch(environ: Mapping[str, str]) -> str | None:

@@ -3,6 +3,7 @@
 An unknown key or a wrong type is one error that names the key, e.g.
 `environments.prod.replicas: expected an integer, got "three"`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,20 +35,40 @@ class Environment:
     requires: str | None = None
     validate: bool = False
     require_lineage: bool = False  # the card must record the DVC stage that made the artifact
-    schema: str = ""  # "compatible": refuse a version whose signature breaks the live one's callers (modelreg diff)
-    storage_url: str | None = None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
-    require_signed: bool = False  # only versions whose tag an allowed signer signed (see signing.py)
-    soak: str | None = None  # with requires: how long a version must have run there first (30m, 2h, 1d)
-    approvals: int = 0  # distinct allowed signers (not the tag's author) who must `modelreg approve` it
-    # Only versions whose artifact signature (model.sig) this key or identity made, over the bytes in the remote:
+    # "compatible": refuse a version whose signature breaks the live one's callers (modelreg diff)
+    schema: str = ""
+    storage_url: str | None = (
+        None  # a mirror of the DVC remote near this cluster: the base of artifact URLs
+    )
+    require_signed: bool = (
+        False  # only versions whose tag an allowed signer signed (see signing.py)
+    )
+    soak: str | None = (
+        None  # with requires: how long a version must have run there first (30m, 2h, 1d)
+    )
+    approvals: int = (
+        0  # distinct allowed signers (not the tag's author) who must `modelreg approve` it
+    )
+    # Only versions whose artifact signature (model.sig) this key or identity made, over the bytes
+    # in the remote:
     require_artifact_signature: bool = False
-    artifact_key: str | None = None  # a PEM public key, a path in the registry (.modelreg/release.pub)
-    artifact_identity: str | None = None  # or keyless Sigstore: the signer's identity and its OIDC issuer
+    artifact_key: str | None = (
+        None  # a PEM public key, a path in the registry (.modelreg/release.pub)
+    )
+    artifact_identity: str | None = (
+        None  # or keyless Sigstore: the signer's identity and its OIDC issuer
+    )
     artifact_issuer: str | None = None
-    require_image_digest: bool = False  # the server image must be named by digest (image@sha256:...)
+    require_image_digest: bool = (
+        False  # the server image must be named by digest (image@sha256:...)
+    )
     startup_seconds: int = 0  # how long the server may take to start (0: sized from the artifact)
-    termination_grace_seconds: int = 30  # drain on SIGTERM: readiness fails, in-flight requests finish
-    network_policy: bool = False  # a NetworkPolicy: ingress to the server port; egress to DNS and storage
+    termination_grace_seconds: int = (
+        30  # drain on SIGTERM: readiness fails, in-flight requests finish
+    )
+    network_policy: bool = (
+        False  # a NetworkPolicy: ingress to the server port; egress to DNS and storage
+    )
     storage_port: int = 443  # the storage endpoint's port, for that NetworkPolicy's egress
 
 
@@ -66,7 +87,8 @@ class Serving:
     runtime: str = "modelreg"
     model_format: str = "pytorch"
     model_dir: str = "/models"
-    servable: bool = True  # deploys refuse versions modelreg's server cannot run (false: your templates run another)
+    # deploys refuse versions modelreg's server cannot run (false: your templates run another)
+    servable: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,7 +110,9 @@ class Config:
 
     def env(self, name: str) -> Environment:
         if name not in self.environments:
-            raise ConfigError(f"unknown environment {name!r}: {self.source} has {', '.join(self.environments)}")
+            raise ConfigError(
+                f"unknown environment {name!r}: {self.source} has {', '.join(self.environments)}"
+            )
         return self.environments[name]
 
 
@@ -106,7 +130,10 @@ def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
         return str(value)
     if not ok:
         shown = json.dumps(value, default=str)
-        raise ConfigError(f"{key}: expected {TYPE_WORDS[expected]}, got {shown if len(shown) <= 60 else shown[:60] + '...'}")
+        raise ConfigError(
+            f"{key}: expected {TYPE_WORDS[expected]}, got "
+            f"{shown if len(shown) <= 60 else shown[:60] + '...'}"
+        )
     if expected is int and not 0 <= value <= MAX_INT:
         raise ConfigError(f"{key}: expected an integer from 0 to {MAX_INT}")
     return value
@@ -119,9 +146,11 @@ def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) 
     for name, value in data.items():
         where = f"{key}.{name}" if key else str(name)
         if name not in hints or name in INTERNAL:
-            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(set(hints) - INTERNAL))})")
+            raise ConfigError(
+                f"{where}: unknown key (known: {', '.join(sorted(set(hints) - INTERNAL))})"
+            )
         hint = str(hints[name])
-        base = {"int": int, "str": str, "bool": bool}.get(hint.split(" ")[0], None)
+        base = {"int": int, "str": str, "bool": bool}.get(hint.split(" ")[0])
         if base is not None:
             values[name] = _check_type(value, base, where, "None" in hint)
         else:
@@ -135,50 +164,87 @@ def parse_config(text: str | bytes, source: str = CONFIG_FILE) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("modelreg.yaml: expected a mapping of settings at the top level")
     envs_raw = data.pop("environments", None)
-    envs_raw = DEFAULT_ENVIRONMENTS if envs_raw is None else _check_type(envs_raw, dict, "environments", False)
+    envs_raw = (
+        DEFAULT_ENVIRONMENTS
+        if envs_raw is None
+        else _check_type(envs_raw, dict, "environments", False)
+    )
     deploy = _build(Deploy, data.pop("deploy", None), "deploy")
     serving = _build(Serving, data.pop("serving", None), "serving")
     site = _build(Site, data.pop("site", None), "site")
     envs = {}
     for name, settings in envs_raw.items():
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise ConfigError(f"environments.{name}: an environment name must be a DNS-1123 label (staging, prod)")
+            raise ConfigError(
+                f"environments.{name}: an environment name must be a DNS-1123 label (staging, prod)"
+            )
         envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
         if not envs[name].namespace:
             envs[name] = dataclasses.replace(envs[name], namespace=name)
-    config = _build(Config, data, "", {"environments": envs, "deploy": deploy, "serving": serving, "site": site,
-                                       "source": source})
+    config = _build(
+        Config,
+        data,
+        "",
+        {
+            "environments": envs,
+            "deploy": deploy,
+            "serving": serving,
+            "site": site,
+            "source": source,
+        },
+    )
     _check_consistency(config)
     return config
 
 
 def _check_consistency(config: Config) -> None:
     if config.versions not in SCHEMES:
-        raise ConfigError(f"versions: expected one of {', '.join(SCHEMES)}, got {json.dumps(config.versions)}")
+        raise ConfigError(
+            f"versions: expected one of {', '.join(SCHEMES)}, got {json.dumps(config.versions)}"
+        )
     if config.default_model is not None and not NAME_RE.fullmatch(config.default_model):
         raise ConfigError(f"default_model: {config.default_model!r} is not a valid model name")
     if not config.environments:
         raise ConfigError("environments: at least one environment is needed")
     if config.serving.kind not in ("deployment", "kserve"):
-        raise ConfigError(f"serving.kind: expected deployment or kserve, got {json.dumps(config.serving.kind)}")
+        raise ConfigError(
+            f"serving.kind: expected deployment or kserve, got {json.dumps(config.serving.kind)}"
+        )
     for env in config.environments.values():
         if env.requires is not None and env.requires not in config.environments:
-            raise ConfigError(f"environments.{env.name}.requires: no environment named {env.requires!r}")
+            raise ConfigError(
+                f"environments.{env.name}.requires: no environment named {env.requires!r}"
+            )
         if env.soak is not None:
             if env.requires is None:
-                raise ConfigError(f"environments.{env.name}.soak: needs `requires` (where the version soaks)")
+                raise ConfigError(
+                    f"environments.{env.name}.soak: needs `requires` (where the version soaks)"
+                )
             duration_seconds(env.soak, f"environments.{env.name}.soak")
         _check_artifact_trust(env)
         if env.network_policy and config.serving.kind == "kserve":
-            raise ConfigError(f"environments.{env.name}.network_policy: rendered for serving.kind deployment only "
-                              "(KServe's pods take traffic through ports its deployment mode picks: use its own policies)")
+            raise ConfigError(
+                f"environments.{env.name}.network_policy: rendered for serving.kind deployment "
+                "only "
+                "(KServe's pods take traffic through ports its deployment mode picks: use its own "
+                "policies)"
+            )
         for key in ("startup_seconds", "termination_grace_seconds"):
             if not 0 <= getattr(env, key) <= 86400:
-                raise ConfigError(f"environments.{env.name}.{key}: expected 0 to 86400 seconds, got {getattr(env, key)}")
+                raise ConfigError(
+                    f"environments.{env.name}.{key}: expected 0 to 86400 seconds, got "
+                    f"{getattr(env, key)}"
+                )
         if env.schema not in ("", "compatible"):
-            raise ConfigError(f"environments.{env.name}.schema: expected compatible (or nothing), got {json.dumps(env.schema)}")
+            raise ConfigError(
+                f"environments.{env.name}.schema: expected compatible (or nothing), got "
+                f"{json.dumps(env.schema)}"
+            )
         if not 1 <= env.storage_port <= 65535:
-            raise ConfigError(f"environments.{env.name}.storage_port: expected a port (1-65535), got {env.storage_port}")
+            raise ConfigError(
+                f"environments.{env.name}.storage_port: expected a port (1-65535), got "
+                f"{env.storage_port}"
+            )
     _check_deploy(config.deploy)
 
 
@@ -186,17 +252,32 @@ def _check_artifact_trust(env: Environment) -> None:
     where = f"environments.{env.name}"
     if env.artifact_key is not None:
         parts = env.artifact_key.split("/")
-        if env.artifact_key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in env.artifact_key:
-            raise ConfigError(f"{where}.artifact_key: {env.artifact_key[:80]!r} must be a path inside the registry "
-                              "(.modelreg/release.pub)")
+        if (
+            env.artifact_key.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or "\\" in env.artifact_key
+        ):
+            raise ConfigError(
+                f"{where}.artifact_key: {env.artifact_key[:80]!r} must be a path inside the "
+                "registry "
+                "(.modelreg/release.pub)"
+            )
     if (env.artifact_identity is None) != (env.artifact_issuer is None):
-        raise ConfigError(f"{where}: artifact_identity and artifact_issuer go together (a Sigstore identity and "
-                          "the OIDC issuer that vouches for it)")
+        raise ConfigError(
+            f"{where}: artifact_identity and artifact_issuer go together (a Sigstore identity and "
+            "the OIDC issuer that vouches for it)"
+        )
     if env.artifact_key is not None and env.artifact_identity is not None:
         raise ConfigError(f"{where}: trust artifact_key or artifact_identity, not both")
-    if env.require_artifact_signature and env.artifact_key is None and env.artifact_identity is None:
-        raise ConfigError(f"{where}.require_artifact_signature: name whom to trust: artifact_key "
-                          "(a public key in the registry) or artifact_identity + artifact_issuer")
+    if (
+        env.require_artifact_signature
+        and env.artifact_key is None
+        and env.artifact_identity is None
+    ):
+        raise ConfigError(
+            f"{where}.require_artifact_signature: name whom to trust: artifact_key "
+            "(a public key in the registry) or artifact_identity + artifact_issuer"
+        )
 
 
 def _check_deploy(deploy: Deploy) -> None:
@@ -208,11 +289,20 @@ def _check_deploy(deploy: Deploy) -> None:
     except (KeyError, IndexError, ValueError):
         raise ConfigError("deploy.path: only {env} and {model} may appear in braces") from None
     parts = sample.split("/")
-    if sample.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts) or "\\" in sample:
-        raise ConfigError(f"deploy.path: {deploy.path!r} must be a relative path inside the deploy branch "
-                          "(no leading /, no empty, . or .. parts, no .git)")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", deploy.branch) or ".." in deploy.branch \
-            or deploy.branch.endswith((".lock", "/", ".")):
+    if (
+        sample.startswith("/")
+        or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts)
+        or "\\" in sample
+    ):
+        raise ConfigError(
+            f"deploy.path: {deploy.path!r} must be a relative path inside the deploy branch "
+            "(no leading /, no empty, . or .. parts, no .git)"
+        )
+    if (
+        not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", deploy.branch)
+        or ".." in deploy.branch
+        or deploy.branch.endswith((".lock", "/", "."))
+    ):
         raise ConfigError(f"deploy.branch: {deploy.branch!r} is not a usable branch name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", deploy.remote):
         raise ConfigError(f"deploy.remote: {deploy.remote!r} is not a usable remote name")
@@ -231,11 +321,15 @@ def duration_seconds(text: str, where: str) -> int:
 
 def default_config_text(default_model: str | None) -> str:
     """The modelreg.yaml that `init` writes: every key, with its default."""
-    model_line = f"default_model: {default_model}\n" if default_model else "# default_model: churn   # plain `v3` tags then mean churn@v3\n"
+    model_line = (
+        f"default_model: {default_model}\n"
+        if default_model
+        else "# default_model: churn   # plain `v3` tags then mean churn@v3\n"
+    )
     return f"""\
 # modelreg registry settings. Reference: see the modelreg README.
 models_dir: models
-{model_line}versions: integer          # integer (v1, v2, ...) or semver (v1.2.3, readable by GTO and DVC Studio)
+{model_line}versions: integer          # integer (v1, v2, ...) or semver (v1.2.3: GTO, DVC Studio)
 kubernetes_version: "1.30"  # manifests are checked against this version's OpenAPI schema
 
 environments:               # in promotion order; the first receives tag pushes
@@ -245,8 +339,8 @@ environments:               # in promotion order; the first receives tag pushes
     requires: staging       # a version must have been live in staging first
     replicas: 2
     max_replicas: 6
-    # schema: compatible      # refuse a version whose signature breaks the live one's callers (modelreg diff)
-    # network_policy: true    # ingress on the server port only; egress to DNS and storage_port (443)
+    # schema: compatible      # refuse a signature that breaks the live one's callers
+    # network_policy: true    # ingress: server port; egress: DNS, storage_port (443)
 
 deploy:
   branch: deploy            # the branch Argo CD / Flux syncs

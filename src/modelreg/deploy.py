@@ -7,15 +7,17 @@ Every attempt reads the branch once (its tip, and the log from that tip), decide
 that snapshot (what is live, `requires`, hand edits, no-op), builds a commit on it and moves the
 branch only if it is still there. A lost race starts the attempt again from a fresh read.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
-from modelreg.refs import check_name, parse_version
 from modelreg.handle import Registry
+from modelreg.refs import check_name, parse_version
 from modelreg.render import render
 from modelreg.target import Base, DeployRecord, Landing
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
@@ -36,7 +38,9 @@ class DeployResult:
     dry_run: bool
     warnings: list[str]
     attempts: int = 1
-    gates: list[dict[str, Any]] = field(default_factory=list)  # each gate the environment set: passed, and why
+    gates: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # each gate the environment set: passed, and why
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,13 +76,20 @@ class Change:
 Decide = Callable[[list[DeployRecord], "policy.Policy"], Change]
 
 
-def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = DeployOptions(),
-           action: str = "deploy") -> DeployResult:
+def deploy(
+    registry: Registry,
+    ref: str,
+    env: str,
+    options: DeployOptions = DeployOptions(),
+    action: str = "deploy",
+) -> DeployResult:
     """Render REF for ENV and commit the manifests to the deploy branch."""
     registry.config.env(env)
     resolved = resolve(registry, ref)
     warnings = _check_artifact(registry, resolved, options)
-    rendered: list[dict[str, bytes]] = []  # once, after the first attempt's gates: a refusal names them all
+    rendered: list[
+        dict[str, bytes]
+    ] = []  # once, after the first attempt's gates: a refusal names them all
     memo: dict[tuple[str, ...], gates.Gate] = {}  # gate results that hold across attempts
 
     def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
@@ -86,12 +97,18 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
         sunset = policy.refuse_sunset(rules, resolved.info)
         if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
             raise Held(policy.hold_message(env, resolved.info.model, mark))
-        checked, overridden = gates.override(gates.evaluate(registry, records, resolved, env, memo=memo), options.force)
+        checked, overridden = gates.override(
+            gates.evaluate(registry, records, resolved, env, memo=memo), options.force
+        )
         signer = gates.enforce(checked, resolved, env)
         forced = policy.needs_force(rules, env, resolved.info, options.force) or overridden
         if not rendered:
-            done = render(registry, resolved, env,
-                          deprecation=rules.deprecated.get((resolved.info.model, str(resolved.info.version))))
+            done = render(
+                registry,
+                resolved,
+                env,
+                deprecation=rules.deprecated.get((resolved.info.model, str(resolved.info.version))),
+            )
             rendered.append(done.files)
             warnings.extend([*done.warnings, *([sunset] if sunset else [])])
         return Change(resolved, rendered[0], warnings, forced=forced, signer=signer, gates=checked)
@@ -99,8 +116,13 @@ def deploy(registry: Registry, ref: str, env: str, options: DeployOptions = Depl
     return _land(registry, resolved.info.model, env, action, options, decide)
 
 
-def rollback(registry: Registry, version: str | None = None, env: str | None = None, model: str | None = None,
-             options: DeployOptions = DeployOptions()) -> DeployResult:
+def rollback(
+    registry: Registry,
+    version: str | None = None,
+    env: str | None = None,
+    model: str | None = None,
+    options: DeployOptions = DeployOptions(),
+) -> DeployResult:
     """Put ENV back to VERSION, or by default to the last good version: the newest earlier version
     live in ENV that is neither rolled back there nor quarantined. The version moved away from is
     marked rolled back in ENV, and ENV is held against automatic deploys."""
@@ -109,9 +131,15 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
     if model is not None:
         check_name(model)
     if model is None and registry.config.default_model is None and options.push:
-        target.fetch(registry)  # which models run in ENV is read from the remote's branch; land() fetches again
+        target.fetch(
+            registry
+        )  # which models run in ENV is read from the remote's branch; land() fetches again
     model = model or _pick_model(registry, env)
-    wanted = None if version is None else resolve(registry, version if "@" in version else f"{model}@{version}")
+    wanted = (
+        None
+        if version is None
+        else resolve(registry, version if "@" in version else f"{model}@{version}")
+    )
     artifact_warnings: dict[str, list[str]] = {}
     memo: dict[tuple[str, ...], gates.Gate] = {}
 
@@ -121,7 +149,9 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
         policy.refuse_quarantined(rules, resolved.info)
         forced = policy.needs_force(rules, env, resolved.info, options.force)
-        checked = gates.evaluate(registry, records, resolved, env, only=gates.VERSION_GATES, memo=memo)  # it ran there before
+        checked = gates.evaluate(
+            registry, records, resolved, env, only=gates.VERSION_GATES, memo=memo
+        )  # it ran there before
         signer = gates.enforce(checked, resolved, env)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
@@ -129,21 +159,38 @@ def rollback(registry: Registry, version: str | None = None, env: str | None = N
         if resolved.info.tag not in artifact_warnings:
             artifact_warnings[resolved.info.tag] = _check_artifact(registry, resolved, options)
         files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-        return Change(resolved, files, artifact_warnings[resolved.info.tag], forced=forced,
-                      restored_from=earlier.commit, rolled_back=mine[0].version, signer=signer, gates=checked)
+        return Change(
+            resolved,
+            files,
+            artifact_warnings[resolved.info.tag],
+            forced=forced,
+            restored_from=earlier.commit,
+            rolled_back=mine[0].version,
+            signer=signer,
+            gates=checked,
+        )
 
     return _land(registry, model, env, "rollback", options, decide)
 
 
-def _rollback_target(registry: Registry, mine: list[DeployRecord], rules: policy.Policy, env: str, model: str,
-                     wanted: Resolved | None) -> DeployRecord:
+def _rollback_target(
+    registry: Registry,
+    mine: list[DeployRecord],
+    rules: policy.Policy,
+    env: str,
+    model: str,
+    wanted: Resolved | None,
+) -> DeployRecord:
     if not mine:
         raise DeployError(f"nothing to roll back: {model} was never deployed to {env}")
     current = mine[0].version
     if wanted is not None:
         earlier = next((r for r in mine if r.version == str(wanted.info.version)), None)
         if earlier is None:
-            raise DeployError(f"{wanted.info.tag} was never deployed to {env}: use `modelreg deploy` for a new version")
+            raise DeployError(
+                f"{wanted.info.tag} was never deployed to {env}: use `modelreg deploy` for a new "
+                "version"
+            )
         return earlier
     if all(r.version == current for r in mine):
         raise DeployError(f"nothing to roll back to: {model} has had only {current} in {env}")
@@ -151,22 +198,32 @@ def _rollback_target(registry: Registry, mine: list[DeployRecord], rules: policy
     for record in mine:
         if record.version == current or record.version in skipped:
             continue
-        if rules.is_rolled_back(env, model, record.version) or rules.quarantine_of(model, record.version):
+        if rules.is_rolled_back(env, model, record.version) or rules.quarantine_of(
+            model, record.version
+        ):
             skipped.append(record.version)
             continue
         return record
     older = [v for v in skipped if parse_version(v).key < parse_version(current).key]
-    if not older:  # only later versions were live besides it: there is nothing before it to go back to
-        raise DeployError(f"nothing to roll back to: {current} is the earliest version of {model} live in {env} "
-                          f"({', '.join(skipped)} came later and {'was' if len(skipped) == 1 else 'were'} rolled "
-                          f"back or quarantined); deploy the version you want: modelreg deploy {model}@VERSION --env {env}")
-    raise DeployError(f"nothing to roll back to: no good version of {model} was live in {env} before {current} "
-                      f"({', '.join(skipped)} rolled back or quarantined); to go back to one of those anyway: "
-                      f"modelreg rollback VERSION --env {env} --force")
+    if (
+        not older
+    ):  # only later versions were live besides it: there is nothing before it to go back to
+        raise DeployError(
+            f"nothing to roll back to: {current} is the earliest version of {model} live in {env} "
+            f"({', '.join(skipped)} came later and {'was' if len(skipped) == 1 else 'were'} rolled "
+            f"back or quarantined); deploy the version you want: modelreg deploy {model}@VERSION "
+            f"--env {env}"
+        )
+    raise DeployError(
+        f"nothing to roll back to: no good version of {model} was live in {env} before {current} "
+        f"({', '.join(skipped)} rolled back or quarantined); to go back to one of those anyway: "
+        f"modelreg rollback VERSION --env {env} --force"
+    )
 
 
-def _land(registry: Registry, model: str, env: str, action: str, options: DeployOptions,
-          decide: Decide) -> DeployResult:
+def _land(
+    registry: Registry, model: str, env: str, action: str, options: DeployOptions, decide: Decide
+) -> DeployResult:
     """Read, decide, build and compare-and-swap, until the branch holds still long enough."""
 
     def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
@@ -178,8 +235,16 @@ def _land(registry: Registry, model: str, env: str, action: str, options: Deploy
     return target.land(registry, model, options.push, attempt)
 
 
-def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: Change, env: str, action: str,
-             options: DeployOptions, attempt: int) -> Landing:
+def _attempt(
+    registry: Registry,
+    at: Base,
+    records: list[DeployRecord],
+    change: Change,
+    env: str,
+    action: str,
+    options: DeployOptions,
+    attempt: int,
+) -> Landing:
     """One try from one snapshot of the branch: the result, and the commit to land (if any)."""
     info = change.resolved.info
     path = target.deploy_path(registry, env, info.model)
@@ -188,47 +253,86 @@ def _attempt(registry: Registry, at: Base, records: list[DeployRecord], change: 
     if current is not None and not options.force:
         committed = target.files_at(registry, current.commit, path)
         if committed != on_branch:
-            raise DeployError(f"{registry.config.deploy.branch}:{path} was edited by hand since {current.tag} was "
-                              f"deployed (commit {current.commit[:8]}); inspect it, then pass --force to overwrite")
+            raise DeployError(
+                f"{registry.config.deploy.branch}:{path} was edited by hand since {current.tag} "
+                "was "
+                f"deployed (commit {current.commit[:8]}); inspect it, then pass --force to "
+                "overwrite"
+            )
     wanted = {name: target.blob_id(data) for name, data in change.files.items()}
-    result = dict(action=action, model=info.model, version=str(info.version), tag=info.tag, env=env,
-                  previous_version=current.version if current else None, files=sorted(change.files),
-                  dry_run=options.dry_run, warnings=change.warnings, attempts=attempt,
-                  gates=[g.to_json() for g in change.gates])
-    if current is not None and current.version == str(info.version) and wanted == on_branch and not change.forced:
+    result = dict(
+        action=action,
+        model=info.model,
+        version=str(info.version),
+        tag=info.tag,
+        env=env,
+        previous_version=current.version if current else None,
+        files=sorted(change.files),
+        dry_run=options.dry_run,
+        warnings=change.warnings,
+        attempts=attempt,
+        gates=[g.to_json() for g in change.gates],
+    )
+    if (
+        current is not None
+        and current.version == str(info.version)
+        and wanted == on_branch
+        and not change.forced
+    ):
         return Landing(DeployResult(commit=current.commit, noop=True, pushed=False, **result))
     if options.dry_run:
         return Landing(DeployResult(commit=None, noop=False, pushed=False, **result))
     message = _message(action, change, env, current)
     commit = target.build_commit(registry, at.commit, path, change.files, message)
     if change.restored_from:
-        mine, theirs = git.object_ids(registry.root, [f"{commit}:{path}", f"{change.restored_from}:{path}"])
+        mine, theirs = git.object_ids(
+            registry.root, [f"{commit}:{path}", f"{change.restored_from}:{path}"]
+        )
         if mine != theirs:
-            raise DeployError(f"the rollback would not restore {path} of {change.restored_from[:8]} exactly "
-                              f"(tree {mine} against {theirs}); nothing was committed")
-    return Landing(DeployResult(commit=commit, noop=False, pushed=options.push, **result), commit,
-                   message.splitlines()[0])
+            raise DeployError(
+                f"the rollback would not restore {path} of {change.restored_from[:8]} exactly "
+                f"(tree {mine} against {theirs}); nothing was committed"
+            )
+    return Landing(
+        DeployResult(commit=commit, noop=False, pushed=options.push, **result),
+        commit,
+        message.splitlines()[0],
+    )
 
 
-def _check_pinned(registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool) -> None:
+def _check_pinned(
+    registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool
+) -> None:
     """A version is immutable: refuse it when its tag names another object than at its first deploy,
-    or (pushing) than the remote's tag; pushing, the remote must have the tag (and so its commit)."""
+    or (pushing) than the remote's tag; pushing, the remote must have the tag (and so its
+    commit)."""
     first = target.first_pin(records, info.model, str(info.version))
     if first is not None and first.tag_object != info.object:
         raise DeployError(
-            f"{info.tag} was moved: at its first deploy (commit {first.commit[:8]}) it named {first.tag_object} "
-            f"(source commit {first.source_commit[:12]}), now it names {info.object} (commit {info.commit[:12]}). "
-            f"Versions are immutable: put it back (git update-ref refs/tags/{info.tag} {first.tag_object}) "
-            "or register a new version")
+            f"{info.tag} was moved: at its first deploy (commit {first.commit[:8]}) it named "
+            f"{first.tag_object} "
+            f"(source commit {first.source_commit[:12]}), now it names {info.object} (commit "
+            f"{info.commit[:12]}). "
+            f"Versions are immutable: put it back (git update-ref refs/tags/{info.tag} "
+            f"{first.tag_object}) "
+            "or register a new version"
+        )
     if push:
         remote = registry.config.deploy.remote
-        theirs = (git.ls_remote_refs(registry.root, remote, [f"refs/tags/{info.tag}"]) or {}).get(f"refs/tags/{info.tag}")
+        theirs = (git.ls_remote_refs(registry.root, remote, [f"refs/tags/{info.tag}"]) or {}).get(
+            f"refs/tags/{info.tag}"
+        )
         if theirs is None:
-            raise DeployError(f"{info.tag} is not on {remote}: a pushed deploy would name a version nobody else can "
-                              f"see; push it first (git push {remote} {info.tag}), then deploy")
+            raise DeployError(
+                f"{info.tag} is not on {remote}: a pushed deploy would name a version nobody else "
+                "can "
+                f"see; push it first (git push {remote} {info.tag}), then deploy"
+            )
         if theirs != info.object:
-            raise DeployError(f"{info.tag} differs between here and {remote}: {remote}'s tag names {theirs}, "
-                              f"yours names {info.object}; find out who moved it before deploying either")
+            raise DeployError(
+                f"{info.tag} differs between here and {remote}: {remote}'s tag names {theirs}, "
+                f"yours names {info.object}; find out who moved it before deploying either"
+            )
 
 
 def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptions) -> list[str]:
@@ -238,17 +342,24 @@ def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptio
     lacking = missing(registry, resolved)
     if not lacking:
         return []
-    what = f"{resolved.info.tag}: {len(lacking)} object(s) of {resolved.pointer.path} are not in the DVC remote"
+    what = (
+        f"{resolved.info.tag}: {len(lacking)} object(s) of {resolved.pointer.path} are not in the "
+        "DVC remote"
+    )
     if not options.allow_missing:
         raise DeployError(f"{what}; push them (dvc push), or pass --allow-missing to deploy anyway")
-    return [f"WARNING: {what}; deploying anyway (--allow-missing): pods will fail to fetch the model"]
+    return [
+        f"WARNING: {what}; deploying anyway (--allow-missing): pods will fail to fetch the model"
+    ]
 
 
 def _pick_model(registry: Registry, env: str) -> str:
     if registry.config.default_model:
         return registry.config.default_model
     records = target.read_log(registry)
-    models = sorted({r.model for r in records if r.env == env}) or sorted({v.model for v in scan(registry)})
+    models = sorted({r.model for r in records if r.env == env}) or sorted(
+        {v.model for v in scan(registry)}
+    )
     if len(models) == 1:
         return models[0]
     if not models:
@@ -259,10 +370,21 @@ def _pick_model(registry: Registry, env: str) -> str:
 def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:
     info = change.resolved.info
     verb = {"deploy": "Deploy", "promote": "Promote", "rollback": "Roll back"}[action]
-    title = f"{verb} {info.tag} to {env}" if action != "rollback" else f"Roll back {info.model} in {env} to {info.version}"
-    trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
-                ("Tag", info.tag), ("Tag-Object", info.object), ("Source-Commit", info.commit),
-                ("Previous-Version", current.version if current else "none")]
+    title = (
+        f"{verb} {info.tag} to {env}"
+        if action != "rollback"
+        else f"Roll back {info.model} in {env} to {info.version}"
+    )
+    trailers = [
+        ("Action", action),
+        ("Model", info.model),
+        ("Version", str(info.version)),
+        ("Env", env),
+        ("Tag", info.tag),
+        ("Tag-Object", info.object),
+        ("Source-Commit", info.commit),
+        ("Previous-Version", current.version if current else "none"),
+    ]
     if change.restored_from:
         trailers += [("Restored-From", change.restored_from), ("Rolled-Back", change.rolled_back)]
     if change.forced:

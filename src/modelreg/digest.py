@@ -5,6 +5,7 @@ per file, sorted by relative POSIX path, `<sha256 hex>  <relative path>\\n` (the
 format `sha256sum` prints), so `cd DIR && find . -type f | sort | xargs sha256sum`
 reproduces it after stripping the leading `./`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +14,10 @@ import re
 import stat
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import BinaryIO
 
 from modelreg.errors import ArtifactError
 
@@ -37,7 +39,9 @@ def locked_progress(progress: Progress | None) -> Progress | None:
     return report
 
 
-def md5_sha256_copy(src: Path, outs: Sequence[BinaryIO], progress: Progress | None) -> tuple[str, str, int]:
+def md5_sha256_copy(
+    src: Path, outs: Sequence[BinaryIO], progress: Progress | None
+) -> tuple[str, str, int]:
     """Copy `src` into each of OUTS in one read, returning (md5, sha256, size) of the bytes read.
 
     md5, SHA-256 and every write run in a lane of their own (a one-thread executor: chunks stay in
@@ -91,8 +95,11 @@ class Hashes:
         return self.md5.hexdigest(), self.sha.hexdigest()
 
 
-def md5_sha256_stream(chunks: Iterable[bytes], out: BinaryIO | None, progress: Progress | None) -> tuple[str, str, int]:
-    """md5, SHA-256 and size of a stream of chunks (a download), each chunk written to OUT when given."""
+def md5_sha256_stream(
+    chunks: Iterable[bytes], out: BinaryIO | None, progress: Progress | None
+) -> tuple[str, str, int]:
+    """md5, SHA-256 and size of a stream of chunks (a download), each chunk written to OUT when
+    given."""
     hashes, size = Hashes(), 0
     try:
         for chunk in chunks:
@@ -121,15 +128,20 @@ def check_regular(path: Path, shown: str) -> None:
     """Refuse anything but a regular file or folder: a symlink would carry bytes from outside
     the artifact (`/etc/passwd`) to the shared remote; a fifo or device never ends."""
     if path.is_symlink():
-        raise ArtifactError(f"{shown} is a symbolic link (to {os.readlink(path)}): an artifact holds only "
-                            "its own files; copy the target in instead")
+        raise ArtifactError(
+            f"{shown} is a symbolic link (to {os.readlink(path)}): an artifact holds only "
+            "its own files; copy the target in instead"
+        )
     mode = path.lstat().st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise ArtifactError(f"{shown} is not a regular file (a fifo, socket or device): it cannot be registered")
+        raise ArtifactError(
+            f"{shown} is not a regular file (a fifo, socket or device): it cannot be registered"
+        )
 
 
 def files_of(root: Path) -> list[str]:
-    """Relative POSIX paths of the files under a directory, sorted; symlinks and special files refused."""
+    """Relative POSIX paths of the files under a directory, sorted; symlinks and special files
+    refused."""
     found = []
 
     def fail(exc: OSError) -> None:
@@ -142,8 +154,10 @@ def files_of(root: Path) -> list[str]:
             rel = path.relative_to(root).as_posix()
             check_regular(path, f"{root.name}/{rel}")
             if not SAFE_REL.fullmatch(rel):
-                raise ArtifactError(f"{root.name}/{rel!r}: file names in an artifact may not hold control "
-                                    "characters or backslashes")
+                raise ArtifactError(
+                    f"{root.name}/{rel!r}: file names in an artifact may not hold control "
+                    "characters or backslashes"
+                )
         found.extend((Path(dirpath) / name).relative_to(root).as_posix() for name in filenames)
     return sorted(found)
 

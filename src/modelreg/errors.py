@@ -1,4 +1,5 @@
 """The one family of errors the library raises; the CLI prints them as one line."""
+
 from __future__ import annotations
 
 

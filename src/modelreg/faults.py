@@ -4,6 +4,7 @@ With MODELREG_TEST_KILL_AFTER=<step> in the environment, the process kills itsel
 after that step: the tests use it to prove that a kill at any point leaves either nothing or a
 complete result. Unset (always, outside the tests), a step costs one dictionary lookup.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,7 +5,8 @@ The language (parsed here, never eval'd):
     expr    := term ('or' term)*          term := factor ('and' factor)*
     factor  := 'not' factor | '(' expr ')' | FIELD [OP VALUE]
     OP      := == != < <= > >= ~          (~: contains, case-insensitive)
-    VALUE   := a number, a "string" or 'string', a date 2026-03-01, true, false, or a bare word (prod)
+    VALUE   := a number, a "string" or 'string', a date 2026-03-01, true, false, or a bare word
+    (prod)
 
 Fields: `model`, `version`, `tag`, `author`, `date` (when registered; compared by day when the value
 is a day), `metrics.NAME`, `params.NAME`, `live` (the environments it is live in now), `was_live`
@@ -16,28 +17,47 @@ truth (`quarantined`). A missing metric or param makes its comparison false.
 
 Cards are read once per tag object (immutable) and kept in `<git dir>/modelreg/find-cards`.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from modelreg import git
 from modelreg.errors import ModelregError
-from modelreg.refs import parse_version
 from modelreg.handle import Registry
+from modelreg.refs import parse_version
 
-TOKEN = re.compile(r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w-]))|(?P<date>\d{4}-\d{2}-\d{2}(?:T[\d:]+Z?)?)
+TOKEN = re.compile(
+    r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w-]))|(?P<date>\d{4}-\d{2}-\d{2}(?:T[\d:]+Z?)?)
                       |(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>==|!=|<=|>=|<|>|~)|(?P<paren>[()])
-                      |(?P<word>[A-Za-z_][\w.@/-]*))""", re.VERBOSE)
-FIELDS = ("model", "version", "tag", "author", "date", "live", "was_live", "quarantined", "deprecated", "signed",
-          "signer", "uses", "uses_md5")
+                      |(?P<word>[A-Za-z_][\w.@/-]*))""",
+    re.VERBOSE,
+)
+FIELDS = (
+    "model",
+    "version",
+    "tag",
+    "author",
+    "date",
+    "live",
+    "was_live",
+    "quarantined",
+    "deprecated",
+    "signed",
+    "signer",
+    "uses",
+    "uses_md5",
+)
 CACHE = "find-cards.v2"  # the fields kept per card changed: a new name, not a stale read
 MAX_EXPR = 2000
 
 
 class Facts(NamedTuple):
     """What find knows of one version (a tuple: there are 100,000 of them)."""
+
     model: str
     version: str
     tag: str
@@ -50,7 +70,9 @@ class Facts(NamedTuple):
     quarantined: bool
     deprecated: bool
     signed: bool
-    signer: str  # who signed the artifact: `key:<sha256 of the public key>` or the Sigstore identity
+    signer: (
+        str  # who signed the artifact: `key:<sha256 of the public key>` or the Sigstore identity
+    )
     uses: dict[str, str]  # lineage dependency path -> md5
 
     def to_json(self) -> dict[str, Any]:
@@ -138,7 +160,11 @@ class Parser:
             self.fail(f"expected a field, got {value!r}", pos)
         name = value
         if name not in FIELDS and not name.startswith(("metrics.", "params.")):
-            self.fail(f"unknown field {name!r}", pos, f" (fields: {', '.join(FIELDS)}, metrics.NAME, params.NAME)")
+            self.fail(
+                f"unknown field {name!r}",
+                pos,
+                f" (fields: {', '.join(FIELDS)}, metrics.NAME, params.NAME)",
+            )
         token = self.peek()
         if token is None or token[0] != "op":
             return lambda f: bool(_get(f, name))
@@ -168,8 +194,12 @@ def _get(facts: Facts, name: str) -> Any:
 
 
 ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
     "~": lambda a, b: str(b).lower() in str(a).lower(),
 }
 
@@ -182,17 +212,23 @@ def _compare(name: str, op: str, value: Any) -> Test:
         want = str(value)
 
         def member(f: Facts) -> bool:
-            found = getattr(f, name) if name in ("live", "was_live") else (
-                f.uses.keys() if name == "uses" else f.uses.values())
+            found = (
+                getattr(f, name)
+                if name in ("live", "was_live")
+                else (f.uses.keys() if name == "uses" else f.uses.values())
+            )
             hit = any(check(item, want) for item in found) if op == "~" else want in found
             return hit if op != "!=" else not hit
+
         return member
     if name == "version":
         key = _version_key(str(value))
-        return lambda f: key is not None and (k := _version_key(f.version)) is not None and check(k, key)
+        return lambda f: (
+            key is not None and (k := _version_key(f.version)) is not None and check(k, key)
+        )
     if name == "date":
         day = str(value)
-        return lambda f: check(f.date[:len(day)] if len(day) == 10 else f.date, day)
+        return lambda f: check(f.date[: len(day)] if len(day) == 10 else f.date, day)
 
     def compare(f: Facts) -> bool:
         got = _get(f, name)
@@ -203,6 +239,7 @@ def _compare(name: str, op: str, value: Any) -> Test:
         if isinstance(value, float):
             return isinstance(got, (int, float)) and check(float(got), value)
         return check(got if isinstance(got, str) else str(got), str(value))
+
     return compare
 
 
@@ -229,28 +266,47 @@ COLUMNS = list(Facts._fields)
 
 
 def facts(registry: Registry) -> list[Facts]:
-    """What find knows of every valid version. Kept whole in `<git dir>/modelreg/find-table`, keyed by
+    """What find knows of every valid version. Kept whole in `<git dir>/modelreg/find-table`, keyed
+    by
     the tag refs (names and objects), the deploy branch's tip and the settings that read tags: any
     change of those is a new key, and the table is built again (cards from the per-object cache)."""
     import hashlib
 
     from modelreg import target
 
-    refs = git.run_git("for-each-ref", "--format=%(objectname) %(refname)", "refs/tags", cwd=registry.root)
+    refs = git.run_git(
+        "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags", cwd=registry.root
+    )
     config = registry.config
-    key = hashlib.sha256("\0".join([refs, target.tip(registry) or "", str(config.default_model), config.models_dir,
-                                    ",".join(COLUMNS)]).encode()).hexdigest()
+    key = hashlib.sha256(
+        "\0".join(
+            [
+                refs,
+                target.tip(registry) or "",
+                str(config.default_model),
+                config.models_dir,
+                ",".join(COLUMNS),
+            ]
+        ).encode()
+    ).hexdigest()
     path = git.cache_file(registry.root, TABLE)
     try:
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
             columns = [saved["columns"][name] for name in COLUMNS]
-            return [Facts(*row[:7], frozenset(row[7]), frozenset(row[8]), *row[9:]) for row in zip(*columns)]
+            return [
+                Facts(*row[:7], frozenset(row[7]), frozenset(row[8]), *row[9:])
+                for row in zip(*columns)
+            ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     found = _build(registry)
-    table = {name: [sorted(v) if isinstance(v, frozenset) else v for v in (getattr(f, name) for f in found)]
-             for name in COLUMNS}
+    table = {
+        name: [
+            sorted(v) if isinstance(v, frozenset) else v for v in (getattr(f, name) for f in found)
+        ]
+        for name in COLUMNS
+    }
     git.save_cache(path, json.dumps({"key": key, "columns": table}, separators=(",", ":")))
     return found
 
@@ -276,17 +332,30 @@ def _build(registry: Registry) -> list[Facts]:
     for v in versions:
         card = cards.get(v.object, {})
         key = (v.model, str(v.version))
-        found.append(Facts(
-            model=v.model, version=str(v.version), tag=v.tag, author=str(card.get("author") or v.author),
-            date=str(card.get("created") or ""), metrics=card.get("metrics") or {}, params=card.get("params") or {},
-            live=frozenset(live.get(key, ())), was_live=frozenset(ever.get(key, ())),
-            quarantined=key in rules.quarantined, deprecated=key in rules.deprecated,
-            signed=bool(card.get("signed")), signer=str(card.get("signer") or ""), uses=card.get("uses") or {}))
+        found.append(
+            Facts(
+                model=v.model,
+                version=str(v.version),
+                tag=v.tag,
+                author=str(card.get("author") or v.author),
+                date=str(card.get("created") or ""),
+                metrics=card.get("metrics") or {},
+                params=card.get("params") or {},
+                live=frozenset(live.get(key, ())),
+                was_live=frozenset(ever.get(key, ())),
+                quarantined=key in rules.quarantined,
+                deprecated=key in rules.deprecated,
+                signed=bool(card.get("signed")),
+                signer=str(card.get("signer") or ""),
+                uses=card.get("uses") or {},
+            )
+        )
     return found
 
 
 def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]:
-    """tag object -> the card's fields find reads: from the cache, the rest in one cat-file batch."""
+    """tag object -> the card's fields find reads: from the cache, the rest in one cat-file
+    batch."""
     path = git.cache_file(registry.root, CACHE)
     try:
         cached: dict[str, dict[str, Any]] = json.loads(path.read_text())
@@ -296,7 +365,9 @@ def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]
     if missing:
         from modelreg.card import parse_card
 
-        blobs = git.read_objects(registry.root, [f"{v.commit}:{registry.model_dir(v.model)}/model.yaml" for v in missing])
+        blobs = git.read_objects(
+            registry.root, [f"{v.commit}:{registry.model_dir(v.model)}/model.yaml" for v in missing]
+        )
         for v, blob in zip(missing, blobs):
             try:
                 card = parse_card(blob[1], v.tag) if blob else {}
@@ -304,7 +375,10 @@ def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]
                 card = {}
             cached[v.object] = _summary(card)
         wanted = {v.object for v in versions}
-        git.save_cache(path, json.dumps({k: c for k, c in cached.items() if k in wanted}, separators=(",", ":")))
+        git.save_cache(
+            path,
+            json.dumps({k: c for k, c in cached.items() if k in wanted}, separators=(",", ":")),
+        )
     return cached
 
 
@@ -312,9 +386,14 @@ def _summary(card: dict[str, Any]) -> dict[str, Any]:
     artifact = card.get("artifact") if isinstance(card.get("artifact"), dict) else {}
     lineage = card.get("lineage") if isinstance(card.get("lineage"), dict) else {}
     deps = lineage.get("deps") if isinstance(lineage.get("deps"), list) else []
-    return {"author": card.get("author"), "created": str(card.get("created") or ""),
-            "metrics": card.get("metrics") if isinstance(card.get("metrics"), dict) else {},
-            "params": card.get("params") if isinstance(card.get("params"), dict) else {},
-            "signed": bool(artifact.get("signed_by")),
-            "signer": ",".join(f"{k}:{v}" for k, v in sorted((artifact.get("signed_by") or {}).items())),
-            "uses": {str(d.get("path")): str(d.get("md5", "")) for d in deps if isinstance(d, dict)}}
+    return {
+        "author": card.get("author"),
+        "created": str(card.get("created") or ""),
+        "metrics": card.get("metrics") if isinstance(card.get("metrics"), dict) else {},
+        "params": card.get("params") if isinstance(card.get("params"), dict) else {},
+        "signed": bool(artifact.get("signed_by")),
+        "signer": ",".join(
+            f"{k}:{v}" for k, v in sorted((artifact.get("signed_by") or {}).items())
+        ),
+        "uses": {str(d.get("path")): str(d.get("md5", "")) for d in deps if isinstance(d, dict)},
+    }

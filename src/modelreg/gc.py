@@ -2,12 +2,14 @@
 
 Kept, always: every version live in an environment, every rollback target within the window (each
 version live in an environment at any moment of the last WINDOW), the version each held environment
-is held at, every quarantined version (the evidence), and the last N versions of each model. Only the
+is held at, every quarantined version (the evidence), and the last N versions of each model. Only
+the
 DVC objects of the other versions are candidates, and of those only the ones no kept version shares
 are removed (from the version's DVC remote and the local cache): objects outside any version (other
 DVC data in the same remote) are never touched. Files go before the folder listings that name them,
 so a gc killed midway, run again, finds what is left; a kill never touches a kept version.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,22 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg import faults
-from modelreg.policy import Policy
 from modelreg.handle import Registry
+from modelreg.policy import Policy
 from modelreg.target import DeployRecord
 
 
 @dataclass(frozen=True)
 class Version:
     """What the plan needs of a version: who it is and where it stands in its model's order."""
+
     model: str
     version: str
     tag: str
     order: Any  # its sort key among the model's versions
 
 
-def kept_versions(versions: list[Version], records: list[DeployRecord], rules: Policy, keep_last: int,
-                  since: int) -> dict[str, str]:
+def kept_versions(
+    versions: list[Version], records: list[DeployRecord], rules: Policy, keep_last: int, since: int
+) -> dict[str, str]:
     """tag -> why it is kept (a pure function: the property tests drive it). RECORDS newest first;
     SINCE: the window's start (a Unix time)."""
     by_key = {(v.model, v.version): v.tag for v in versions}
@@ -57,7 +61,7 @@ def kept_versions(versions: list[Version], records: list[DeployRecord], rules: P
             keep(r.model, r.version, f"live in {r.env} when the window opened")
     for (env, model), mark in rules.holds.items():
         keep(model, mark.version, f"{env} is held at it")
-    for (model, version) in rules.quarantined:
+    for model, version in rules.quarantined:
         keep(model, version, "quarantined (evidence)")
     models: dict[str, list[Version]] = {}
     for v in versions:
@@ -82,20 +86,29 @@ class Collection:
         return dict(self.__dict__)
 
 
-def gc(registry: Registry, keep_last: int = 3, window_seconds: int = 30 * 86400, dry_run: bool = False) -> Collection:
+def gc(
+    registry: Registry, keep_last: int = 3, window_seconds: int = 30 * 86400, dry_run: bool = False
+) -> Collection:
     from modelreg import policy, target
     from modelreg.remote import version_store
     from modelreg.versions import read_version, scan
 
     infos = [v for v in scan(registry) if v.valid]
     records = target.read_log(registry)
-    why = kept_versions([Version(v.model, str(v.version), v.tag, v.version.key) for v in infos], records,
-                        policy.derive(records), keep_last, int(time.time()) - window_seconds)
+    why = kept_versions(
+        [Version(v.model, str(v.version), v.tag, v.version.key) for v in infos],
+        records,
+        policy.derive(records),
+        keep_last,
+        int(time.time()) - window_seconds,
+    )
     resolved = {v.tag: read_version(registry, v, infos) for v in infos}
     keep_objects: set[str] = set()
     for tag in why:
         keep_objects |= set(_objects(registry, resolved[tag]))
-    result = Collection(kept=why, collected=sorted(t for t in resolved if t not in why), dry_run=dry_run)
+    result = Collection(
+        kept=why, collected=sorted(t for t in resolved if t not in why), dry_run=dry_run
+    )
     cache = _cache_dir(registry)
     done: set[str] = set()
     for tag in result.collected:
@@ -121,7 +134,8 @@ def gc(registry: Registry, keep_last: int = 3, window_seconds: int = 30 * 86400,
 
 
 def _objects(registry: Registry, found: Any) -> list[str]:
-    """The DVC objects a version's artifact is made of: its file, or its folder's listing and files."""
+    """The DVC objects a version's artifact is made of: its file, or its folder's listing and
+    files."""
     pointer = found.pointer
     if not pointer.is_dir:
         return [pointer.md5]
@@ -129,7 +143,9 @@ def _objects(registry: Registry, found: Any) -> list[str]:
 
     try:
         return [pointer.md5, *dir_listing(registry, found).values()]
-    except Exception:  # the listing is gone (a gc killed after it): the listing alone is what is left
+    except (
+        Exception
+    ):  # the listing is gone (a gc killed after it): the listing alone is what is left
         return [pointer.md5]
 
 

@@ -1,5 +1,6 @@
 """The registry a command works on: the repo root, its policy (modelreg.yaml as `settings` finds
 it) and where that policy was read."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,6 @@
-"""history: registrations (version tags) and deploys/rollbacks (deploy-branch trailers), newest first."""
+"""history: registrations (version tags) and deploys/rollbacks (deploy-branch trailers), newest
+first."""
+
 from __future__ import annotations
 
 import datetime
@@ -10,8 +12,8 @@ from typing import Any
 from modelreg import git, target
 from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import ModelregError
-from modelreg.refs import check_name
 from modelreg.handle import Registry
+from modelreg.refs import check_name
 from modelreg.versions import scan
 
 
@@ -40,17 +42,42 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
     events: list[tuple[int, int, Event]] = []  # (timestamp, arrival order, event)
     if env is None:
         for info in scan(registry, model):
-            events.append((info.timestamp, len(events), Event(
-                timestamp=info.timestamp, action="register", model=info.model, version=str(info.version), env=None,
-                author=info.author, commit=info.commit,
-                note=info.message if info.valid else f"INVALID: {info.problem}")))
+            events.append(
+                (
+                    info.timestamp,
+                    len(events),
+                    Event(
+                        timestamp=info.timestamp,
+                        action="register",
+                        model=info.model,
+                        version=str(info.version),
+                        env=None,
+                        author=info.author,
+                        commit=info.commit,
+                        note=info.message if info.valid else f"INVALID: {info.problem}",
+                    ),
+                )
+            )
     records = target.read_log(registry, model)
     for record in reversed(records):
         # quarantines hold in every environment: they show under any --env
         if (model is None or record.model == model) and (env is None or record.env in (env, "")):
-            events.append((record.timestamp, len(events), Event(
-                timestamp=record.timestamp, action=record.action, model=record.model, version=record.version,
-                env=record.env or None, author=record.author, commit=record.commit, note=_note(record))))
+            events.append(
+                (
+                    record.timestamp,
+                    len(events),
+                    Event(
+                        timestamp=record.timestamp,
+                        action=record.action,
+                        model=record.model,
+                        version=record.version,
+                        env=record.env or None,
+                        author=record.author,
+                        commit=record.commit,
+                        note=_note(record),
+                    ),
+                )
+            )
     events.sort(key=lambda item: item[:2], reverse=True)
     return [event for _, _, event in events]
 
@@ -58,7 +85,9 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
 def _note(record: target.DeployRecord) -> str:
     if record.reason:
         return record.reason
-    parts = [f"from {record.previous_version}"] if record.previous_version not in ("", "none") else []
+    parts = (
+        [f"from {record.previous_version}"] if record.previous_version not in ("", "none") else []
+    )
     if record.restored_from:
         parts.append(f"restores {record.restored_from[:8]}")
     if record.forced:
@@ -87,10 +116,19 @@ class LiveAt:
 
 
 RELATIVE = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago")
-UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400,
-                "year": 365 * 86400}
+UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
 DAY_WORDS = {"now": 0, "today": 0, "yesterday": 1}
-TIME_EXAMPLES = 'such as 2026-03-01, 2026-03-01T14:00Z, "2 days ago", "yesterday 14:00" or @1767225600'
+TIME_EXAMPLES = (
+    'such as 2026-03-01, 2026-03-01T14:00Z, "2 days ago", "yesterday 14:00" or @1767225600'
+)
 
 
 def parse_time(text: str, now: float | None = None) -> int:
@@ -110,10 +148,14 @@ def parse_time(text: str, now: float | None = None) -> int:
     if day in DAY_WORDS:
         if day == "now" and not clock:
             return int(now)
-        base = datetime.datetime.fromtimestamp(now, datetime.timezone.utc) - datetime.timedelta(days=DAY_WORDS[day])
+        base = datetime.datetime.fromtimestamp(now, datetime.timezone.utc) - datetime.timedelta(
+            days=DAY_WORDS[day]
+        )
         hours, minutes = _clock(clock, fail) if clock else (0, 0)
         return int(base.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp())
-    iso = re.sub(r"\s+([+-]\d{2}:?\d{2})$", r"\1", word.upper()).replace("Z", "+00:00")  # git's `... +0000`
+    iso = re.sub(r"\s+([+-]\d{2}:?\d{2})$", r"\1", word.upper()).replace(
+        "Z", "+00:00"
+    )  # git's `... +0000`
     try:
         moment = datetime.datetime.fromisoformat(iso)
     except ValueError:
@@ -139,14 +181,27 @@ def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
         if record.env == env and record.changes_manifests and record.timestamp <= moment:
             chosen.setdefault(record.model, record)
     ordered = sorted(chosen.items())
-    cards = git.read_objects(registry.root, [f"{r.source_commit}:{registry.model_dir(m)}/{CARD_FILE}"
-                                             for m, r in ordered])
+    cards = git.read_objects(
+        registry.root,
+        [f"{r.source_commit}:{registry.model_dir(m)}/{CARD_FILE}" for m, r in ordered],
+    )
     result = []
     for (model, record), card in zip(ordered, cards):
-        result.append(LiveAt(env=env, model=model, version=record.version, tag=record.tag,
-                             tag_object=record.tag_object, sha256=_sha256(card), commit=record.commit,
-                             author=record.author, timestamp=record.timestamp, action=record.action,
-                             rollback=record.action == "rollback"))
+        result.append(
+            LiveAt(
+                env=env,
+                model=model,
+                version=record.version,
+                tag=record.tag,
+                tag_object=record.tag_object,
+                sha256=_sha256(card),
+                commit=record.commit,
+                author=record.author,
+                timestamp=record.timestamp,
+                action=record.action,
+                rollback=record.action == "rollback",
+            )
+        )
     return result
 
 

@@ -2,6 +2,7 @@
 modelreg's own image for the installed version, by digest when the package was built by a release
 (`release.json`, written by the release workflow after it pushed the image) and by tag in a
 development install, which `render` and `deploy` then say once."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,8 @@ def modelreg_version() -> str:
 
 
 def released() -> tuple[str, str]:
-    """(repository, digest) as the release that built this package recorded them; digest "" when none."""
+    """(repository, digest) as the release that built this package recorded them; digest "" when
+    none."""
     data = json.loads(resources.files("modelreg").joinpath(RELEASE_FILE).read_text())
     return str(data["image"]), str(data.get("digest") or "")
 
@@ -45,6 +47,10 @@ def server_image(config: Config) -> Image:
     tagged = f"{repository}:{modelreg_version()}"
     if digest:
         return Image(f"{tagged}@{digest}", True)
-    return Image(tagged, False, f"NOTE: the manifests name {tagged} by its tag: this modelreg is a development "
-                               "install (no image digest shipped with it); a release pins the image by digest, "
-                               "or set serving.image to an image@sha256:...")
+    return Image(
+        tagged,
+        False,
+        f"NOTE: the manifests name {tagged} by its tag: this modelreg is a development "
+        "install (no image digest shipped with it); a release pins the image by digest, "
+        "or set serving.image to an image@sha256:...",
+    )

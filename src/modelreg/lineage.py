@@ -10,6 +10,7 @@ of the `dvc.lock` in `--lineage-from DIR` (or the registry's own), the card gets
 `code_commit` is the commit of the git repository holding that `dvc.lock` (with `+dirty` when
 its working tree has changes). Nothing is run: the lock file is read as DVC wrote it.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,14 +23,18 @@ from modelreg.errors import ModelregError
 LOCK = "dvc.lock"
 
 
-def read_lineage(source: Path, lineage_from: Path | None, registry_root: Path) -> dict[str, Any] | None:
+def read_lineage(
+    source: Path, lineage_from: Path | None, registry_root: Path
+) -> dict[str, Any] | None:
     """The lineage of SOURCE from LINEAGE_FROM's dvc.lock (an error when it says nothing of SOURCE),
     else from the registry's (None when there is none or it does not make SOURCE)."""
     folder = lineage_from if lineage_from is not None else registry_root
     lock = folder / LOCK
     if not lock.is_file():
         if lineage_from is not None:
-            raise ModelregError(f"--lineage-from {lineage_from}: no {LOCK} there (run `dvc repro` first)")
+            raise ModelregError(
+                f"--lineage-from {lineage_from}: no {LOCK} there (run `dvc repro` first)"
+            )
         return None
     data = safe_yaml.load(lock.read_bytes(), str(lock))
     stages = data.get("stages") if isinstance(data, dict) else None
@@ -39,19 +44,29 @@ def read_lineage(source: Path, lineage_from: Path | None, registry_root: Path) -
     for name, stage in sorted(stages.items()):
         outs = _entries(stage, "outs")
         if any(os.path.realpath(folder / o["path"]) == wanted for o in outs):
-            return {"stage": str(name), "lock": str(lock.resolve()), "deps": _entries(stage, "deps"),
-                    "params": stage.get("params") if isinstance(stage.get("params"), dict) else {},
-                    "outs": outs, "code_commit": _code_commit(folder)}
+            return {
+                "stage": str(name),
+                "lock": str(lock.resolve()),
+                "deps": _entries(stage, "deps"),
+                "params": stage.get("params") if isinstance(stage.get("params"), dict) else {},
+                "outs": outs,
+                "code_commit": _code_commit(folder),
+            }
     if lineage_from is not None:
-        raise ModelregError(f"--lineage-from {lineage_from}: no stage of its {LOCK} outputs {source} "
-                            f"(stages: {', '.join(sorted(map(str, stages))) or 'none'})")
+        raise ModelregError(
+            f"--lineage-from {lineage_from}: no stage of its {LOCK} outputs {source} "
+            f"(stages: {', '.join(sorted(map(str, stages))) or 'none'})"
+        )
     return None
 
 
 def _entries(stage: Any, key: str) -> list[dict[str, str]]:
     items = stage.get(key) if isinstance(stage, dict) else None
-    return [{"path": str(e["path"]), "md5": str(e.get("md5", ""))} for e in items or []
-            if isinstance(e, dict) and "path" in e]
+    return [
+        {"path": str(e["path"]), "md5": str(e.get("md5", ""))}
+        for e in items or []
+        if isinstance(e, dict) and "path" in e
+    ]
 
 
 def _code_commit(folder: Path) -> str | None:
@@ -66,6 +81,8 @@ def problems(card: dict[str, Any]) -> str | None:
     """Why a card has no usable lineage (the `require_lineage` gate), or None."""
     lineage = card.get("lineage")
     if not isinstance(lineage, dict) or not lineage.get("deps"):
-        return ("its card records no lineage: register it from a DVC pipeline's output "
-                "(`modelreg register NAME PATH --lineage-from DIR`, DIR holding the dvc.lock)")
+        return (
+            "its card records no lineage: register it from a DVC pipeline's output "
+            "(`modelreg register NAME PATH --lineage-from DIR`, DIR holding the dvc.lock)"
+        )
     return None

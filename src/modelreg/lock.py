@@ -4,6 +4,7 @@ An `flock` on `<git common dir>/modelreg.lock`: the kernel drops it when its hol
 it exits (kill -9 included), so a dead holder's lock is simply taken over. The file names the
 holder (pid, start time, command) so that a waiter can say whom it waits for.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from modelreg import git
 from modelreg.errors import ModelregError
@@ -40,7 +41,8 @@ def _holder(handle: int) -> str:
 
 @contextlib.contextmanager
 def registry_lock(root: Path, command: str, timeout: float | None = None) -> Iterator[None]:
-    """Hold the registry lock for the block; wait up to `timeout` seconds (MODELREG_LOCK_TIMEOUT)."""
+    """Hold the registry lock for the block; wait up to `timeout` seconds
+    (MODELREG_LOCK_TIMEOUT)."""
     if timeout is None:
         timeout = float(os.environ.get("MODELREG_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
     path = lock_path(root)
@@ -53,12 +55,19 @@ def registry_lock(root: Path, command: str, timeout: float | None = None) -> Ite
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"the registry is locked by {_holder(handle)} ({path}); waited {timeout:g} s. "
-                                      "Wait for it to finish, or raise MODELREG_LOCK_TIMEOUT") from None
+                    raise LockTimeout(
+                        f"the registry is locked by {_holder(handle)} ({path}); waited {timeout:g} "
+                        "s. "
+                        "Wait for it to finish, or raise MODELREG_LOCK_TIMEOUT"
+                    ) from None
                 time.sleep(0.05)
         started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
         os.ftruncate(handle, 0)
-        os.pwrite(handle, json.dumps({"pid": os.getpid(), "command": command, "started": started}).encode(), 0)
+        os.pwrite(
+            handle,
+            json.dumps({"pid": os.getpid(), "command": command, "started": started}).encode(),
+            0,
+        )
         yield
     finally:
         os.close(handle)  # closing drops the flock

@@ -1,6 +1,7 @@
 """What may run, derived from the deploy branch alone: quarantines, rolled-back versions and holds.
 
-- A quarantine is a commit on the deploy branch (`Modelreg-Action: quarantine`, `-Model`, `-Version`,
+- A quarantine is a commit on the deploy branch (`Modelreg-Action: quarantine`, `-Model`,
+`-Version`,
   `-Reason`; its author is who), lifted by an `unquarantine` commit. It holds in every environment.
   Both append a line to `.modelreg/<model>/events` (a plain-text file: GitOps controllers only read
   manifests), so the commit is never empty and `git push` shares it with the deploys, in one order.
@@ -13,6 +14,7 @@
   `-Replacement`), lifted by `undeprecate`: until the sunset a deploy warns and the pods it renders
   answer with `Deprecation` and `Sunset` headers; after it, deploy and promote refuse the version.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -22,8 +24,8 @@ from typing import Any
 
 from modelreg import git, target
 from modelreg.errors import DeployError, ModelregError
-from modelreg.refs import check_name
 from modelreg.handle import Registry
+from modelreg.refs import check_name
 from modelreg.target import Base, DeployRecord, Landing
 from modelreg.versions import VersionInfo, resolve
 
@@ -58,7 +60,9 @@ class Deprecation:
         return dict(self.__dict__)
 
     def since_iso(self) -> str:
-        return datetime.datetime.fromtimestamp(self.since, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.datetime.fromtimestamp(self.since, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
 
     def past(self, today: datetime.date | None = None) -> bool:
         today = today or datetime.datetime.now(datetime.timezone.utc).date()
@@ -73,7 +77,9 @@ class Deprecation:
 class Policy:
     quarantined: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (model, version)
     deprecated: dict[tuple[str, str], Deprecation] = field(default_factory=dict)  # (model, version)
-    rolled_back: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (env, model) -> versions
+    rolled_back: dict[tuple[str, str], set[str]] = field(
+        default_factory=dict
+    )  # (env, model) -> versions
     holds: dict[tuple[str, str], Mark] = field(default_factory=dict)  # (env, model)
 
     def quarantine_of(self, model: str, version: str) -> Mark | None:
@@ -89,12 +95,15 @@ def derive(records: list[DeployRecord]) -> Policy:
     for r in reversed(records):
         key = (r.env, r.model)
         if r.action == "quarantine":
-            policy.quarantined[(r.model, r.version)] = Mark(r.version, r.author, r.timestamp, r.reason, r.commit)
+            policy.quarantined[(r.model, r.version)] = Mark(
+                r.version, r.author, r.timestamp, r.reason, r.commit
+            )
         elif r.action == "unquarantine":
             policy.quarantined.pop((r.model, r.version), None)
         elif r.action == "deprecate":
-            policy.deprecated[(r.model, r.version)] = Deprecation(r.version, r.author, r.timestamp, r.reason, r.commit,
-                                                                   r.sunset, r.replacement)
+            policy.deprecated[(r.model, r.version)] = Deprecation(
+                r.version, r.author, r.timestamp, r.reason, r.commit, r.sunset, r.replacement
+            )
         elif r.action == "undeprecate":
             policy.deprecated.pop((r.model, r.version), None)
         elif r.action == "release":
@@ -102,7 +111,9 @@ def derive(records: list[DeployRecord]) -> Policy:
         elif r.action == "rollback":
             if r.rolled_back:
                 policy.rolled_back.setdefault(key, set()).add(r.rolled_back)
-            policy.holds[key] = Mark(r.version, r.author, r.timestamp, r.reason or "rolled back by hand", r.commit)
+            policy.holds[key] = Mark(
+                r.version, r.author, r.timestamp, r.reason or "rolled back by hand", r.commit
+            )
         elif r.changes_manifests:
             policy.holds.pop(key, None)
             if r.forced:
@@ -111,7 +122,8 @@ def derive(records: list[DeployRecord]) -> Policy:
 
 
 def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:
-    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git log`).
+    """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git
+    log`).
     Every model's are kept in `<git dir>/modelreg/quarantines` by the deploy branch's tip: the log
     below a commit never changes, so the entry is right until the tip moves."""
     if model is not None:
@@ -126,7 +138,10 @@ def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str,
         pass
     found = derive(target.read_log(registry, None, events_only=True)).quarantined
     if tip:
-        git.save_cache(path, tip + "\n" + json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()]))
+        git.save_cache(
+            path,
+            tip + "\n" + json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()]),
+        )
     return found
 
 
@@ -136,24 +151,35 @@ QUARANTINES = "quarantines"
 def refuse_quarantined(policy: Policy, info: VersionInfo) -> None:
     mark = policy.quarantine_of(info.model, str(info.version))
     if mark is not None:
-        raise DeployError(f"{info.tag} is quarantined ({mark.reason}; by {_who(mark.by)} on {_day(mark.since)}, "
-                          f"commit {mark.commit[:8]}): lift it with `modelreg unquarantine {info.tag} --reason ...`")
+        raise DeployError(
+            f"{info.tag} is quarantined ({mark.reason}; by {_who(mark.by)} on {_day(mark.since)}, "
+            f"commit {mark.commit[:8]}): lift it with `modelreg unquarantine {info.tag} --reason "
+            "...`"
+        )
 
 
-def deprecations(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Deprecation]:
+def deprecations(
+    registry: Registry, model: str | None = None
+) -> dict[tuple[str, str], Deprecation]:
     """(model, version) -> the deprecation in force, from the event commits alone."""
     return derive(target.read_log(registry, model, events_only=True)).deprecated
 
 
 def refuse_sunset(policy: Policy, info: VersionInfo) -> str | None:
-    """An error after the version's sunset; before it, the warning a deploy prints (None: not deprecated)."""
+    """An error after the version's sunset; before it, the warning a deploy prints (None: not
+    deprecated)."""
     mark = policy.deprecated.get((info.model, str(info.version)))
     if mark is None:
         return None
     if mark.past():
-        instead = f"deploy {mark.replacement} instead" if mark.replacement else "deploy a newer version"
-        raise DeployError(f"{info.tag} reached its sunset on {mark.sunset} ({mark.reason}; deprecated by "
-                          f"{_who(mark.by)}, commit {mark.commit[:8]}): {instead}, or `modelreg undeprecate {info.tag}`")
+        instead = (
+            f"deploy {mark.replacement} instead" if mark.replacement else "deploy a newer version"
+        )
+        raise DeployError(
+            f"{info.tag} reached its sunset on {mark.sunset} ({mark.reason}; deprecated by "
+            f"{_who(mark.by)}, commit {mark.commit[:8]}): {instead}, or `modelreg undeprecate "
+            f"{info.tag}`"
+        )
     return f"WARNING: {info.tag} is {mark.summary()}"
 
 
@@ -163,7 +189,10 @@ def needs_force(policy: Policy, env: str, info: VersionInfo, force: bool) -> boo
     if not policy.is_rolled_back(env, info.model, str(info.version)):
         return False
     if not force:
-        raise DeployError(f"{info.tag} was rolled back in {env}: deploy it there again only deliberately, with --force")
+        raise DeployError(
+            f"{info.tag} was rolled back in {env}: deploy it there again only deliberately, with "
+            "--force"
+        )
     return True
 
 
@@ -172,9 +201,12 @@ def held(policy: Policy, env: str, model: str) -> Mark | None:
 
 
 def hold_message(env: str, model: str, mark: Mark) -> str:
-    return (f"{env} is held for {model} at {mark.version} since a rollback by {_who(mark.by)} on {_day(mark.since)} "
-            f"(commit {mark.commit[:8]}): release it with `modelreg release {env} --model {model}`, "
-            "or deploy by hand")
+    return (
+        f"{env} is held for {model} at {mark.version} since a rollback by {_who(mark.by)} on "
+        f"{_day(mark.since)} "
+        f"(commit {mark.commit[:8]}): release it with `modelreg release {env} --model {model}`, "
+        "or deploy by hand"
+    )
 
 
 def _who(author: str) -> str:
@@ -182,7 +214,9 @@ def _who(author: str) -> str:
 
 
 def _day(timestamp: int) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
 
 
 @dataclass(frozen=True)
@@ -200,32 +234,55 @@ class PolicyChange:
         return dict(self.__dict__)
 
 
-def quarantine(registry: Registry, ref: str, reason: str, lift: bool = False, push: bool = False) -> PolicyChange:
+def quarantine(
+    registry: Registry, ref: str, reason: str, lift: bool = False, push: bool = False
+) -> PolicyChange:
     """Quarantine REF in every environment (or, with `lift`, lift its quarantine): one commit on the
-    deploy branch that `git push` shares. Quarantining twice, or lifting what is not set, changes nothing."""
+    deploy branch that `git push` shares. Quarantining twice, or lifting what is not set, changes
+    nothing."""
     reason = _reason(reason)
     info = resolve(registry, ref).info
     action = "unquarantine" if lift else "quarantine"
 
     def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
         present = derive(records).quarantine_of(info.model, str(info.version)) is not None
-        change = PolicyChange(action, info.model, str(info.version), None, reason, None, present != lift, False)
+        change = PolicyChange(
+            action, info.model, str(info.version), None, reason, None, present != lift, False
+        )
         if present != lift:
             return Landing(change)
         title = f"{'Lift the quarantine of' if lift else 'Quarantine'} {info.tag}"
-        trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Tag", info.tag),
-                    ("Tag-Object", info.object), ("Reason", reason)]
+        trailers = [
+            ("Action", action),
+            ("Model", info.model),
+            ("Version", str(info.version)),
+            ("Tag", info.tag),
+            ("Tag-Object", info.object),
+            ("Reason", reason),
+        ]
         commit = _event_commit(registry, at, info.model, title, trailers)
-        return Landing(PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
-                       commit, title)
+        return Landing(
+            PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
+            commit,
+            title,
+        )
 
     return target.land(registry, info.model, push, attempt)
 
 
-def deprecate(registry: Registry, ref: str, reason: str, sunset: str = "", replacement: str = "",
-              lift: bool = False, push: bool = False) -> PolicyChange:
-    """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT: the
-    version to use instead), or with `lift` undo it. Deprecating again with the same terms, or lifting
+def deprecate(
+    registry: Registry,
+    ref: str,
+    reason: str,
+    sunset: str = "",
+    replacement: str = "",
+    lift: bool = False,
+    push: bool = False,
+) -> PolicyChange:
+    """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT:
+    the
+    version to use instead), or with `lift` undo it. Deprecating again with the same terms, or
+    lifting
     what is not set, changes nothing; new terms replace the old ones."""
     reason = _reason(reason)
     info = resolve(registry, ref).info
@@ -241,16 +298,32 @@ def deprecate(registry: Registry, ref: str, reason: str, sunset: str = "", repla
 
     def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
         present = derive(records).deprecated.get((info.model, str(info.version)))
-        same = present is not None and [("Sunset", present.sunset)] + (
-            [("Replacement", present.replacement)] if present.replacement else []) == terms
+        same = (
+            present is not None
+            and [("Sunset", present.sunset)]
+            + ([("Replacement", present.replacement)] if present.replacement else [])
+            == terms
+        )
         if (present is None) if lift else same:
-            return Landing(PolicyChange(action, info.model, str(info.version), None, reason, None, True, False))
+            return Landing(
+                PolicyChange(action, info.model, str(info.version), None, reason, None, True, False)
+            )
         title = f"{'Lift the deprecation of' if lift else 'Deprecate'} {info.tag}"
-        trailers = [("Action", action), ("Model", info.model), ("Version", str(info.version)), ("Tag", info.tag),
-                    ("Tag-Object", info.object), *terms, ("Reason", reason)]
+        trailers = [
+            ("Action", action),
+            ("Model", info.model),
+            ("Version", str(info.version)),
+            ("Tag", info.tag),
+            ("Tag-Object", info.object),
+            *terms,
+            ("Reason", reason),
+        ]
         commit = _event_commit(registry, at, info.model, title, trailers)
-        return Landing(PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
-                       commit, title)
+        return Landing(
+            PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
+            commit,
+            title,
+        )
 
     return target.land(registry, info.model, push, attempt)
 
@@ -262,7 +335,9 @@ def _sunset(text: str) -> str:
         raise ModelregError(f"--sunset {text[:40]!r}: expected a date, YYYY-MM-DD") from None
 
 
-def release(registry: Registry, env: str, model: str | None, reason: str = "", push: bool = False) -> PolicyChange:
+def release(
+    registry: Registry, env: str, model: str | None, reason: str = "", push: bool = False
+) -> PolicyChange:
     """Lift the hold a rollback put on ENV (for MODEL, or the only model held there)."""
     registry.config.env(env)
     if model is not None:
@@ -277,8 +352,13 @@ def release(registry: Registry, env: str, model: str | None, reason: str = "", p
         title = f"Release {env} for {name}"
         trailers = [("Action", "release"), ("Model", name), ("Env", env), ("Reason", reason)]
         commit = _event_commit(registry, at, name, title, trailers)
-        return Landing(PolicyChange("release", name, holds[(env, name)].version, env, reason, commit, False, push),
-                       commit, title)
+        return Landing(
+            PolicyChange(
+                "release", name, holds[(env, name)].version, env, reason, commit, False, push
+            ),
+            commit,
+            title,
+        )
 
     return target.land(registry, model, push, attempt)
 
@@ -292,16 +372,33 @@ def approve(registry: Registry, ref: str, env: str, push: bool = False) -> Polic
     me = git.identity(registry.root)
 
     def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
-        done = any(r.action == "approve" and r.env == env and r.model == info.model and r.version == str(info.version)
-                   and r.author == me for r in records)
+        done = any(
+            r.action == "approve"
+            and r.env == env
+            and r.model == info.model
+            and r.version == str(info.version)
+            and r.author == me
+            for r in records
+        )
         if done:
-            return Landing(PolicyChange("approve", info.model, str(info.version), env, "", None, True, False))
+            return Landing(
+                PolicyChange("approve", info.model, str(info.version), env, "", None, True, False)
+            )
         title = f"Approve {info.tag} for {env}"
-        trailers = [("Action", "approve"), ("Model", info.model), ("Version", str(info.version)), ("Env", env),
-                    ("Tag", info.tag), ("Tag-Object", info.object)]
+        trailers = [
+            ("Action", "approve"),
+            ("Model", info.model),
+            ("Version", str(info.version)),
+            ("Env", env),
+            ("Tag", info.tag),
+            ("Tag-Object", info.object),
+        ]
         commit = _event_commit(registry, at, info.model, title, trailers, sign=True)
-        return Landing(PolicyChange("approve", info.model, str(info.version), env, "", commit, False, push),
-                       commit, title)
+        return Landing(
+            PolicyChange("approve", info.model, str(info.version), env, "", commit, False, push),
+            commit,
+            title,
+        )
 
     return target.land(registry, info.model, push, attempt)
 
@@ -324,18 +421,29 @@ def _reason(reason: str) -> str:
     return text
 
 
-def _event_commit(registry: Registry, at: Base, model: str, title: str, trailers: list[tuple[str, str]],
-                  sign: bool = False) -> str:
-    """A commit on AT that appends one line to `.modelreg/<model>/events` and carries the trailers."""
+def _event_commit(
+    registry: Registry,
+    at: Base,
+    model: str,
+    title: str,
+    trailers: list[tuple[str, str]],
+    sign: bool = False,
+) -> str:
+    """A commit on AT that appends one line to `.modelreg/<model>/events` and carries the
+    trailers."""
     path = target.events_path(model)
     old = git.read_file(registry.root, at.commit, path) if at.commit else None
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     line = f"{now}  {title}  ({'; '.join(f'{k}: {v}' for k, v in trailers if k == 'Reason')})\n"
     message = title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"
     try:
-        return git.build_commit(registry.root, at.commit, {path: (old or b"") + line.encode()}, message, sign=sign)
+        return git.build_commit(
+            registry.root, at.commit, {path: (old or b"") + line.encode()}, message, sign=sign
+        )
     except ModelregError as exc:
         if not sign:
             raise
-        raise ModelregError(f"signing the commit failed ({exc}); check `git config gpg.format` and "
-                            "`git config user.signingKey`") from None
+        raise ModelregError(
+            f"signing the commit failed ({exc}); check `git config gpg.format` and "
+            "`git config user.signingKey`"
+        ) from None

@@ -4,6 +4,7 @@ A registration tag is `<model>@<version>` (GTO's grammar); in a registry with a
 `default_model`, a bare `<version>` tag names that model. Versions are `vN`
 (integer scheme) or `vMAJOR.MINOR.PATCH` (semver scheme) and order numerically.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,7 +50,10 @@ class Ref:
 def check_name(name: str) -> str:
     """Return `name` if it is a valid model name (a DNS-1123 label), else raise."""
     if len(name) > NAME_MAX:
-        raise RefError(f"invalid model name {name!r}: at most {NAME_MAX} characters (it becomes part of Kubernetes names)")
+        raise RefError(
+            f"invalid model name {name!r}: at most {NAME_MAX} characters (it becomes part of "
+            "Kubernetes names)"
+        )
     if not NAME_RE.fullmatch(name):
         raise RefError(
             f"invalid model name {name!r}: use lowercase letters, digits and '-', "
@@ -63,8 +67,10 @@ def parse_version(text: str) -> Version:
     match = VERSION_RE.fullmatch(text)
     if not match:
         shown = text if len(text) <= 40 else text[:40] + "..."
-        raise RefError(f"invalid version {shown!r}: expected v<N> (v3) or v<MAJOR>.<MINOR>.<PATCH> (v1.2.3), "
-                       "numbers of at most 9 digits")
+        raise RefError(
+            f"invalid version {shown!r}: expected v<N> (v3) or v<MAJOR>.<MINOR>.<PATCH> (v1.2.3), "
+            "numbers of at most 9 digits"
+        )
     parts = tuple(int(p) for p in match.groups() if p is not None)
     key = (parts + (0, 0))[:3]
     return Version(key=key, parts=parts)
@@ -98,7 +104,10 @@ def parse_ref(text: str, default_model: str | None) -> Ref:
         return Ref(check_name(model), parse_version(version))
     if text.startswith("v") and text[1:2].isdigit():
         if default_model is None:
-            raise RefError(f"{text!r} names no model: write MODEL@{text}, or set default_model in modelreg.yaml")
+            raise RefError(
+                f"{text!r} names no model: write MODEL@{text}, or set default_model in "
+                "modelreg.yaml"
+            )
         return Ref(default_model, parse_version(text))
     return Ref(check_name(text), None)
 
@@ -107,7 +116,9 @@ def next_version(latest: Version | None, scheme: str, bump: str | None = None) -
     """The version `register` picks after `latest`."""
     if scheme == "integer":
         if bump:
-            raise RefError("--bump needs `versions: semver` in modelreg.yaml; integer versions only count up")
+            raise RefError(
+                "--bump needs `versions: semver` in modelreg.yaml; integer versions only count up"
+            )
         n = latest.key[0] + 1 if latest else 1
         return parse_version(f"v{n}")
     if latest is None:

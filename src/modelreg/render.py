@@ -6,6 +6,7 @@ branch (settings.py), so an environment added later applies to every version. Wh
 a signed artifact in the environment, the signature and the trusted key go into the manifests for
 the pod to check.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,16 @@ from modelreg import git, safe_yaml, store
 from modelreg.card import dump_card
 from modelreg.config import Config
 from modelreg.errors import RenderError
-from modelreg.image import server_image
 from modelreg.handle import Registry
+from modelreg.image import server_image
 from modelreg.sandbox import BoundedSandbox
 from modelreg.versions import Resolved
 
 TEMPLATES_DIR = "templates"
-CRD_SCHEMAS = {"InferenceService": "schema.inferenceservice.json",
-               "ClusterServingRuntime": "schema.clusterservingruntime.json"}
+CRD_SCHEMAS = {
+    "InferenceService": "schema.inferenceservice.json",
+    "ClusterServingRuntime": "schema.clusterservingruntime.json",
+}
 
 
 @dataclass(frozen=True)
@@ -48,51 +51,87 @@ def quote(value: Any) -> str:
 
 def read_tree_inputs(registry: Registry, commit: str) -> tuple[dict[str, str], str | None]:
     """The templates and the DVC remote URL, as they are in `commit` (what the version is)."""
-    names = [n for n in git.ls_tree(registry.root, commit, TEMPLATES_DIR) if n.endswith(".j2") and "/" not in n]
+    names = [
+        n
+        for n in git.ls_tree(registry.root, commit, TEMPLATES_DIR)
+        if n.endswith(".j2") and "/" not in n
+    ]
     specs = [f"{commit}:.dvc/config"] + [f"{commit}:{TEMPLATES_DIR}/{n}" for n in names]
     blobs = git.read_objects(registry.root, specs)
     templates = {n: b[1].decode() for n, b in zip(names, blobs[1:]) if b is not None}
     if not templates:
-        raise RenderError(f"commit {commit[:8]} has no {TEMPLATES_DIR}/*.j2 (run `modelreg init` and commit them)")
+        raise RenderError(
+            f"commit {commit[:8]} has no {TEMPLATES_DIR}/*.j2 (run `modelreg init` and commit them)"
+        )
     remote_url = store.parse_remote_url(blobs[0][1]) if blobs[0] else None
     return templates, remote_url
 
 
-def build_context(resolved: Resolved, config: Config, env_name: str, remote_url: str | None,
-                  signature: bytes | None = None, trust: Any = None) -> dict[str, Any]:
+def build_context(
+    resolved: Resolved,
+    config: Config,
+    env_name: str,
+    remote_url: str | None,
+    signature: bytes | None = None,
+    trust: Any = None,
+) -> dict[str, Any]:
     """What the templates see. SIGNATURE and TRUST (an artifact_signature.Trust) are given when the
     environment requires a signed artifact: the pod checks it again against them."""
     info, pointer = resolved.info, resolved.pointer
     env = config.env(env_name)
     if remote_url is None:
-        raise RenderError(f"{info.tag} has no DVC remote in .dvc/config: the manifests need the artifact's URL "
-                          "(dvc remote add -d storage URL, committed)")
-    artifact_card = resolved.card.get("artifact") if isinstance(resolved.card.get("artifact"), dict) else {}
+        raise RenderError(
+            f"{info.tag} has no DVC remote in .dvc/config: the manifests need the artifact's URL "
+            "(dvc remote add -d storage URL, committed)"
+        )
+    artifact_card = (
+        resolved.card.get("artifact") if isinstance(resolved.card.get("artifact"), dict) else {}
+    )
     name = f"{info.model}-{env_name}"
     return {
-        "model": info.model, "version": str(info.version), "tag": info.tag, "commit": info.commit,
-        "name": name, "card": resolved.card, "env": env.__dict__, "serving": config.serving.__dict__,
-        "artifact": {"path": pointer.path, "md5": pointer.md5, "size": pointer.size,
-                     "sha256": artifact_card.get("sha256", ""),
-                     "url": store.object_url(env.storage_url or remote_url, pointer.md5), "is_dir": pointer.is_dir,
-                     "signature": signature.decode() if signature else ""},
-        "trust": {"key": trust.public_key.decode() if trust and trust.public_key else "",
-                  "identity": trust.identity if trust else "", "issuer": trust.issuer if trust else ""},
+        "model": info.model,
+        "version": str(info.version),
+        "tag": info.tag,
+        "commit": info.commit,
+        "name": name,
+        "card": resolved.card,
+        "env": env.__dict__,
+        "serving": config.serving.__dict__,
+        "artifact": {
+            "path": pointer.path,
+            "md5": pointer.md5,
+            "size": pointer.size,
+            "sha256": artifact_card.get("sha256", ""),
+            "url": store.object_url(env.storage_url or remote_url, pointer.md5),
+            "is_dir": pointer.is_dir,
+            "signature": signature.decode() if signature else "",
+        },
+        "trust": {
+            "key": trust.public_key.decode() if trust and trust.public_key else "",
+            "identity": trust.identity if trust else "",
+            "issuer": trust.issuer if trust else "",
+        },
         "model_path": f"{config.serving.model_dir.rstrip('/')}/{pointer.path}",
         "startup": startup_probe(pointer.size, env.startup_seconds),
         "image": server_image(config).name,
         "card_yaml": dump_card(resolved.card),
         "labels": {
-            "app.kubernetes.io/name": info.model, "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/version": str(info.version), "app.kubernetes.io/component": "model-server",
-            "app.kubernetes.io/managed-by": "modelreg", "modelreg.io/model": info.model,
-            "modelreg.io/version": str(info.version), "modelreg.io/env": env_name,
+            "app.kubernetes.io/name": info.model,
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/version": str(info.version),
+            "app.kubernetes.io/component": "model-server",
+            "app.kubernetes.io/managed-by": "modelreg",
+            "modelreg.io/model": info.model,
+            "modelreg.io/version": str(info.version),
+            "modelreg.io/env": env_name,
         },
     }
 
 
 STARTUP_PERIOD = 5  # seconds between startup probes
-STARTUP_BASE = 60  # seconds any server may take: imports, the SHA-256 check, the load of a small model
+STARTUP_BASE = (
+    60  # seconds any server may take: imports, the SHA-256 check, the load of a small model
+)
 STARTUP_BYTES_PER_SECOND = 20 * 1024 * 1024  # a slow disk and CPU: hash and load 20 MiB a second
 
 
@@ -101,14 +140,25 @@ def startup_probe(size: int, seconds: int) -> dict[str, int]:
     second per 20 MiB of artifact (a 10 GiB model gets about nine minutes), so that a slow load is
     never killed by the liveness probe, which starts only after the startup probe passed."""
     budget = seconds or STARTUP_BASE + size // STARTUP_BYTES_PER_SECOND
-    return {"period": STARTUP_PERIOD, "failures": max(1, -(-budget // STARTUP_PERIOD)), "seconds": budget}
+    return {
+        "period": STARTUP_PERIOD,
+        "failures": max(1, -(-budget // STARTUP_PERIOD)),
+        "seconds": budget,
+    }
 
 
-NO_REMOTE = "dvc-remote-not-set"  # the URL register renders with when the registry has no remote yet
+NO_REMOTE = (
+    "dvc-remote-not-set"  # the URL register renders with when the registry has no remote yet
+)
 
 
-def render(registry: Registry, resolved: Resolved, env_name: str, registering: bool = False,
-           deprecation: Any = None) -> Rendered:
+def render(
+    registry: Registry,
+    resolved: Resolved,
+    env_name: str,
+    registering: bool = False,
+    deprecation: Any = None,
+) -> Rendered:
     """Render the tag's templates for one environment of the registry's policy and check every
     object against the schema. REGISTERING (register's check before it tags): a registry without a
     DVC remote renders with a placeholder URL, and the artifact signature the policy may require is
@@ -117,12 +167,21 @@ def render(registry: Registry, resolved: Resolved, env_name: str, registering: b
     config = registry.config
     config.env(env_name)
     templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
-    signature, trust = (None, None) if registering else _artifact_trust(registry, resolved, env_name)
+    signature, trust = (
+        (None, None) if registering else _artifact_trust(registry, resolved, env_name)
+    )
     if registering and remote_url is None:
         remote_url = NO_REMOTE
     context = build_context(resolved, config, env_name, remote_url, signature, trust)
-    context["deprecation"] = {"since": deprecation.since_iso(), "sunset": deprecation.sunset,
-                              "replacement": deprecation.replacement} if deprecation is not None else {}
+    context["deprecation"] = (
+        {
+            "since": deprecation.since_iso(),
+            "sunset": deprecation.sunset,
+            "replacement": deprecation.replacement,
+        }
+        if deprecation is not None
+        else {}
+    )
     files: dict[str, bytes] = {}
     objects: list[dict[str, Any]] = []
     for name, text in _render_all(templates, context).items():
@@ -133,14 +192,21 @@ def render(registry: Registry, resolved: Resolved, env_name: str, registering: b
             files[name.removesuffix(".j2")] = text.encode()
             objects.extend(docs)
     if not files:
-        raise RenderError(f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
-                          f"{config.serving.kind!r}")
+        raise RenderError(
+            f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
+            f"{config.serving.kind!r}"
+        )
     image = server_image(config)
-    return Rendered(files=files, objects=objects, config=config, warnings=(image.note,) if image.note else ())
+    return Rendered(
+        files=files, objects=objects, config=config, warnings=(image.note,) if image.note else ()
+    )
 
 
-def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tuple[bytes | None, Any]:
-    """The version's artifact signature and whom ENV trusts, when ENV requires a signed artifact (policy,
+def _artifact_trust(
+    registry: Registry, resolved: Resolved, env_name: str
+) -> tuple[bytes | None, Any]:
+    """The version's artifact signature and whom ENV trusts, when ENV requires a signed artifact
+    (policy,
     read as the gates read it: a version registered before the policy is held to it too)."""
     from modelreg import artifact_signature
 
@@ -149,17 +215,27 @@ def _artifact_trust(registry: Registry, resolved: Resolved, env_name: str) -> tu
         return None, None
     signature = artifact_signature.signature_of(registry, resolved.info)
     if signature is None:
-        raise RenderError(f"{resolved.info.tag} has no artifact signature and {env_name} requires one "
-                          "(require_artifact_signature): register it with --sign-artifact --key KEY")
+        raise RenderError(
+            f"{resolved.info.tag} has no artifact signature and {env_name} requires one "
+            "(require_artifact_signature): register it with --sign-artifact --key KEY"
+        )
     return signature, artifact_signature.trust_of(registry, env)
 
 
 def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
     def load(name: str) -> tuple[str, str, Any] | None:
-        return (templates[name], f"{TEMPLATES_DIR}/{name}", lambda: True) if name in templates else None
+        return (
+            (templates[name], f"{TEMPLATES_DIR}/{name}", lambda: True)
+            if name in templates
+            else None
+        )
 
-    env = BoundedSandbox(loader=jinja2.FunctionLoader(load), undefined=jinja2.StrictUndefined,
-                         keep_trailing_newline=True, autoescape=False)
+    env = BoundedSandbox(
+        loader=jinja2.FunctionLoader(load),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     env.filters["q"] = quote
     out = {}
     for name in sorted(templates):
@@ -169,9 +245,18 @@ def _render_all(templates: dict[str, str], context: dict[str, Any]) -> dict[str,
             out[name] = env.render_bounded(env.get_template(name), context)
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"templates/{exc.name or name}:{exc.lineno}: {exc.message}") from None
-        except (jinja2.TemplateError, ArithmeticError, ValueError, TypeError, LookupError, RecursionError,
-                MemoryError) as exc:
-            raise RenderError(f"templates/{_failing_line(exc, templates, name)}: {_describe(exc)}") from None
+        except (
+            jinja2.TemplateError,
+            ArithmeticError,
+            ValueError,
+            TypeError,
+            LookupError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
+            raise RenderError(
+                f"templates/{_failing_line(exc, templates, name)}: {_describe(exc)}"
+            ) from None
     return out
 
 
@@ -184,19 +269,29 @@ def _describe(exc: BaseException) -> str:
 
 
 def _failing_line(exc: Exception, templates: dict[str, str], default: str) -> str:
-    """`file:line` of the template frame that raised (Jinja maps its frames back to template lines)."""
+    """`file:line` of the template frame that raised (Jinja maps its frames back to template
+    lines)."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith(f"{TEMPLATES_DIR}/") and frame.filename[len(TEMPLATES_DIR) + 1:] in templates:
-            return f"{frame.filename[len(TEMPLATES_DIR) + 1:]}:{frame.lineno}"
+        if (
+            frame.filename.startswith(f"{TEMPLATES_DIR}/")
+            and frame.filename[len(TEMPLATES_DIR) + 1 :] in templates
+        ):
+            return f"{frame.filename[len(TEMPLATES_DIR) + 1 :]}:{frame.lineno}"
     return default
 
 
 def _parse(name: str, text: str) -> list[dict[str, Any]]:
-    docs = [d for d in safe_yaml.load_all(text, f"templates/{name} rendered output", RenderError) if d is not None]
+    docs = [
+        d
+        for d in safe_yaml.load_all(text, f"templates/{name} rendered output", RenderError)
+        if d is not None
+    ]
     for doc in docs:
         if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
-            raise RenderError(f"templates/{name} rendered a document that is not a Kubernetes object "
-                              "(apiVersion and kind are required)")
+            raise RenderError(
+                f"templates/{name} rendered a document that is not a Kubernetes object "
+                "(apiVersion and kind are required)"
+            )
     return docs
 
 
@@ -228,16 +323,25 @@ def check_schema(obj: dict[str, Any], template: str, kubernetes_version: str) ->
     if obj.get("kind") in CRD_SCHEMAS:
         import jsonschema
 
-        errors = sorted(jsonschema.Draft7Validator(crd_schema(obj["kind"])).iter_errors(obj), key=str)
+        errors = sorted(
+            jsonschema.Draft7Validator(crd_schema(obj["kind"])).iter_errors(obj), key=str
+        )
         if errors:
             path = ".".join(str(p) for p in errors[0].absolute_path)
-            raise RenderError(f"{where} fails the {obj['kind']} schema at {path or '(root)'}: {errors[0].message}")
+            raise RenderError(
+                f"{where} fails the {obj['kind']} schema at {path or '(root)'}: {errors[0].message}"
+            )
         return
     try:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)
     except kubernetes_validate.ValidationError as exc:
         path = ".".join(str(p) for p in exc.absolute_path)
-        raise RenderError(f"{where} fails the Kubernetes {kubernetes_version} schema at {path or '(root)'}: "
-                          f"{exc.message}") from None
-    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.utils.VersionNotSupportedError) as exc:
+        raise RenderError(
+            f"{where} fails the Kubernetes {kubernetes_version} schema at {path or '(root)'}: "
+            f"{exc.message}"
+        ) from None
+    except (
+        kubernetes_validate.SchemaNotFoundError,
+        kubernetes_validate.utils.VersionNotSupportedError,
+    ) as exc:
         raise RenderError(f"{where}: {exc.message}") from None

@@ -7,9 +7,11 @@ its distinct nodes) and refused over MAX_NODES; documents have a size limit; num
 refuses to parse (more than 4,300 digits) are errors, not crashes. Aliases as PyYAML itself
 writes them for a repeated object stay accepted.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import yaml
 
@@ -61,9 +63,14 @@ def _problem(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def load(data: bytes | str, where: str, error: type[ModelregError] = ModelregError,
-         max_bytes: int = MAX_BYTES) -> Any:
-    """One YAML document; `error(...)` naming `where` for anything malformed, aliased or too large."""
+def load(
+    data: bytes | str,
+    where: str,
+    error: type[ModelregError] = ModelregError,
+    max_bytes: int = MAX_BYTES,
+) -> Any:
+    """One YAML document; `error(...)` naming `where` for anything malformed, aliased or too
+    large."""
     text = _text(data, where, error, max_bytes)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
@@ -71,8 +78,12 @@ def load(data: bytes | str, where: str, error: type[ModelregError] = ModelregErr
         raise error(f"{where} is not valid YAML: {_problem(exc)}") from None
 
 
-def load_all(data: bytes | str, where: str, error: type[ModelregError] = ModelregError,
-             max_bytes: int = MAX_BYTES) -> list[Any]:
+def load_all(
+    data: bytes | str,
+    where: str,
+    error: type[ModelregError] = ModelregError,
+    max_bytes: int = MAX_BYTES,
+) -> list[Any]:
     """Every document of a YAML stream, under the same rules as `load`."""
     text = _text(data, where, error, max_bytes)
     try:

@@ -7,6 +7,7 @@ filter is bounded, loops share one budget of iterations, the output has a size l
 (in the main thread) the whole render a deadline. Going over any bound is a `TemplateError`
 that the renderer reports with the template and line.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,8 @@ import math
 import re
 import signal
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -33,21 +35,40 @@ class LimitError(jinja2.TemplateError):
 
 def _check_number(value: Any, what: str) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
-        raise LimitError(f"{what}: {value if len(str(value)) < 20 else 'a number'} is over the limit of {MAX_NUMBER}")
+        raise LimitError(
+            f"{what}: {value if len(str(value)) < 20 else 'a number'} is over the limit of "
+            f"{MAX_NUMBER}"
+        )
 
 
 def _check_power(left: Any, right: Any) -> None:
-    if isinstance(left, (int, float)) and isinstance(right, (int, float)) and abs(left) > 1 and right > 0:
-        if right * math.log2(abs(left)) > MAX_POWER_BITS:
-            raise LimitError(f"power: {type(left).__name__} ** {type(right).__name__} would be over "
-                             f"{MAX_POWER_BITS} bits")
+    if (
+        isinstance(left, (int, float))
+        and isinstance(right, (int, float))
+        and abs(left) > 1
+        and right > 0
+    ) and right * math.log2(abs(left)) > MAX_POWER_BITS:
+        raise LimitError(
+            f"power: {type(left).__name__} ** {type(right).__name__} would be over "
+            f"{MAX_POWER_BITS} bits"
+        )
 
 
 def _check_repeat(left: Any, right: Any) -> None:
     for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_OUTPUT:
-            raise LimitError(f"repetition: {len(seq)} * {times} items is over the limit of {MAX_OUTPUT}")
-    if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_POWER_BITS:
+        if (
+            isinstance(seq, (str, list, tuple))
+            and isinstance(times, int)
+            and len(seq) * times > MAX_OUTPUT
+        ):
+            raise LimitError(
+                f"repetition: {len(seq)} * {times} items is over the limit of {MAX_OUTPUT}"
+            )
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_POWER_BITS
+    ):
         raise LimitError(f"product: over {MAX_POWER_BITS} bits")
 
 
@@ -80,15 +101,18 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             raise LimitError("%-formatting: a width or precision over 4 digits")
         return super().call_binop(context, operator, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         for value in list(args) + list(kwargs.values()):
             _check_number(value, getattr(__obj, "__name__", "call"))
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """`'{:>999999999}'.format(x)` asks for a GB: refuse format specs with widths over 4 digits."""
+        """`'{:>999999999}'.format(x)` asks for a GB: refuse format specs with widths over 4
+        digits."""
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None and any(re.search(r"\d{5,}", spec) for spec in re.findall(r":([^{}]*)}", value.__self__)):
+        if wrapped is not None and any(
+            re.search(r"\d{5,}", spec) for spec in re.findall(r":([^{}]*)}", value.__self__)
+        ):
 
             def refuse(*args: Any, **kwargs: Any) -> str:
                 raise LimitError("str.format: a width or precision over 4 digits")
@@ -111,7 +135,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """The filter, refusing numeric arguments over MAX_NUMBER (`center(10**9)` would allocate a GB)."""
+    """The filter, refusing numeric arguments over MAX_NUMBER (`center(10**9)` would allocate a
+    GB)."""
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
         for value in list(args[1:]) + list(kwargs.values()):
@@ -127,7 +152,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 @contextlib.contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
     """Interrupt the render after `seconds` with SIGALRM; a no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
         yield
         return
 

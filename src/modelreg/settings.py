@@ -11,6 +11,7 @@
 - **A version** — its card, bytes (the `.dvc` pointer and `.dvc/config`'s remote) and templates —
   is read from its tag's tree (see `versions.resolve`, `render.read_templates`, `remote`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,20 +27,28 @@ DEFAULT_REMOTE = "origin"
 
 @dataclass(frozen=True)
 class Source:
-    """Where policy was read: a commit and the ref that named it (`origin/main`), or the working tree."""
+    """Where policy was read: a commit and the ref that named it (`origin/main`), or the working
+    tree."""
 
     commit: str | None
     ref: str
 
     def describe(self) -> str:
-        return f"modelreg.yaml at {self.ref}" if self.commit else "modelreg.yaml in the working tree"
+        return (
+            f"modelreg.yaml at {self.ref}" if self.commit else "modelreg.yaml in the working tree"
+        )
 
 
 def candidates(root: Path, remote: str) -> list[tuple[str, str]]:
     """(ref shown, commit) in the order the rule prefers them, from one `for-each-ref`."""
-    wanted = [f"refs/remotes/{remote}/HEAD"] + [f"refs/remotes/{remote}/{n}" for n in DEFAULT_NAMES] \
+    wanted = (
+        [f"refs/remotes/{remote}/HEAD"]
+        + [f"refs/remotes/{remote}/{n}" for n in DEFAULT_NAMES]
         + [f"refs/heads/{n}" for n in DEFAULT_NAMES]
-    out = git.run_git("for-each-ref", "--format=%(refname)%09%(objectname)%09%(symref)", *wanted, cwd=root)
+    )
+    out = git.run_git(
+        "for-each-ref", "--format=%(refname)%09%(objectname)%09%(symref)", *wanted, cwd=root
+    )
     found: dict[str, tuple[str, str]] = {}
     for line in out.splitlines():
         name, commit, symref = line.split("\t")
@@ -63,7 +72,12 @@ def refresh(root: Path, remote: str = DEFAULT_REMOTE) -> bool:
     branch = head.removeprefix("refs/heads/")
     try:
         git.run_git("fetch", "-q", remote, f"+{head}:refs/remotes/{remote}/{branch}", cwd=root)
-        git.run_git("symbolic-ref", f"refs/remotes/{remote}/HEAD", f"refs/remotes/{remote}/{branch}", cwd=root)
+        git.run_git(
+            "symbolic-ref",
+            f"refs/remotes/{remote}/HEAD",
+            f"refs/remotes/{remote}/{branch}",
+            cwd=root,
+        )
     except GitError:
         return False
     return True
@@ -71,7 +85,8 @@ def refresh(root: Path, remote: str = DEFAULT_REMOTE) -> bool:
 
 def load(root: Path, remote: str | None = None) -> tuple[Config, Source]:
     """The policy config and where it was read: the first commit of `candidates` whose tree has a
-    modelreg.yaml; the working tree's file only when no commit has one (a registry not committed yet)."""
+    modelreg.yaml; the working tree's file only when no commit has one (a registry not committed
+    yet)."""
     remote = remote or DEFAULT_REMOTE
     found = candidates(root, remote)
     blobs = git.read_objects(root, [f"{commit}:{CONFIG_FILE}" for _, commit in found])
@@ -79,12 +94,16 @@ def load(root: Path, remote: str | None = None) -> tuple[Config, Source]:
         if blob is not None and blob[0] == "blob":
             source = Source(commit, ref)
             config = _parse(blob[1], source)
-            if config.deploy.remote != remote and git.git_ok("remote", "get-url", config.deploy.remote, cwd=root):
+            if config.deploy.remote != remote and git.git_ok(
+                "remote", "get-url", config.deploy.remote, cwd=root
+            ):
                 return load(root, config.deploy.remote)
             return config, source
     path = root / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"{root} is not a modelreg registry: no {CONFIG_FILE} (run `modelreg init`)")
+        raise ConfigError(
+            f"{root} is not a modelreg registry: no {CONFIG_FILE} (run `modelreg init`)"
+        )
     source = Source(None, "working tree")
     return _parse(path.read_bytes(), source), source
 

@@ -5,14 +5,15 @@ deploy branch's log (one git log) and the manifests each deploy committed (two c
 Every value is escaped by the templates (Jinja autoescape); nothing is read from `.dvc/config.local`
 or the environment, so no credential can reach a page.
 """
+
 from __future__ import annotations
 
 import difflib
 import functools
 import http.server
 import math
-import threading
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,10 +34,16 @@ class Version:
     info: VersionInfo
     card: dict[str, Any]
     card_text: str  # the card as committed
-    deployed: dict[str, target.DeployRecord] = field(default_factory=dict)  # env -> its latest deploy of this version
+    deployed: dict[str, target.DeployRecord] = field(
+        default_factory=dict
+    )  # env -> its latest deploy of this version
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)  # env -> file -> text
-    diffs: dict[str, str] = field(default_factory=dict)  # env -> unified diff against the previous version there
-    against: dict[str, Any] = field(default_factory=dict)  # the previous version: {tag, verdict, reasons, metrics}
+    diffs: dict[str, str] = field(
+        default_factory=dict
+    )  # env -> unified diff against the previous version there
+    against: dict[str, Any] = field(
+        default_factory=dict
+    )  # the previous version: {tag, verdict, reasons, metrics}
 
     @property
     def page(self) -> str:
@@ -54,12 +61,15 @@ class SiteResult:
         return dict(self.__dict__)
 
 
-MARKER = ".modelreg-site"  # in every folder `site` writes: the only non-empty folder it will replace
+MARKER = (
+    ".modelreg-site"  # in every folder `site` writes: the only non-empty folder it will replace
+)
 
 
 def build_site(registry: Registry, out: Path) -> SiteResult:
     """Write the site into OUT: a new or empty folder, or one `site` wrote before (its marker file),
-    replaced as a whole (a half-written site never shows). Never a folder with anything else in it."""
+    replaced as a whole (a half-written site never shows). Never a folder with anything else in
+    it."""
     started = time.perf_counter()
     out = out.resolve()
     check_output(registry, out)
@@ -73,7 +83,9 @@ def build_site(registry: Registry, out: Path) -> SiteResult:
     for name, text in pages.items():
         (staging / name).write_text(text, encoding="utf-8")
     for name in STATIC:
-        (staging / name).write_text(resources.files("modelreg.templates").joinpath("site", name).read_text())
+        (staging / name).write_text(
+            resources.files("modelreg.templates").joinpath("site", name).read_text()
+        )
     (staging / MARKER).write_text("written by `modelreg site`: the next run replaces this folder\n")
     if out.exists():
         old = out.with_name(f".{out.name}.modelreg-old")
@@ -83,7 +95,12 @@ def build_site(registry: Registry, out: Path) -> SiteResult:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
-    return SiteResult(path=str(out), pages=len(pages), versions=len(versions), seconds=round(time.perf_counter() - started, 3))
+    return SiteResult(
+        path=str(out),
+        pages=len(pages),
+        versions=len(versions),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def check_output(registry: Registry, out: Path) -> None:
@@ -91,21 +108,29 @@ def check_output(registry: Registry, out: Path) -> None:
     empty or a site written before. Everything else in it would be lost: refused, one line."""
     root = registry.root.resolve()
     if out == root or out in root.parents or out.parent == out:
-        raise ModelregError(f"{out} holds the registry: write the site into a folder of its own (-o public/)")
+        raise ModelregError(
+            f"{out} holds the registry: write the site into a folder of its own (-o public/)"
+        )
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ModelregError(f"{out} is not a folder: pick a new or empty folder for the site")
     if not out.exists():
         return
     if (out / ".git").exists():
-        raise ModelregError(f"{out} is a git repository: the site replaces its folder, pick another one")
+        raise ModelregError(
+            f"{out} is a git repository: the site replaces its folder, pick another one"
+        )
     if any(out.iterdir()) and not (out / MARKER).is_file():
-        raise ModelregError(f"{out} is not empty and `modelreg site` did not write it (no {MARKER}): its files "
-                            "would be lost; pick a new or empty folder")
+        raise ModelregError(
+            f"{out} is not empty and `modelreg site` did not write it (no {MARKER}): its files "
+            "would be lost; pick a new or empty folder"
+        )
 
 
 def _versions(registry: Registry) -> list[Version]:
     infos = [v for v in scan(registry) if v.valid]
-    blobs = git.read_objects(registry.root, [f"{v.commit}:{registry.model_dir(v.model)}/{CARD_FILE}" for v in infos])
+    blobs = git.read_objects(
+        registry.root, [f"{v.commit}:{registry.model_dir(v.model)}/{CARD_FILE}" for v in infos]
+    )
     versions = []
     for info, blob in zip(infos, blobs):
         try:
@@ -120,18 +145,28 @@ def _versions(registry: Registry) -> list[Version]:
 
 
 def _against(before: Version, after: Version) -> dict[str, Any]:
-    """What `modelreg diff` says from the cards alone (no remote): the compatibility verdict and metric deltas."""
+    """What `modelreg diff` says from the cards alone (no remote): the compatibility verdict and
+    metric deltas."""
     from modelreg.compare import compatibility
 
     verdict = compatibility(before.card, after.card)
     old, new = before.card.get("metrics") or {}, after.card.get("metrics") or {}
-    metrics = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
-    return {"tag": before.info.tag, "verdict": verdict.word, "reasons": [r.to_json() for r in verdict.reasons],
-            "metrics": metrics}
+    metrics = {
+        k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+    }
+    return {
+        "tag": before.info.tag,
+        "verdict": verdict.word,
+        "reasons": [r.to_json() for r in verdict.reasons],
+        "metrics": metrics,
+    }
 
 
-def _attach_deploys(registry: Registry, versions: list[Version], records: list[target.DeployRecord]) -> None:
-    """Each version's latest deploy per environment, the files it committed, and the diff against the
+def _attach_deploys(
+    registry: Registry, versions: list[Version], records: list[target.DeployRecord]
+) -> None:
+    """Each version's latest deploy per environment, the files it committed, and the diff against
+    the
     version deployed there before it."""
     by_key = {(v.info.model, str(v.info.version)): v for v in versions}
     for record in records:  # newest first
@@ -139,15 +174,26 @@ def _attach_deploys(registry: Registry, versions: list[Version], records: list[t
         if found is not None and record.changes_manifests:
             found.deployed.setdefault(record.env, record)
     wanted = [(v, env, r) for v in versions for env, r in v.deployed.items()]
-    trees = git.read_objects(registry.root, [f"{r.commit}:{target.deploy_path(registry, env, r.model)}" for _, env, r in wanted])
+    trees = git.read_objects(
+        registry.root,
+        [f"{r.commit}:{target.deploy_path(registry, env, r.model)}" for _, env, r in wanted],
+    )
     listings = [git.tree_entries(t[1]) if t and t[0] == "tree" else {} for t in trees]
     ids = sorted({oid for listing in listings for oid in listing.values()})
-    texts = dict(zip(ids, (b[1].decode("utf-8", "replace") if b else "" for b in git.read_objects(registry.root, ids))))
+    texts = dict(
+        zip(
+            ids,
+            (
+                b[1].decode("utf-8", "replace") if b else ""
+                for b in git.read_objects(registry.root, ids)
+            ),
+        )
+    )
     for (version, env, _), listing in zip(wanted, listings):
         version.manifests[env] = {name: texts[oid] for name, oid in sorted(listing.items())}
     last: dict[tuple[str, str], Version] = {}
     for version in versions:  # oldest version first, per model
-        for env, files in version.manifests.items():
+        for env in version.manifests:
             before = last.get((version.info.model, env))
             if before is not None:
                 version.diffs[env] = _diff(before, version, env)
@@ -158,17 +204,30 @@ def _diff(before: Version, after: Version, env: str) -> str:
     lines: list[str] = []
     old, new = before.manifests[env], after.manifests[env]
     for name in sorted(set(old) | set(new)):
-        lines += difflib.unified_diff(old.get(name, "").splitlines(), new.get(name, "").splitlines(),
-                                      f"{before.info.version}/{name}", f"{after.info.version}/{name}", lineterm="", n=1)
+        lines += difflib.unified_diff(
+            old.get(name, "").splitlines(),
+            new.get(name, "").splitlines(),
+            f"{before.info.version}/{name}",
+            f"{after.info.version}/{name}",
+            lineterm="",
+            n=1,
+        )
     return "\n".join(lines)
 
 
-def _pages(registry: Registry, versions: list[Version], records: list[target.DeployRecord]) -> dict[str, str]:
+def _pages(
+    registry: Registry, versions: list[Version], records: list[target.DeployRecord]
+) -> dict[str, str]:
     import jinja2
 
     # cards are free-form (hand-made tags too): a field a card lacks renders empty, not as an error
-    env = jinja2.Environment(loader=jinja2.PackageLoader("modelreg.templates", "site"), autoescape=True,
-                             undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("modelreg.templates", "site"),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else "-"
     env.filters["who"] = lambda author: author.split(" <")[0] if author else "-"
     rules = policy.derive(records)
@@ -176,15 +235,29 @@ def _pages(registry: Registry, versions: list[Version], records: list[target.Dep
     for version in versions:
         models.setdefault(version.info.model, []).append(version)
     envs = list(registry.config.environments)
-    live = {(r.env, r.model): r for r in reversed(records) if r.changes_manifests}  # oldest first: the newest wins
-    common = {"envs": envs, "live": live, "rules": rules,
-              "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    live = {
+        (r.env, r.model): r for r in reversed(records) if r.changes_manifests
+    }  # oldest first: the newest wins
+    common = {
+        "envs": envs,
+        "live": live,
+        "rules": rules,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     pages = {"index.html": env.get_template("index.html.j2").render(**common, by_model=models)}
     for model, history in models.items():
         plots = _plots(history)
         pages[f"model-{model}.html"] = env.get_template("model.html.j2").render(
-            **common, model=model, versions=list(reversed(history)), plots=plots,
-            signature=(history[-1].card.get("signature") if isinstance(history[-1].card.get("signature"), dict) else None))
+            **common,
+            model=model,
+            versions=list(reversed(history)),
+            plots=plots,
+            signature=(
+                history[-1].card.get("signature")
+                if isinstance(history[-1].card.get("signature"), dict)
+                else None
+            ),
+        )
         page = env.get_template("version.html.j2")
         for version in history:
             pages[version.page] = page.render(**common, model=model, v=version)
@@ -196,19 +269,37 @@ def _pages(registry: Registry, versions: list[Version], records: list[target.Dep
 
 
 def _plots(history: list[Version], width: int = 560, height: int = 160) -> list[dict[str, Any]]:
-    """Per numeric metric: SVG points across versions (oldest left), with the range for the axis labels."""
+    """Per numeric metric: SVG points across versions (oldest left), with the range for the axis
+    labels."""
     names = sorted({k for v in history for k, x in _metrics(v).items() if _number(x)})
     plots = []
     for name in names:
-        points = [(str(v.info.version), float(_metrics(v)[name])) for v in history if _number(_metrics(v).get(name))]
+        points = [
+            (str(v.info.version), float(_metrics(v)[name]))
+            for v in history
+            if _number(_metrics(v).get(name))
+        ]
         low, high = min(p[1] for p in points), max(p[1] for p in points)
         span = (high - low) or 1.0
         step = (width - 40) / max(1, len(points) - 1)
-        coords = [(20 + i * step, height - 20 - (value - low) / span * (height - 40)) for i, (_, value) in enumerate(points)]
-        plots.append({"name": name, "low": low, "high": high, "width": width, "height": height,
-                      "points": [{"x": round(x, 1), "y": round(y, 1), "version": version, "value": value}
-                                 for (x, y), (version, value) in zip(coords, points)],
-                      "polyline": " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)})
+        coords = [
+            (20 + i * step, height - 20 - (value - low) / span * (height - 40))
+            for i, (_, value) in enumerate(points)
+        ]
+        plots.append(
+            {
+                "name": name,
+                "low": low,
+                "high": high,
+                "width": width,
+                "height": height,
+                "points": [
+                    {"x": round(x, 1), "y": round(y, 1), "version": version, "value": value}
+                    for (x, y), (version, value) in zip(coords, points)
+                ],
+                "polyline": " ".join(f"{x:.1f},{y:.1f}" for x, y in coords),
+            }
+        )
     return plots
 
 
@@ -222,14 +313,23 @@ def _number(value: Any) -> bool:
 
 
 def fingerprint(registry: Registry) -> str:
-    """What the site is made of, in one git call: every tag and branch tip (a change means a rebuild)."""
-    return git.run_git("for-each-ref", "--format=%(refname) %(objectname)", "refs/tags", "refs/heads", "refs/remotes",
-                       cwd=registry.root)
+    """What the site is made of, in one git call: every tag and branch tip (a change means a
+    rebuild)."""
+    return git.run_git(
+        "for-each-ref",
+        "--format=%(refname) %(objectname)",
+        "refs/tags",
+        "refs/heads",
+        "refs/remotes",
+        cwd=registry.root,
+    )
 
 
-def serve_site(registry: Registry, out: Path, host: str, port: int, interval: float = 2.0,
-               on_build: Any = None) -> None:
-    """Serve OUT over HTTP on HOST:PORT and rebuild it whenever the refs change, until interrupted."""
+def serve_site(
+    registry: Registry, out: Path, host: str, port: int, interval: float = 2.0, on_build: Any = None
+) -> None:
+    """Serve OUT over HTTP on HOST:PORT and rebuild it whenever the refs change, until
+    interrupted."""
     handler = functools.partial(_QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,4 +1,6 @@
-"""DVC: tracking, pushing and locating artifacts. dvc is imported only inside the functions that need it."""
+"""DVC: tracking, pushing and locating artifacts. dvc is imported only inside the functions that
+need it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,10 +12,11 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -43,12 +46,21 @@ def parse_pointer(text: bytes | str, where: str) -> Pointer:
     data = safe_yaml.load(text, where, StoreError, max_bytes=64 * 1024)
     try:
         out = data["outs"][0]
-        pointer = Pointer(path=str(out["path"]), md5=str(out["md5"]), size=int(out.get("size", 0)),
-                          nfiles=out.get("nfiles"))
+        pointer = Pointer(
+            path=str(out["path"]),
+            md5=str(out["md5"]),
+            size=int(out.get("size", 0)),
+            nfiles=out.get("nfiles"),
+        )
     except (KeyError, IndexError, TypeError, ValueError):
-        raise StoreError(f"{where} is not a valid DVC pointer (expected outs: [{{md5, size, path}}])") from None
+        raise StoreError(
+            f"{where} is not a valid DVC pointer (expected outs: [{{md5, size, path}}])"
+        ) from None
     if not MD5_RE.fullmatch(pointer.md5) or "/" in pointer.path or pointer.path in ("", ".", ".."):
-        raise StoreError(f"{where} is not a valid DVC pointer (md5 {pointer.md5[:40]!r}, path {pointer.path[:40]!r})")
+        raise StoreError(
+            f"{where} is not a valid DVC pointer (md5 {pointer.md5[:40]!r}, path "
+            f"{pointer.path[:40]!r})"
+        )
     return pointer
 
 
@@ -62,13 +74,16 @@ def pointer_text(pointer: Pointer) -> str:
 
 
 def parse_remote_url(dvc_config: bytes | str | None, remote: str | None = None) -> str | None:
-    """The URL of the default (or named) remote in the text of `.dvc/config`, without importing dvc."""
+    """The URL of the default (or named) remote in the text of `.dvc/config`, without importing
+    dvc."""
     return remote_settings(dvc_config, remote).get("url")
 
 
 def remote_settings(*configs: bytes | str | None, remote: str | None = None) -> dict[str, str]:
-    """The default (or named) remote's settings (url, endpointurl, ...) from the texts of `.dvc/config`
-    and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them; {} when none."""
+    """The default (or named) remote's settings (url, endpointurl, ...) from the texts of
+    `.dvc/config`
+    and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them; {} when
+    none."""
     sections = config_sections(*configs)
     name = remote or sections.get("core", {}).get("remote")
     return dict(sections.get(f"remote:{name}", {})) if name else {}
@@ -109,7 +124,7 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def open_repo(root: Path, **settings: Any) -> Iterator["object"]:
+def open_repo(root: Path, **settings: Any) -> Iterator[object]:
     """An in-process DVC repo with DVC's own logging kept quiet (SETTINGS: DVC's `remote` and
     `remote_config`, merged over its config files)."""
     logging.getLogger("dvc").setLevel(logging.ERROR)
@@ -132,20 +147,27 @@ def init_dvc(root: Path) -> bool:
         return False
     from dvc.repo import Repo
 
-    logging.getLogger("dvc").setLevel(logging.ERROR)  # its "Initialized DVC repository" is a log line
+    logging.getLogger("dvc").setLevel(
+        logging.ERROR
+    )  # its "Initialized DVC repository" is a log line
     with contextlib.redirect_stdout(io.StringIO()):
         Repo.init(str(root))
     return True
 
 
-def set_remote(root: Path, url: str, name: str = "storage", endpoint_url: str | None = None) -> None:
+def set_remote(
+    root: Path, url: str, name: str = "storage", endpoint_url: str | None = None
+) -> None:
     """Add (or replace) the default DVC remote in `.dvc/config`; credentials never go there."""
     from dvc.config import ConfigError as DvcConfigError
 
     with open_repo(root) as repo:
         try:
             with repo.config.edit("repo") as conf:
-                conf["remote"][name] = {"url": url, **({"endpointurl": endpoint_url} if endpoint_url else {})}
+                conf["remote"][name] = {
+                    "url": url,
+                    **({"endpointurl": endpoint_url} if endpoint_url else {}),
+                }
                 conf["core"]["remote"] = name
         except DvcConfigError as exc:
             raise StoreError(f"DVC refused remote {url!r}: {one_line(exc)}") from None
@@ -159,14 +181,19 @@ def has_remote(root: Path) -> bool:
 
 @dataclass(frozen=True)
 class Staged:
-    """An artifact written into DVC's cache: its pointer, SHA-256 and the cache objects it is made of."""
+    """An artifact written into DVC's cache: its pointer, SHA-256 and the cache objects it is
+    made of."""
 
     pointer: Pointer
     sha256: str
     objects: tuple[str, ...]  # md5 ids: each file, then the folder listing (`.dir`) last
     cache: Path  # DVC's `files/md5` folder the objects are in
-    files: dict[str, str]  # SHA-256 per file: relative paths in a folder, the file's name for one file
-    prepared: Path | None = None  # a copy for the working tree, written in the same read (staging area)
+    files: dict[
+        str, str
+    ]  # SHA-256 per file: relative paths in a folder, the file's name for one file
+    prepared: Path | None = (
+        None  # a copy for the working tree, written in the same read (staging area)
+    )
 
 
 # DVC's own config files outside the repo (system, then global): a cache set there is DVC's to find
@@ -174,7 +201,8 @@ OUTSIDE_CONFIGS = (Path("/etc/xdg/dvc/config"), Path.home() / ".config" / "dvc" 
 
 
 def cache_objects_dir(root: Path) -> Path:
-    """`<cache>/files/md5`, wherever the repo's DVC config puts the cache. Read from `.dvc/config` and
+    """`<cache>/files/md5`, wherever the repo's DVC config puts the cache. Read from `.dvc/config`
+    and
     `config.local` when they set nothing about the cache but its `dir` (DVC is not imported); else
     DVC answers (a shared or linked cache, or one set in the global config)."""
     config = root / ".dvc"
@@ -191,8 +219,10 @@ CONFIG_LINE = re.compile(r"\s*(?:[#;].*|\[[^\]\n]+\]|[A-Za-z0-9_.-]+\s*=.*)?")
 
 
 def plain_configs(root: Path) -> list[str] | None:
-    """The texts of `.dvc/config` and `.dvc/config.local` when every line is a section, a `key = value`
-    or a comment (what modelreg reads without DVC); None otherwise: DVC reads them and says what is wrong."""
+    """The texts of `.dvc/config` and `.dvc/config.local` when every line is a section, a `key =
+    value`
+    or a comment (what modelreg reads without DVC); None otherwise: DVC reads them and says what is
+    wrong."""
     texts = []
     for name in ("config", "config.local"):
         path = root / ".dvc" / name
@@ -207,9 +237,12 @@ def plain_configs(root: Path) -> list[str] | None:
 STAGE_WORKERS = min(4, os.cpu_count() or 1)  # files of a folder read, hashed and written at once
 
 
-def stage(root: Path, source: Path, progress: Progress | None = None, worktree_copy: bool = False) -> Staged:
+def stage(
+    root: Path, source: Path, progress: Progress | None = None, worktree_copy: bool = False
+) -> Staged:
     """Put SOURCE (a file or folder) into DVC's cache exactly as `dvc add` would, reading every byte
-    once: md5 (DVC's address) and SHA-256 come from the same read, and with WORKTREE_COPY the same read
+    once: md5 (DVC's address) and SHA-256 come from the same read, and with WORKTREE_COPY the
+    same read
     also writes the copy the working tree gets (`Staged.prepared`, renamed into place later). Each
     object is written to a private staging file and renamed into place, so a kill leaves no partial
     object, only staging debris that the next run clears."""
@@ -220,15 +253,33 @@ def stage(root: Path, source: Path, progress: Progress | None = None, worktree_c
     prepared = _staging_file(staging).with_suffix(".worktree") if worktree_copy else None
     if not source.is_dir():
         md5, sha, size = _put_file(objects_dir, staging, source, progress, prepared)
-        return Staged(Pointer(path=source.name, md5=md5, size=size, nfiles=None), sha, (md5,), objects_dir,
-                      {source.name: sha}, prepared)
+        return Staged(
+            Pointer(path=source.name, md5=md5, size=size, nfiles=None),
+            sha,
+            (md5,),
+            objects_dir,
+            {source.name: sha},
+            prepared,
+        )
     rels = files_of(source)
     for rel in rels if prepared is not None else ():
         (prepared / rel).parent.mkdir(parents=True, exist_ok=True)
     shared = locked_progress(progress)
-    with ThreadPoolExecutor(max_workers=min(STAGE_WORKERS, len(rels))) as pool:  # files in parallel, bounded
-        results = list(pool.map(lambda rel: _put_file(objects_dir, staging, source / rel, shared,
-                                                      prepared / rel if prepared is not None else None), rels))
+    with ThreadPoolExecutor(
+        max_workers=min(STAGE_WORKERS, len(rels))
+    ) as pool:  # files in parallel, bounded
+        results = list(
+            pool.map(
+                lambda rel: _put_file(
+                    objects_dir,
+                    staging,
+                    source / rel,
+                    shared,
+                    prepared / rel if prepared is not None else None,
+                ),
+                rels,
+            )
+        )
     entries = [{"md5": md5, "relpath": rel} for rel, (md5, _, _) in zip(rels, results)]
     digests = {rel: sha for rel, (_, sha, _) in zip(rels, results)}
     total = sum(size for _, _, size in results)
@@ -236,8 +287,14 @@ def stage(root: Path, source: Path, progress: Progress | None = None, worktree_c
     dir_md5 = hashlib.md5(listing).hexdigest() + ".dir"
     _put_bytes(objects_dir, staging, dir_md5, listing)
     pointer = Pointer(path=source.name, md5=dir_md5, size=total, nfiles=len(entries))
-    return Staged(pointer, manifest_digest(digests), tuple(e["md5"] for e in entries) + (dir_md5,), objects_dir,
-                  digests, prepared)
+    return Staged(
+        pointer,
+        manifest_digest(digests),
+        tuple(e["md5"] for e in entries) + (dir_md5,),
+        objects_dir,
+        digests,
+        prepared,
+    )
 
 
 def _object_path(objects_dir: Path, md5: str) -> Path:
@@ -259,12 +316,18 @@ def _settle(objects_dir: Path, tmp: Path, md5: str) -> None:
     os.replace(tmp, final)
 
 
-def _put_file(objects_dir: Path, staging: Path, path: Path, progress: Progress | None,
-              copy: Path | None) -> tuple[str, str, int]:
+def _put_file(
+    objects_dir: Path, staging: Path, path: Path, progress: Progress | None, copy: Path | None
+) -> tuple[str, str, int]:
     tmp = _staging_file(staging)
     try:
-        with open(tmp, "wb") as out, (open(copy, "wb") if copy is not None else contextlib.nullcontext()) as extra:
-            md5, sha, size = md5_sha256_copy(path, [out] + ([extra] if extra is not None else []), progress)
+        with (
+            open(tmp, "wb") as out,
+            open(copy, "wb") if copy is not None else contextlib.nullcontext() as extra,
+        ):
+            md5, sha, size = md5_sha256_copy(
+                path, [out] + ([extra] if extra is not None else []), progress
+            )
         faults.step("stage-write")
         _settle(objects_dir, tmp, md5)
     finally:
@@ -317,7 +380,7 @@ def push_objects(root: Path, objects: tuple[str, ...]) -> int:
 
     with open_repo(root) as repo:
         try:
-            result = repo.cloud.push([HashInfo("md5", md5) for md5 in objects])  # type: ignore[attr-defined]
+            result = repo.cloud.push([HashInfo("md5", md5) for md5 in objects])
         except (DvcException, OSError) as exc:
             raise StoreError(f"dvc push to the remote failed: {one_line(exc)}") from None
     if result.failed:
@@ -332,7 +395,9 @@ def place(prepared: Path, dest: Path) -> bool:
         return False
     if dest.is_dir() and not dest.is_symlink():
         old = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}-old")
-        os.rename(dest, old)  # a folder cannot be replaced in one rename: old aside, new in, old out
+        os.rename(
+            dest, old
+        )  # a folder cannot be replaced in one rename: old aside, new in, old out
         os.rename(prepared, dest)
         shutil.rmtree(old)
     else:
@@ -343,8 +408,10 @@ def place(prepared: Path, dest: Path) -> bool:
 
 
 def materialize(root: Path, pointer: Pointer, dest: Path, objects_dir: Path | None = None) -> None:
-    """Write the artifact from the cache (OBJECTS_DIR, found through DVC when not given) to its place
-    in the working tree, through a temporary path: a kill never leaves half a file under the real name."""
+    """Write the artifact from the cache (OBJECTS_DIR, found through DVC when not given) to its
+    place
+    in the working tree, through a temporary path: a kill never leaves half a file under the real
+    name."""
     objects_dir = objects_dir or cache_objects_dir(root)
     tmp = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}")
     try:

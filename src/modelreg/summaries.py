@@ -7,24 +7,28 @@ too), so an entry can never go stale. `list` then reads tag names and ids with o
 (git opens no tag object), recomputes only the models whose refs changed, and parses no tag message
 of the others: at 100,000 tags that is the difference between seconds and a fraction of one.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from modelreg import git
 from modelreg.handle import Registry
 from modelreg.policy import deprecations, quarantines
-from modelreg.target import moved, read_log
 from modelreg.refs import parse_version
+from modelreg.target import moved, read_log
 from modelreg.versions import VersionInfo, latest_valid_of, scan
 
 CACHE = "summaries"
 FORMAT = "%(refname:strip=2)%00%(objectname)"
-Summary = tuple[dict[str, Any] | None, int, int]  # (latest as VersionInfo fields, valid count, invalid count)
+Summary = tuple[
+    dict[str, Any] | None, int, int
+]  # (latest as VersionInfo fields, valid count, invalid count)
 Compute = Callable[[list[str]], dict[str, Summary]]
 
 
@@ -44,8 +48,12 @@ def summaries(registry: Registry, compute: Compute) -> dict[str, Summary]:
                 continue
             model = default
         groups.setdefault(model, []).append(line)
-    digests = {model: hashlib.sha1((salt + "\n".join(lines)).encode("utf-8", "surrogateescape")).hexdigest()
-               for model, lines in groups.items()}
+    digests = {
+        model: hashlib.sha1(
+            (salt + "\n".join(lines)).encode("utf-8", "surrogateescape")
+        ).hexdigest()
+        for model, lines in groups.items()
+    }
     path = git.cache_file(root, CACHE)
     cached = _load(path)
     found: dict[str, Summary] = {}
@@ -100,13 +108,21 @@ class ModelSummary:
     count: int
     invalid: int
     quarantined: tuple[str, ...] = ()
-    moved: tuple[str, ...] = ()  # versions whose tag names another object than at their first deploy
+    moved: tuple[
+        str, ...
+    ] = ()  # versions whose tag names another object than at their first deploy
     deprecated: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "latest": self.latest.to_json() if self.latest else None,
-                "versions": self.count, "invalid": self.invalid, "quarantined": list(self.quarantined),
-                "moved": list(self.moved), "deprecated": list(self.deprecated)}
+        return {
+            "model": self.model,
+            "latest": self.latest.to_json() if self.latest else None,
+            "versions": self.count,
+            "invalid": self.invalid,
+            "quarantined": list(self.quarantined),
+            "moved": list(self.moved),
+            "deprecated": list(self.deprecated),
+        }
 
 
 def list_models(registry: Registry) -> list[ModelSummary]:
@@ -118,16 +134,34 @@ def list_models(registry: Registry) -> list[ModelSummary]:
     shifted = moved(registry, read_log(registry))
     result = []
     for model, (latest, count, invalid) in sorted(found.items()):
-        bad = tuple(sorted({v for m, v in held_back if m == model}, key=lambda v: parse_version(v).key))
-        gone = tuple(sorted({v for m, v in shifted if m == model}, key=lambda v: parse_version(v).key))
-        old = tuple(sorted({v for m, v in retiring if m == model}, key=lambda v: parse_version(v).key))
-        result.append(ModelSummary(model=model, latest=_from_fields(latest) if latest else None, count=count,
-                                   invalid=invalid, quarantined=bad, moved=gone, deprecated=old))
+        bad = tuple(
+            sorted({v for m, v in held_back if m == model}, key=lambda v: parse_version(v).key)
+        )
+        gone = tuple(
+            sorted({v for m, v in shifted if m == model}, key=lambda v: parse_version(v).key)
+        )
+        old = tuple(
+            sorted({v for m, v in retiring if m == model}, key=lambda v: parse_version(v).key)
+        )
+        result.append(
+            ModelSummary(
+                model=model,
+                latest=_from_fields(latest) if latest else None,
+                count=count,
+                invalid=invalid,
+                quarantined=bad,
+                moved=gone,
+                deprecated=old,
+            )
+        )
     return result
 
 
-def _summarize(registry: Registry, models: list[str]) -> dict[str, tuple[dict[str, Any] | None, int, int]]:
-    """(latest valid version's fields, valid count, invalid count) of MODELS: one scan per model when
+def _summarize(
+    registry: Registry, models: list[str]
+) -> dict[str, tuple[dict[str, Any] | None, int, int]]:
+    """(latest valid version's fields, valid count, invalid count) of MODELS: one scan per model
+    when
     few changed, one scan of every tag when many did."""
     by_model: dict[str, list[VersionInfo]] = {m: [] for m in models}
     if len(models) <= 20:
@@ -138,9 +172,14 @@ def _summarize(registry: Registry, models: list[str]) -> dict[str, tuple[dict[st
             if info.model in by_model:
                 by_model[info.model].append(info)
     latest = latest_valid_of(registry, by_model)
-    return {model: (_fields(latest[model]) if latest[model] else None, sum(v.valid for v in versions),
-                    sum(not v.valid for v in versions))
-            for model, versions in by_model.items()}
+    return {
+        model: (
+            _fields(latest[model]) if latest[model] else None,
+            sum(v.valid for v in versions),
+            sum(not v.valid for v in versions),
+        )
+        for model, versions in by_model.items()
+    }
 
 
 def _fields(info: VersionInfo) -> dict[str, Any]:
@@ -148,7 +187,16 @@ def _fields(info: VersionInfo) -> dict[str, Any]:
 
 
 def _from_fields(fields: dict[str, Any]) -> VersionInfo:
-    return VersionInfo(model=fields["model"], version=parse_version(fields["version"]), tag=fields["tag"],
-                       object=fields["object"], commit=fields["commit"], timestamp=int(fields["timestamp"]),
-                       author=fields["author"], message=fields["message"], annotated=bool(fields["annotated"]),
-                       problem=None, sha256=fields.get("sha256"))
+    return VersionInfo(
+        model=fields["model"],
+        version=parse_version(fields["version"]),
+        tag=fields["tag"],
+        object=fields["object"],
+        commit=fields["commit"],
+        timestamp=int(fields["timestamp"]),
+        author=fields["author"],
+        message=fields["message"],
+        annotated=bool(fields["annotated"]),
+        problem=None,
+        sha256=fields.get("sha256"),
+    )

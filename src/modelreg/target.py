@@ -6,16 +6,19 @@ Every move of the branch is a compare-and-swap against the commit the new one wa
 local move is `update-ref NEW OLD`; a push is a fast-forward of the remote branch, and the local
 branch follows only once the remote has accepted it.
 """
+
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from modelreg import faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
@@ -40,7 +43,9 @@ class DeployRecord:
     previous_version: str
     tag_object: str = ""
     restored_from: str = ""  # a rollback: the deploy commit whose manifests it restored
-    rolled_back: str = ""  # a rollback: the version it moved away from (suspect in this env from now on)
+    rolled_back: str = (
+        ""  # a rollback: the version it moved away from (suspect in this env from now on)
+    )
     forced: bool = False
     reason: str = ""  # quarantine, unquarantine, release, deprecate: why
     sunset: str = ""  # deprecate: the date (YYYY-MM-DD) after which deploys refuse the version
@@ -60,7 +65,8 @@ EVENTS_DIR = ".modelreg"  # per model, a plain-text log of the commits that chan
 
 @dataclass(frozen=True)
 class Landing:
-    """What one attempt decided: a result, and the commit to move the branch to (None: nothing to land)."""
+    """What one attempt decided: a result, and the commit to move the branch to (None: nothing
+    to land)."""
 
     result: Any
     commit: str | None = None
@@ -73,7 +79,8 @@ BACKOFF_CAP = 1.0  # seconds; the n-th retry waits a random time up to min(cap, 
 
 @dataclass(frozen=True)
 class Base:
-    """Where a deploy builds: `commit` (the new commit's parent) and the local branch as it was read."""
+    """Where a deploy builds: `commit` (the new commit's parent) and the local branch as it was
+    read."""
 
     commit: str | None
     local: str | None
@@ -93,7 +100,8 @@ def remote_ref(registry: Registry) -> str:
 
 def base(registry: Registry, for_push: bool = False) -> Base:
     """The deploy branch's commit: the local branch, or the remote-tracking one when the local is
-    missing or behind it (a fresh CI clone has only `origin/deploy`). For a push, a local branch that
+    missing or behind it (a fresh CI clone has only `origin/deploy`). For a push, a local branch
+    that
     has diverged from the remote one is an error: its extra commits would never fast-forward."""
     local = git.rev_parse(branch_ref(registry), registry.root)
     remote = git.rev_parse(remote_ref(registry), registry.root)
@@ -102,9 +110,15 @@ def base(registry: Registry, for_push: bool = False) -> Base:
     if local is None or git.git_ok("merge-base", "--is-ancestor", local, remote, cwd=registry.root):
         return Base(remote, local)
     if for_push and not git.git_ok("merge-base", "--is-ancestor", remote, local, cwd=registry.root):
-        branch, tracking = registry.config.deploy.branch, remote_ref(registry).removeprefix("refs/remotes/")
-        raise DeployError(f"the local branch {branch} and {tracking} have diverged (see `git log {tracking}...{branch}`); "
-                          f"keep the remote's: `git branch -f {branch} {tracking}`, then re-run")
+        branch, tracking = (
+            registry.config.deploy.branch,
+            remote_ref(registry).removeprefix("refs/remotes/"),
+        )
+        raise DeployError(
+            f"the local branch {branch} and {tracking} have diverged (see `git log "
+            f"{tracking}...{branch}`); "
+            f"keep the remote's: `git branch -f {branch} {tracking}`, then re-run"
+        )
     return Base(local, local)
 
 
@@ -112,20 +126,27 @@ def tip(registry: Registry) -> str | None:
     return base(registry).commit
 
 
-def read_log(registry: Registry, model: str | None = None, start: str | None = None,
-             events_only: bool = False) -> list[DeployRecord]:
+def read_log(
+    registry: Registry,
+    model: str | None = None,
+    start: str | None = None,
+    events_only: bool = False,
+) -> list[DeployRecord]:
     """Every modelreg commit on the deploy branch from START (default: its tip), only those touching
     MODEL's folders when given (only quarantines and releases with `events_only`), newest first, in
     one `git log`. The whole log (no MODEL) is kept in `<git dir>/modelreg/deploy-log` by the commit
     it starts from: the history below a commit never changes, so a later call reads from git only
-    the commits added since (`git log CACHED..START`), and all of it again when the branch was reset."""
+    the commits added since (`git log CACHED..START`), and all of it again when the branch was
+    reset."""
     start = start or tip(registry)
     if start is None:
         return []
     if events_only:
         paths = [events_path(model) if model else EVENTS_DIR]
     elif model:
-        paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [events_path(model)]
+        paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [
+            events_path(model)
+        ]
     else:
         return _whole_log(registry, start)
     return _parse_log(_git_log(registry, start, paths), model)
@@ -136,7 +157,9 @@ LOG_CACHE = "deploy-log"
 
 
 def _git_log(registry: Registry, revisions: str, paths: list[str]) -> str:
-    return git.run_git("log", LOG_FORMAT, revisions, *(["--", *paths] if paths else []), cwd=registry.root)
+    return git.run_git(
+        "log", LOG_FORMAT, revisions, *(["--", *paths] if paths else []), cwd=registry.root
+    )
 
 
 def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> list[DeployRecord]:
@@ -151,14 +174,27 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
         fields = dict(TRAILER_RE.findall(trailers))
         if "Action" not in fields or "Model" not in fields or (model and fields["Model"] != model):
             continue
-        records.append(DeployRecord(
-            commit=commit, timestamp=int(stamp), author=author, action=fields["Action"], model=fields["Model"],
-            version=fields.get("Version", ""), env=fields.get("Env", ""), tag=fields.get("Tag", ""),
-            source_commit=fields.get("Source-Commit", ""), previous_version=fields.get("Previous-Version", ""),
-            tag_object=fields.get("Tag-Object", ""), restored_from=fields.get("Restored-From", ""),
-            rolled_back=fields.get("Rolled-Back", ""), forced=fields.get("Forced", "") == "true",
-            reason=fields.get("Reason", ""), sunset=fields.get("Sunset", ""), replacement=fields.get("Replacement", ""),
-        ))
+        records.append(
+            DeployRecord(
+                commit=commit,
+                timestamp=int(stamp),
+                author=author,
+                action=fields["Action"],
+                model=fields["Model"],
+                version=fields.get("Version", ""),
+                env=fields.get("Env", ""),
+                tag=fields.get("Tag", ""),
+                source_commit=fields.get("Source-Commit", ""),
+                previous_version=fields.get("Previous-Version", ""),
+                tag_object=fields.get("Tag-Object", ""),
+                restored_from=fields.get("Restored-From", ""),
+                rolled_back=fields.get("Rolled-Back", ""),
+                forced=fields.get("Forced", "") == "true",
+                reason=fields.get("Reason", ""),
+                sunset=fields.get("Sunset", ""),
+                replacement=fields.get("Replacement", ""),
+            )
+        )
     return records
 
 
@@ -167,8 +203,11 @@ def _whole_log(registry: Registry, start: str) -> list[DeployRecord]:
     cached_start, cached = _load_log(path)
     if cached_start == start and cached is not None:
         return cached
-    if cached_start and cached is not None and git.git_ok("merge-base", "--is-ancestor", cached_start, start,
-                                                          cwd=registry.root):
+    if (
+        cached_start
+        and cached is not None
+        and git.git_ok("merge-base", "--is-ancestor", cached_start, start, cwd=registry.root)
+    ):
         merges: list[str] = []
         added = _parse_log(_git_log(registry, f"{cached_start}..{start}", []), None, merges)
         if not merges:  # a linear extension: the new commits, then what was below
@@ -205,14 +244,22 @@ def events_path(model: str) -> str:
     return f"{EVENTS_DIR}/{model}/events"
 
 
-def land(registry: Registry, model: str | None, push: bool, attempt: Callable[[Base, list[DeployRecord], int], Landing]) -> Any:
+def land(
+    registry: Registry,
+    model: str | None,
+    push: bool,
+    attempt: Callable[[Base, list[DeployRecord], int], Landing],
+) -> Any:
     """Read the branch, let ATTEMPT decide from that snapshot, move the branch compare-and-swap
     (pushing first with `push`), and start over from a fresh read when another process won."""
     checked_out = git.checked_out_at(registry.root, branch_ref(registry))
     if checked_out is not None and not push:
-        raise DeployError(f"the deploy branch {registry.config.deploy.branch} is checked out in {checked_out}: moving it "
-                          "would leave that working tree behind its branch; switch it to another branch "
-                          f"(git -C {checked_out} switch --detach), or deploy with --push")
+        raise DeployError(
+            f"the deploy branch {registry.config.deploy.branch} is checked out in {checked_out}: "
+            "moving it "
+            "would leave that working tree behind its branch; switch it to another branch "
+            f"(git -C {checked_out} switch --detach), or deploy with --push"
+        )
     for number in range(1, ATTEMPTS + 1):
         if push:
             fetch(registry)
@@ -233,14 +280,24 @@ def land(registry: Registry, model: str | None, push: bool, attempt: Callable[[B
                 return landing.result
             except RefConflict:
                 pass
-        time.sleep(random.uniform(0, min(BACKOFF_CAP, 0.05 * 2 ** number)))
-    raise DeployError(f"the {registry.config.deploy.branch} branch kept moving: gave up after {ATTEMPTS} attempts, "
-                      "nothing was committed; re-run the same command")
+        time.sleep(random.uniform(0, min(BACKOFF_CAP, 0.05 * 2**number)))
+    raise DeployError(
+        f"the {registry.config.deploy.branch} branch kept moving: gave up after {ATTEMPTS} "
+        "attempts, "
+        "nothing was committed; re-run the same command"
+    )
 
 
 def first_pin(records: list[DeployRecord], model: str, version: str) -> DeployRecord | None:
     """The first deploy of MODEL@VERSION that recorded its tag object (records are newest first)."""
-    return next((r for r in reversed(records) if r.model == model and r.version == version and r.tag_object), None)
+    return next(
+        (
+            r
+            for r in reversed(records)
+            if r.model == model and r.version == version and r.tag_object
+        ),
+        None,
+    )
 
 
 def first_pins(records: list[DeployRecord]) -> dict[tuple[str, str], DeployRecord]:
@@ -257,13 +314,18 @@ def moved(registry: Registry, records: list[DeployRecord]) -> dict[tuple[str, st
     another object than at its first deploy (one `cat-file --batch-check` for every pinned tag)."""
     pins = first_pins(records)
     now = git.object_ids(registry.root, [f"refs/tags/{pin.tag}" for pin in pins.values()])
-    return {key: found for (key, pin), found in zip(pins.items(), now)
-            if found is not None and pin.tag and found != pin.tag_object}
+    return {
+        key: found
+        for (key, pin), found in zip(pins.items(), now)
+        if found is not None and pin.tag and found != pin.tag_object
+    }
 
 
 def live(records: list[DeployRecord], env: str, model: str) -> DeployRecord | None:
     """The record of what runs in ENV for MODEL: its newest manifest-changing commit."""
-    return next((r for r in records if r.env == env and r.model == model and r.changes_manifests), None)
+    return next(
+        (r for r in records if r.env == env and r.model == model and r.changes_manifests), None
+    )
 
 
 def files_at(registry: Registry, commit: str | None, path: str) -> dict[str, str]:
@@ -278,38 +340,54 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def build_commit(registry: Registry, parent: str | None, path: str, files: dict[str, bytes], message: str) -> str:
+def build_commit(
+    registry: Registry, parent: str | None, path: str, files: dict[str, bytes], message: str
+) -> str:
     """A commit on top of `parent` whose `path` holds exactly `files`; no ref moves."""
-    return git.build_commit(registry.root, parent, {f"{path}/{name}": data for name, data in files.items()},
-                            message, replace=(path,))
+    return git.build_commit(
+        registry.root,
+        parent,
+        {f"{path}/{name}": data for name, data in files.items()},
+        message,
+        replace=(path,),
+    )
 
 
 def advance(registry: Registry, commit: str, at: Base, title: str) -> None:
     """Move the local branch to COMMIT if it is still where `at` read it; else RefConflict. A branch
-    checked out in a working tree is left where it is (after a push, origin/<branch> holds the truth)."""
+    checked out in a working tree is left where it is (after a push, origin/<branch> holds the
+    truth)."""
     if git.checked_out_at(registry.root, branch_ref(registry)) is not None:
         return
     git.update_refs(registry.root, [(branch_ref(registry), commit, at.local)], f"modelreg: {title}")
 
 
 def catch_up(registry: Registry, at: Base) -> None:
-    """Fast-forward the local branch to the remote's tip it is behind (a no-op deploy with --push)."""
+    """Fast-forward the local branch to the remote's tip it is behind (a no-op deploy with
+    --push)."""
     assert at.commit is not None
-    try:
+    with contextlib.suppress(RefConflict):  # moved meanwhile: leave it to the next command
         advance(registry, at.commit, at, "fast-forward to the remote's deploy branch")
-    except RefConflict:
-        pass  # moved meanwhile: leave it to the next command
 
 
 def fetch(registry: Registry) -> None:
-    """Bring the remote's deploy branch into `origin/<branch>` (absent on the remote: the tracking ref goes)."""
+    """Bring the remote's deploy branch into `origin/<branch>` (absent on the remote: the
+    tracking ref goes)."""
     deploy = registry.config.deploy
     remote = git.ls_remote_refs(registry.root, deploy.remote, [branch_ref(registry)])
     if remote is None:
-        raise DeployError(f"cannot reach the remote {deploy.remote!r} to read its {deploy.branch} branch; "
-                          "check `git remote -v` and your access, or deploy without --push")
+        raise DeployError(
+            f"cannot reach the remote {deploy.remote!r} to read its {deploy.branch} branch; "
+            "check `git remote -v` and your access, or deploy without --push"
+        )
     if remote:
-        git.run_git("fetch", "-q", deploy.remote, f"+{branch_ref(registry)}:{remote_ref(registry)}", cwd=registry.root)
+        git.run_git(
+            "fetch",
+            "-q",
+            deploy.remote,
+            f"+{branch_ref(registry)}:{remote_ref(registry)}",
+            cwd=registry.root,
+        )
     elif git.rev_parse(remote_ref(registry), registry.root):
         git.run_git("update-ref", "-d", remote_ref(registry), cwd=registry.root)
 
@@ -319,17 +397,22 @@ def push_commit(registry: Registry, commit: str, at: Base, title: str) -> bool:
     False when the remote refused (it moved: fetch and rebuild); nothing local has moved then."""
     deploy = registry.config.deploy
     try:
-        git.run_git("push", "-q", deploy.remote, f"{commit}:{branch_ref(registry)}", cwd=registry.root)
+        git.run_git(
+            "push", "-q", deploy.remote, f"{commit}:{branch_ref(registry)}", cwd=registry.root
+        )
     except GitError as exc:
-        if re.search(r"rejected|non-fast-forward|fetch first|failed to update ref|cannot lock", exc.stderr):
+        if re.search(
+            r"rejected|non-fast-forward|fetch first|failed to update ref|cannot lock", exc.stderr
+        ):
             return False
-        raise DeployError(f"pushing {deploy.branch} to {deploy.remote} failed, nothing was kept locally: "
-                          f"{exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
+        raise DeployError(
+            f"pushing {deploy.branch} to {deploy.remote} failed, nothing was kept locally: "
+            f"{exc.stderr.splitlines()[-1] if exc.stderr else exc}"
+        ) from None
     faults.step("deploy-pushed")
     git.run_git("update-ref", remote_ref(registry), commit, cwd=registry.root)
-    try:
+    # the local branch moved meanwhile (another local deploy): origin/<branch> holds the truth
+    with contextlib.suppress(RefConflict):
         advance(registry, commit, at, title)
-    except RefConflict:
-        pass  # the local branch moved meanwhile (another local deploy): origin/<branch> holds the truth
     faults.step("deploy-landed")
     return True

@@ -1,5 +1,6 @@
 """Reading versions: one `for-each-ref` for the tags (what they say comes from `tag_cache`), one
 `cat-file --batch` for the trees of the tags register did not make."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,8 @@ from typing import Any
 from modelreg import git
 from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import RefError
-from modelreg.refs import Ref, Version, parse_ref, parse_tag, parse_version
 from modelreg.handle import Registry
+from modelreg.refs import Ref, Version, parse_ref, parse_tag
 from modelreg.store import Pointer, parse_pointer
 from modelreg.tag_cache import list_tags
 
@@ -36,10 +37,19 @@ class VersionInfo:
         return self.problem is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "version": str(self.version), "tag": self.tag, "object": self.object,
-                "commit": self.commit,
-                "timestamp": self.timestamp, "author": self.author, "message": self.message,
-                "annotated": self.annotated, "valid": self.valid, "problem": self.problem}
+        return {
+            "model": self.model,
+            "version": str(self.version),
+            "tag": self.tag,
+            "object": self.object,
+            "commit": self.commit,
+            "timestamp": self.timestamp,
+            "author": self.author,
+            "message": self.message,
+            "annotated": self.annotated,
+            "valid": self.valid,
+            "problem": self.problem,
+        }
 
 
 def tag_patterns(registry: Registry, model: str | None) -> tuple[str, ...]:
@@ -53,7 +63,8 @@ def tag_patterns(registry: Registry, model: str | None) -> tuple[str, ...]:
 
 
 def scan(registry: Registry, model: str | None = None) -> list[VersionInfo]:
-    """Every version tag (of one model, or all), oldest version first, validity checked in one batch."""
+    """Every version tag (of one model, or all), oldest version first, validity checked in one
+    batch."""
     default = registry.config.default_model
     found = []
     for record in list_tags(registry.root, tag_patterns(registry, model)):
@@ -66,17 +77,36 @@ def scan(registry: Registry, model: str | None = None) -> list[VersionInfo]:
     # only spares the tree check of versions that are not chosen; whatever `latest` picks has its
     # tree checked (`latest_valid`).
     unchecked = [i for i, (_, rec) in enumerate(found) if not rec.by_register]
-    trees = dict(zip(unchecked, git.read_objects(
-        registry.root, [f"{found[i][1].commit}:{registry.model_dir(found[i][0].model)}" for i in unchecked])))
+    trees = dict(
+        zip(
+            unchecked,
+            git.read_objects(
+                registry.root,
+                [
+                    f"{found[i][1].commit}:{registry.model_dir(found[i][0].model)}"
+                    for i in unchecked
+                ],
+            ),
+        )
+    )
     versions = []
     for i, (ref, record) in enumerate(found):
         assert ref.version is not None
-        versions.append(VersionInfo(
-            model=ref.model, version=ref.version, tag=record.name, object=record.object, commit=record.commit,
-            timestamp=record.timestamp, author=record.creator, message=record.subject,
-            annotated=record.annotated, problem=_problem(registry, ref.model, trees[i]) if i in trees else None,
-            sha256=record.sha256,
-        ))
+        versions.append(
+            VersionInfo(
+                model=ref.model,
+                version=ref.version,
+                tag=record.name,
+                object=record.object,
+                commit=record.commit,
+                timestamp=record.timestamp,
+                author=record.creator,
+                message=record.subject,
+                annotated=record.annotated,
+                problem=_problem(registry, ref.model, trees[i]) if i in trees else None,
+                sha256=record.sha256,
+            )
+        )
     versions.sort(key=lambda v: (v.model, v.version.key, v.tag))
     return versions
 
@@ -89,20 +119,27 @@ def latest_valid(registry: Registry, versions: list[VersionInfo]) -> VersionInfo
     return latest_valid_of(registry, {versions[0].model: versions})[versions[0].model]
 
 
-def latest_valid_of(registry: Registry, by_model: dict[str, list[VersionInfo]]) -> dict[str, VersionInfo | None]:
-    """`latest_valid` of many models, one `cat-file` batch per round (one round unless a tag lies)."""
+def latest_valid_of(
+    registry: Registry, by_model: dict[str, list[VersionInfo]]
+) -> dict[str, VersionInfo | None]:
+    """`latest_valid` of many models, one `cat-file` batch per round (one round unless a tag
+    lies)."""
     candidates = {m: [v for v in vs if v.valid] for m, vs in by_model.items()}
-    chosen: dict[str, VersionInfo | None] = {m: None for m in by_model}
+    chosen: dict[str, VersionInfo | None] = dict.fromkeys(by_model)
     while candidates:
         tops = {m: vs[-1] for m, vs in candidates.items() if vs}
-        trees = git.read_objects(registry.root, [f"{v.commit}:{registry.model_dir(m)}" for m, v in tops.items()])
+        trees = git.read_objects(
+            registry.root, [f"{v.commit}:{registry.model_dir(m)}" for m, v in tops.items()]
+        )
         candidates = {}
         for (model, info), tree in zip(tops.items(), trees):
             problem = _problem(registry, model, tree)
             if problem is None:
                 chosen[model] = info
             else:
-                by_model[model][by_model[model].index(info)] = dataclasses.replace(info, problem=problem)
+                by_model[model][by_model[model].index(info)] = dataclasses.replace(
+                    info, problem=problem
+                )
                 candidates[model] = [v for v in by_model[model] if v.valid]
     return chosen
 
@@ -130,7 +167,8 @@ class Resolved:
 
 
 def resolve(registry: Registry, text: str) -> Resolved:
-    """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version and its card."""
+    """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version
+    and its card."""
     ref = parse_ref(text, registry.config.default_model)
     versions = scan(registry, ref.model)
     if ref.version is None and versions:
@@ -140,8 +178,13 @@ def resolve(registry: Registry, text: str) -> Resolved:
     else:
         info = pick(versions, ref)
         if info.valid:  # its message may claim register made it: look at the tree of the one chosen
-            problem = _problem(registry, info.model, git.read_objects(
-                registry.root, [f"{info.commit}:{registry.model_dir(info.model)}"])[0])
+            problem = _problem(
+                registry,
+                info.model,
+                git.read_objects(
+                    registry.root, [f"{info.commit}:{registry.model_dir(info.model)}"]
+                )[0],
+            )
             info = dataclasses.replace(info, problem=problem) if problem else info
     if not info.valid:
         raise RefError(f"{info.tag} is not a valid version: {info.problem}")
@@ -150,8 +193,10 @@ def resolve(registry: Registry, text: str) -> Resolved:
 
 def pick(versions: list[VersionInfo], ref: Ref) -> VersionInfo:
     if not versions:
-        raise RefError(f"no model named {ref.model!r} in this clone of the registry (`git fetch --tags` if "
-                       "someone registered it elsewhere)")
+        raise RefError(
+            f"no model named {ref.model!r} in this clone of the registry (`git fetch --tags` if "
+            "someone registered it elsewhere)"
+        )
     if ref.version is None:
         valid = [v for v in versions if v.valid]
         if not valid:
@@ -160,8 +205,10 @@ def pick(versions: list[VersionInfo], ref: Ref) -> VersionInfo:
     matches = [v for v in versions if v.version == ref.version]
     if not matches:
         latest = max(versions, key=lambda v: v.version.key).version
-        raise RefError(f"{ref.model}@{ref.version} is not registered here (latest: {latest}); if it was "
-                       "registered in another clone, `git fetch --tags` first")
+        raise RefError(
+            f"{ref.model}@{ref.version} is not registered here (latest: {latest}); if it was "
+            "registered in another clone, `git fetch --tags` first"
+        )
     return matches[0]
 
 
@@ -169,7 +216,9 @@ def read_version(registry: Registry, info: VersionInfo, versions: list[VersionIn
     where = registry.model_dir(info.model)
     card_blob = git.read_file(registry.root, info.commit, f"{where}/{CARD_FILE}")
     card = parse_card(card_blob or b"", f"{info.tag}:{where}/{CARD_FILE}")
-    artifact = (card.get("artifact") or {}).get("path") if isinstance(card.get("artifact"), dict) else None
+    artifact = (
+        (card.get("artifact") or {}).get("path") if isinstance(card.get("artifact"), dict) else None
+    )
     pointer_path = f"{where}/{artifact}.dvc" if artifact else None
     blob = git.read_file(registry.root, info.commit, pointer_path) if pointer_path else None
     if blob is None:
@@ -177,7 +226,12 @@ def read_version(registry: Registry, info: VersionInfo, versions: list[VersionIn
         blob = git.read_file(registry.root, info.commit, pointer_path) if pointer_path else None
     if blob is None:
         raise RefError(f"{info.tag} is not a valid version: no DVC pointer in {where}/")
-    return Resolved(info=info, card=card, pointer=parse_pointer(blob, f"{info.tag}:{pointer_path}"), versions=versions)
+    return Resolved(
+        info=info,
+        card=card,
+        pointer=parse_pointer(blob, f"{info.tag}:{pointer_path}"),
+        versions=versions,
+    )
 
 
 def _find_pointer(registry: Registry, commit: str, where: str) -> str | None:

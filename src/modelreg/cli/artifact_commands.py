@@ -1,4 +1,5 @@
 """remote add, pull, verify."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,15 @@ def remote() -> None:
 
 @remote.command(name="add")
 @click.argument("url")
-@click.option("--name", default="storage", show_default=True, help="Name of the remote in .dvc/config.")
+@click.option(
+    "--name", default="storage", show_default=True, help="Name of the remote in .dvc/config."
+)
 @click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, a local moto server...).")
 @click.pass_obj
 @handle_errors
 def remote_add(repo: str, url: str, name: str, endpoint_url: str | None) -> None:
-    """Make URL (a directory, s3://bucket/prefix, gs://..., ...) the default DVC remote and commit it.
+    """Make URL (a directory, s3://bucket/prefix, gs://..., ...) the default DVC remote and commit
+    it.
 
     Credentials are not stored: DVC reads them from the environment (AWS_ACCESS_KEY_ID...) or
     from `dvc remote modify --local`.
@@ -31,13 +35,20 @@ def remote_add(repo: str, url: str, name: str, endpoint_url: str | None) -> None
     from modelreg.remote_config import add_remote
 
     commit = add_remote(open_registry(repo), url, name, endpoint_url)
-    click.echo(f"Remote {name} is {url}" + (f" (commit {short(commit)})." if commit else ": nothing changed."))
+    click.echo(
+        f"Remote {name} is {url}"
+        + (f" (commit {short(commit)})." if commit else ": nothing changed.")
+    )
 
 
 @click.command()
 @click.argument("ref")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Where to write the artifact (default: its file or folder name, here).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the artifact (default: its file or folder name, here).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
@@ -50,14 +61,15 @@ def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
     Example: modelreg pull churn@v3 -o /tmp/churn-v3.pt
     """
     from modelreg.handle import open_registry
+    from modelreg.policy import deprecations
     from modelreg.remote import pull as run_pull
     from modelreg.versions import resolve
 
-    from modelreg.policy import deprecations
-
     registry = open_registry(repo)
     found = resolve(registry, ref)
-    retiring = deprecations(registry, found.info.model).get((found.info.model, str(found.info.version)))
+    retiring = deprecations(registry, found.info.model).get(
+        (found.info.model, str(found.info.version))
+    )
     if retiring is not None:
         note(f"WARNING: {found.info.tag} is {retiring.summary()}")
     dest = output or Path(found.pointer.path)
@@ -65,21 +77,33 @@ def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
         result = run_pull(registry, found, dest, progress)
     if as_json:
         return emit_json(result.to_json())
-    click.echo(f"Pulled {result.tag} to {result.path} ({result.size} bytes, {result.files} file(s), "
-               f"sha256 {result.sha256[:12]} verified).")
+    click.echo(
+        f"Pulled {result.tag} to {result.path} ({result.size} bytes, {result.files} file(s), "
+        f"sha256 {result.sha256[:12]} verified)."
+    )
 
 
 @click.command()
 @click.argument("ref", required=False)
 @click.option("--all", "every", is_flag=True, help="Every valid version of every model.")
 @click.option("--deep", is_flag=True, help="Also check each artifact's SHA-256 against its card.")
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Check artifact signatures against this public key (default: the keys environments trust).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print as JSON: a list of {tag, state, problems, files, size, signature}.")
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Check artifact signatures against this public key "
+    "(default: the keys environments trust).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print as JSON: a list of {tag, state, problems, files, size, signature}.",
+)
 @click.pass_obj
 @handle_errors
-def verify(repo: str, ref: str | None, every: bool, deep: bool, public_key: Path | None, as_json: bool) -> None:
+def verify(
+    repo: str, ref: str | None, every: bool, deep: bool, public_key: Path | None, as_json: bool
+) -> None:
     """Check that versions' artifacts are in the DVC remote, intact; exit 1 if any is not.
 
     A version with an artifact signature (model.sig) has it checked against the bytes read from the
@@ -90,8 +114,8 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, public_key: Path
     Example: modelreg verify --all --deep
     """
     from modelreg.errors import RefError
-    from modelreg.refs import parse_ref
     from modelreg.handle import open_registry
+    from modelreg.refs import parse_ref
     from modelreg.remote import verify as run_verify
     from modelreg.versions import read_version, resolve, scan
 
@@ -116,8 +140,13 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, public_key: Path
     if as_json:
         emit_json([r.to_json() for r in results])
     else:
-        table(["version", "state", "files", "bytes", "signature", "problem"],
-              [[r.tag, r.state, r.files, r.size, r.signature, "; ".join(r.problems)] for r in results])
+        table(
+            ["version", "state", "files", "bytes", "signature", "problem"],
+            [
+                [r.tag, r.state, r.files, r.size, r.signature, "; ".join(r.problems)]
+                for r in results
+            ],
+        )
     if any(r.state != "ok" for r in results):
         raise click.exceptions.Exit(1)
 
@@ -125,9 +154,19 @@ def verify(repo: str, ref: str | None, every: bool, deep: bool, public_key: Path
 @click.command()
 @click.argument("ref")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--runs", default=20, show_default=True, type=click.IntRange(1, 100000), help="Timed runs after a warm-up.")
-@click.option("--record", "keep", is_flag=True,
-              help="Record the result as a git note on the version (refs/notes/modelreg-validation).")
+@click.option(
+    "--runs",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="Timed runs after a warm-up.",
+)
+@click.option(
+    "--record",
+    "keep",
+    is_flag=True,
+    help="Record the result as a git note on the version (refs/notes/modelreg-validation).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
@@ -142,7 +181,8 @@ def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: b
     """
     from modelreg.formats import torch_available
     from modelreg.handle import open_registry
-    from modelreg.validate import record, validate as run_validate
+    from modelreg.validate import record
+    from modelreg.validate import validate as run_validate
     from modelreg.versions import resolve
 
     if not torch_available():
@@ -156,21 +196,40 @@ def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: b
         emit_json(result.to_json())
     else:
         verdict = "passed" if result.passed else "FAILED: " + "; ".join(result.problems)
-        click.echo(f"{result.tag} on {result.device}: {verdict}. p50 {result.p50_ms} ms, p95 {result.p95_ms} ms "
-                   f"over {result.runs} runs" + (" (recorded)." if keep else "."))
+        click.echo(
+            f"{result.tag} on {result.device}: {verdict}. p50 {result.p50_ms} ms, p95 "
+            f"{result.p95_ms} ms "
+            f"over {result.runs} runs" + (" (recorded)." if keep else ".")
+        )
     if not result.passed:
         raise click.exceptions.Exit(1)
 
 
 @click.command()
-@click.option("--keep-last", default=3, show_default=True, type=click.IntRange(0),
-              help="Versions of each model kept whatever else holds (the newest N).")
-@click.option("--window", default="30d", show_default=True,
-              help="Keep every version live in an environment at any moment of this last span (30m, 12h, 30d): "
-                   "the rollback targets.")
-@click.option("--dry-run", is_flag=True, help="Say what would go and the bytes it frees; remove nothing.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print as JSON: {kept: {tag: why}, collected, objects, bytes, shared, dry_run, missing}.")
+@click.option(
+    "--keep-last",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Versions of each model kept whatever else holds (the newest N).",
+)
+@click.option(
+    "--window",
+    default="30d",
+    show_default=True,
+    help="Keep every version live in an environment at any moment of this last span (30m, 12h, "
+    "30d): "
+    "the rollback targets.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Say what would go and the bytes it frees; remove nothing."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print as JSON: {kept: {tag: why}, collected, objects, bytes, shared, dry_run, missing}.",
+)
 @click.pass_obj
 @handle_errors
 def gc(repo: str, keep_last: int, window: str, dry_run: bool, as_json: bool) -> None:
@@ -194,9 +253,13 @@ def gc(repo: str, keep_last: int, window: str, dry_run: bool, as_json: bool) -> 
         return emit_json(result.to_json())
     table(["version", "kept because"], [[tag, why] for tag, why in sorted(result.kept.items())])
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {result.objects} object(s), {result.bytes} bytes, of {len(result.collected)} version(s)"
-               + (f": {', '.join(result.collected)}" if result.collected else "")
-               + (f"; {result.shared} object(s) kept, shared with kept versions" if result.shared else "") + ".")
+    click.echo(
+        f"{verb} {result.objects} object(s), {result.bytes} bytes, of {len(result.collected)} "
+        "version(s)"
+        + (f": {', '.join(result.collected)}" if result.collected else "")
+        + (f"; {result.shared} object(s) kept, shared with kept versions" if result.shared else "")
+        + "."
+    )
 
 
 COMMANDS = [remote, pull, verify, validate, gc]

@@ -1,4 +1,5 @@
 """render, deploy, promote, rollback, status, ci."""
+
 from __future__ import annotations
 
 import os
@@ -11,43 +12,65 @@ from modelreg.cli.output import emit_json, handle_errors, note, short, table, wh
 
 if TYPE_CHECKING:
     from modelreg.deploy import DeployOptions, DeployResult
-    from modelreg.policy import PolicyChange
     from modelreg.handle import Registry
+    from modelreg.policy import PolicyChange
 
-push_option = click.option("--push", is_flag=True, help="Push the deploy branch to its remote afterwards.")
-dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; commit nothing.")
-force_option = click.option("--force", is_flag=True, help="Overwrite manifests that were edited by hand.")
-missing_option = click.option("--allow-missing", is_flag=True,
-                              help="Deploy even if the artifact is not in the DVC remote (pods will fail to fetch it).")
+push_option = click.option(
+    "--push", is_flag=True, help="Push the deploy branch to its remote afterwards."
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Show what would change; commit nothing."
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Overwrite manifests that were edited by hand."
+)
+missing_option = click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Deploy even if the artifact is not in the DVC remote (pods will fail to fetch it).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _policy_remark(registry: "Registry") -> None:
+def _policy_remark(registry: Registry) -> None:
     """Say so when the working tree's modelreg.yaml is an edit that is not in force yet."""
     from modelreg.settings import local_differs
 
     if local_differs(registry.root, registry.policy):
-        note(f"Note: your working tree's modelreg.yaml differs from {registry.policy.describe()}, which is the "
-             f"policy in force; commit and push it to {registry.policy.ref} for it to apply.")
+        note(
+            f"Note: your working tree's modelreg.yaml differs from {registry.policy.describe()}, "
+            "which is the "
+            f"policy in force; commit and push it to {registry.policy.ref} for it to apply."
+        )
 
 
-def _print_result(result: "DeployResult", as_json: bool) -> None:
+def _print_result(result: DeployResult, as_json: bool) -> None:
     for warning in result.warnings:
         note(warning)
     if as_json:
         emit_json(result.to_json())
     elif result.noop:
-        click.echo(f"{result.tag} is already live in {result.env} (commit {short(result.commit)}): nothing to do.")
+        click.echo(
+            f"{result.tag} is already live in {result.env} (commit {short(result.commit)}): "
+            "nothing to do."
+        )
     else:
-        verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[result.action]
+        verb = {"deploy": "Deployed", "promote": "Promoted", "rollback": "Rolled back"}[
+            result.action
+        ]
         prefix = f"Would have {verb.lower()}" if result.dry_run else verb
         was = f" (was {result.previous_version})" if result.previous_version else ""
-        what = (f"{result.model} in {result.env} to {result.version}" if result.action == "rollback"
-                else f"{result.tag} to {result.env}")
+        what = (
+            f"{result.model} in {result.env} to {result.version}"
+            if result.action == "rollback"
+            else f"{result.tag} to {result.env}"
+        )
         commit = "" if result.dry_run else f", commit {short(result.commit)}"
         click.echo(f"{prefix} {what}{was}: {', '.join(result.files)}{commit}")
         for gate in result.gates:
-            click.echo(f"  gate {gate['gate']}: {'pass' if gate['passed'] else 'FAIL'} ({gate['detail']})")
+            click.echo(
+                f"  gate {gate['gate']}: {'pass' if gate['passed'] else 'FAIL'} ({gate['detail']})"
+            )
         if result.pushed:
             click.echo("Pushed the deploy branch.")
 
@@ -55,8 +78,12 @@ def _print_result(result: "DeployResult", as_json: bool) -> None:
 @click.command()
 @click.argument("ref")
 @click.option("--env", "env", required=True, help="Environment whose settings shape the manifests.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the manifests into this folder instead of printing them.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the manifests into this folder instead of printing them.",
+)
 @click.pass_obj
 @handle_errors
 def render(repo: str, ref: str, env: str, output: Path | None) -> None:
@@ -65,15 +92,16 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
     Example: modelreg render churn@v3 --env prod -o out/
     """
     from modelreg.handle import open_registry
+    from modelreg.policy import deprecations
     from modelreg.render import render as run_render
     from modelreg.versions import resolve
-
-    from modelreg.policy import deprecations
 
     registry = open_registry(repo)
     found = resolve(registry, ref)
     version = (found.info.model, str(found.info.version))
-    rendered = run_render(registry, found, env, deprecation=deprecations(registry, found.info.model).get(version))
+    rendered = run_render(
+        registry, found, env, deprecation=deprecations(registry, found.info.model).get(version)
+    )
     if output is None:
         click.echo("---\n".join(data.decode() for data in rendered.files.values()), nl=False)
     else:
@@ -85,7 +113,9 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
         note(warning)
 
 
-def _deploy(repo: str, ref: str, env: str, options: "DeployOptions", as_json: bool, action: str) -> None:
+def _deploy(
+    repo: str, ref: str, env: str, options: DeployOptions, as_json: bool, action: str
+) -> None:
     from modelreg.deploy import deploy as run_deploy
     from modelreg.handle import open_registry
 
@@ -105,8 +135,16 @@ def _deploy(repo: str, ref: str, env: str, options: "DeployOptions", as_json: bo
 @json_option
 @click.pass_obj
 @handle_errors
-def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, allow_missing: bool,
-           as_json: bool) -> None:
+def deploy(
+    repo: str,
+    ref: str,
+    env: str,
+    push: bool,
+    dry_run: bool,
+    force: bool,
+    allow_missing: bool,
+    as_json: bool,
+) -> None:
     """Deploy REF to ENV: render it and commit the manifests to the deploy branch.
 
     Your working tree, index and current branch are not touched. An environment that
@@ -129,8 +167,16 @@ def deploy(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool
 @json_option
 @click.pass_obj
 @handle_errors
-def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: bool, allow_missing: bool,
-            as_json: bool) -> None:
+def promote(
+    repo: str,
+    ref: str,
+    env: str,
+    push: bool,
+    dry_run: bool,
+    force: bool,
+    allow_missing: bool,
+    as_json: bool,
+) -> None:
     """Promote REF to an environment: a deploy, recorded as a promotion.
 
     Example: modelreg promote churn@v3 --to prod
@@ -142,7 +188,9 @@ def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 
 @click.command()
 @click.argument("version", required=False)
-@click.option("--env", "env", help="Environment to roll back (default: the last one in modelreg.yaml).")
+@click.option(
+    "--env", "env", help="Environment to roll back (default: the last one in modelreg.yaml)."
+)
 @click.option("--model", "model", help="Model to roll back (default: the only or default model).")
 @push_option
 @dry_run_option
@@ -151,8 +199,17 @@ def promote(repo: str, ref: str, env: str, push: bool, dry_run: bool, force: boo
 @json_option
 @click.pass_obj
 @handle_errors
-def rollback(repo: str, version: str | None, env: str | None, model: str | None, push: bool, dry_run: bool,
-             force: bool, allow_missing: bool, as_json: bool) -> None:
+def rollback(
+    repo: str,
+    version: str | None,
+    env: str | None,
+    model: str | None,
+    push: bool,
+    dry_run: bool,
+    force: bool,
+    allow_missing: bool,
+    as_json: bool,
+) -> None:
     """Put an environment back to VERSION (default: the last good version).
 
     The last good version is the newest earlier version live in ENV that is neither rolled back
@@ -163,18 +220,23 @@ def rollback(repo: str, version: str | None, env: str | None, model: str | None,
 
     Example: modelreg rollback v2 --env prod
     """
-    from modelreg.deploy import DeployOptions, rollback as run_rollback
+    from modelreg.deploy import DeployOptions
+    from modelreg.deploy import rollback as run_rollback
     from modelreg.handle import open_registry
 
     registry = open_registry(repo, refresh=push)
-    result = run_rollback(registry, version, env, model, DeployOptions(push, dry_run, force, allow_missing))
+    result = run_rollback(
+        registry, version, env, model, DeployOptions(push, dry_run, force, allow_missing)
+    )
     _print_result(result, as_json)
     _policy_remark(registry)
 
 
 @click.command()
 @click.option("--env", "env", help="Only this environment.")
-@click.option("--no-render", is_flag=True, help="Skip the fresh render (drift then means hand edits only).")
+@click.option(
+    "--no-render", is_flag=True, help="Skip the fresh render (drift then means hand edits only)."
+)
 @json_option
 @click.pass_obj
 @handle_errors
@@ -191,27 +253,61 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
     if as_json:
         return emit_json([s.to_json() for s in states])
     if not states:
-        return click.echo("Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV")
-    table(["env", "model", "version", "since", "by", "action", "commit", "drift", "tag", "flags"],
-          [[s.env, s.model, s.version, when(s.since), who(s.by), s.action, short(s.commit), s.drift, s.tag_state,
-            ",".join(f for f, on in (("QUARANTINED", s.quarantined), ("DEPRECATED", s.deprecated), ("held", s.held))
-                     if on) or "-"]
-           for s in states])
+        return click.echo(
+            "Nothing deployed yet. Deploy a version: modelreg deploy MODEL@VERSION --env ENV"
+        )
+    table(
+        ["env", "model", "version", "since", "by", "action", "commit", "drift", "tag", "flags"],
+        [
+            [
+                s.env,
+                s.model,
+                s.version,
+                when(s.since),
+                who(s.by),
+                s.action,
+                short(s.commit),
+                s.drift,
+                s.tag_state,
+                ",".join(
+                    f
+                    for f, on in (
+                        ("QUARANTINED", s.quarantined),
+                        ("DEPRECATED", s.deprecated),
+                        ("held", s.held),
+                    )
+                    if on
+                )
+                or "-",
+            ]
+            for s in states
+        ],
+    )
     for s in states:
         if s.tag_state in ("not fetched", "unknown"):
-            note(f"{s.tag} ({s.env}) is not in this clone{'' if s.tag_state == 'unknown' else ' (the remote has it)'}: "
-                 "git fetch --tags")
+            note(
+                f"{s.tag} ({s.env}) is not in this "
+                f"clone{'' if s.tag_state == 'unknown' else ' (the remote has it)'}: "
+                "git fetch --tags"
+            )
         elif s.tag_state != "ok":
-            note(f"WARNING: {s.tag} ({s.env}) was {s.tag_state} since it was deployed: versions are immutable; "
-                 "`modelreg deploy` refuses it until the tag is put back")
+            note(
+                f"WARNING: {s.tag} ({s.env}) was {s.tag_state} since it was deployed: versions are "
+                "immutable; "
+                "`modelreg deploy` refuses it until the tag is put back"
+            )
         if s.quarantined:
-            note(f"WARNING: {s.env} still runs {s.tag}, which is quarantined ({s.quarantined}): "
-                 f"roll back (modelreg rollback --env {s.env} --model {s.model})")
+            note(
+                f"WARNING: {s.env} still runs {s.tag}, which is quarantined ({s.quarantined}): "
+                f"roll back (modelreg rollback --env {s.env} --model {s.model})"
+            )
         if s.deprecated:
             note(f"WARNING: {s.env} runs {s.tag}, which is {s.deprecated}")
         if s.held:
-            note(f"{s.env} is held for {s.model} (a rollback): tag pushes do not deploy there until "
-                 f"`modelreg release {s.env} --model {s.model}` or a deploy by hand")
+            note(
+                f"{s.env} is held for {s.model} (a rollback): tag pushes do not deploy there until "
+                f"`modelreg release {s.env} --model {s.model}` or a deploy by hand"
+            )
 
 
 @click.command()
@@ -227,13 +323,19 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
     MODELREG_REF and MODELREG_ENV.
     """
     from modelreg.ci import plan
-    from modelreg.deploy import DeployOptions, Held, deploy as run_deploy, rollback as run_rollback
+    from modelreg.deploy import DeployOptions, Held
+    from modelreg.deploy import deploy as run_deploy
+    from modelreg.deploy import rollback as run_rollback
     from modelreg.handle import open_registry
 
     registry = open_registry(repo, refresh=push)
     step = plan(registry, os.environ)
     if step.action == "skip":
-        return emit_json({"skipped": True, "message": step.notice}) if as_json else click.echo(f"::notice::{step.notice}")
+        return (
+            emit_json({"skipped": True, "message": step.notice})
+            if as_json
+            else click.echo(f"::notice::{step.notice}")
+        )
     options = DeployOptions(push=push, automated=step.automated)
     try:
         if step.action == "rollback":
@@ -242,7 +344,11 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
             assert step.ref is not None
             result = run_deploy(registry, step.ref, step.env, options, step.action)
     except Held as exc:  # a rollback holds the environment: not an error, nothing to do
-        return emit_json({"held": True, "message": str(exc)}) if as_json else click.echo(f"Not deployed: {exc}")
+        return (
+            emit_json({"held": True, "message": str(exc)})
+            if as_json
+            else click.echo(f"Not deployed: {exc}")
+        )
     _print_result(result, as_json)
 
 
@@ -264,10 +370,12 @@ def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> N
 
     Example: modelreg quarantine churn@v3 --reason "drift on March traffic" --push
     """
-    from modelreg.policy import quarantine as run_quarantine
     from modelreg.handle import open_registry
+    from modelreg.policy import quarantine as run_quarantine
 
-    _print_policy(run_quarantine(open_registry(repo, refresh=push), ref, reason, push=push), as_json)
+    _print_policy(
+        run_quarantine(open_registry(repo, refresh=push), ref, reason, push=push), as_json
+    )
 
 
 @click.command()
@@ -282,23 +390,38 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
 
     Example: modelreg unquarantine churn@v3 --reason "false alarm: the drift was a logging bug"
     """
-    from modelreg.policy import quarantine as run_quarantine
     from modelreg.handle import open_registry
+    from modelreg.policy import quarantine as run_quarantine
 
-    _print_policy(run_quarantine(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json)
+    _print_policy(
+        run_quarantine(open_registry(repo, refresh=push), ref, reason, lift=True, push=push),
+        as_json,
+    )
 
 
 @click.command()
 @click.argument("ref")
-@click.option("--sunset", required=True, metavar="YYYY-MM-DD",
-              help="The first day deploy and promote refuse REF (UTC). Until then they warn.")
+@click.option(
+    "--sunset",
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="The first day deploy and promote refuse REF (UTC). Until then they warn.",
+)
 @click.option("--replacement", metavar="REF", help="The version callers should move to.")
 @reason_option
 @push_option
 @json_option
 @click.pass_obj
 @handle_errors
-def deprecate(repo: str, ref: str, sunset: str, replacement: str | None, reason: str, push: bool, as_json: bool) -> None:
+def deprecate(
+    repo: str,
+    ref: str,
+    sunset: str,
+    replacement: str | None,
+    reason: str,
+    push: bool,
+    as_json: bool,
+) -> None:
     """Deprecate REF: callers are told until the sunset; after it, deploys refuse it.
 
     Recorded as a commit on the deploy branch like a quarantine. `list`, `show`, `status` and
@@ -308,13 +431,18 @@ def deprecate(repo: str, ref: str, sunset: str, replacement: str | None, reason:
     shows them `stale` until then): `modelreg deploy REF --env ENV` where it is live.
     Deprecating again with new terms replaces them.
 
-    Example: modelreg deprecate churn@v2 --sunset 2027-03-01 --replacement churn@v4 --reason "retrained on 2026 data"
+    Example: modelreg deprecate churn@v2 --sunset 2027-03-01 --replacement churn@v4 --reason
+    "retrained on 2026 data"
     """
-    from modelreg.policy import deprecate as run_deprecate
     from modelreg.handle import open_registry
+    from modelreg.policy import deprecate as run_deprecate
 
-    _print_policy(run_deprecate(open_registry(repo, refresh=push), ref, reason, sunset, replacement or "", push=push),
-                  as_json)
+    _print_policy(
+        run_deprecate(
+            open_registry(repo, refresh=push), ref, reason, sunset, replacement or "", push=push
+        ),
+        as_json,
+    )
 
 
 @click.command()
@@ -329,10 +457,12 @@ def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> 
 
     Example: modelreg undeprecate churn@v2 --reason "v4 is not ready for the EU callers"
     """
-    from modelreg.policy import deprecate as run_deprecate
     from modelreg.handle import open_registry
+    from modelreg.policy import deprecate as run_deprecate
 
-    _print_policy(run_deprecate(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json)
+    _print_policy(
+        run_deprecate(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json
+    )
 
 
 @click.command()
@@ -348,10 +478,12 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
 
     Example: modelreg release prod --model churn
     """
-    from modelreg.policy import release as run_release
     from modelreg.handle import open_registry
+    from modelreg.policy import release as run_release
 
-    _print_policy(run_release(open_registry(repo, refresh=push), env, model, reason, push=push), as_json)
+    _print_policy(
+        run_release(open_registry(repo, refresh=push), env, model, reason, push=push), as_json
+    )
 
 
 @click.command()
@@ -369,28 +501,53 @@ def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:
 
     Example: modelreg approve churn@v3 --env prod --push
     """
-    from modelreg.policy import approve as run_approve
     from modelreg.handle import open_registry
+    from modelreg.policy import approve as run_approve
 
     _print_policy(run_approve(open_registry(repo, refresh=push), ref, env, push=push), as_json)
 
 
-def _print_policy(change: "PolicyChange", as_json: bool) -> None:
+def _print_policy(change: PolicyChange, as_json: bool) -> None:
     if as_json:
         return emit_json(change.to_json())
-    what = {"quarantine": f"Quarantined {change.model}@{change.version}",
-            "unquarantine": f"Lifted the quarantine of {change.model}@{change.version}",
-            "deprecate": f"Deprecated {change.model}@{change.version}",
-            "undeprecate": f"Lifted the deprecation of {change.model}@{change.version}",
-            "release": f"Released {change.env} for {change.model}",
-            "approve": f"Approved {change.model}@{change.version} for {change.env}"}[change.action]
+    what = {
+        "quarantine": f"Quarantined {change.model}@{change.version}",
+        "unquarantine": f"Lifted the quarantine of {change.model}@{change.version}",
+        "deprecate": f"Deprecated {change.model}@{change.version}",
+        "undeprecate": f"Lifted the deprecation of {change.model}@{change.version}",
+        "release": f"Released {change.env} for {change.model}",
+        "approve": f"Approved {change.model}@{change.version} for {change.env}",
+    }[change.action]
     if change.noop:
-        state = {"quarantine": "is already quarantined", "unquarantine": "is not quarantined",
-                 "deprecate": "is already deprecated on these terms", "undeprecate": "is not deprecated",
-                 "release": f"is not held in {change.env}", "approve": f"is already approved by you for {change.env}"}[change.action]
-        return click.echo(f"{change.model}{'@' + change.version if change.version else ''} {state}: nothing to do.")
-    click.echo(f"{what} (commit {short(change.commit)})." + (" Pushed the deploy branch." if change.pushed else ""))
+        state = {
+            "quarantine": "is already quarantined",
+            "unquarantine": "is not quarantined",
+            "deprecate": "is already deprecated on these terms",
+            "undeprecate": "is not deprecated",
+            "release": f"is not held in {change.env}",
+            "approve": f"is already approved by you for {change.env}",
+        }[change.action]
+        return click.echo(
+            f"{change.model}{'@' + change.version if change.version else ''} {state}: nothing to "
+            "do."
+        )
+    click.echo(
+        f"{what} (commit {short(change.commit)})."
+        + (" Pushed the deploy branch." if change.pushed else "")
+    )
 
 
-COMMANDS = [render, deploy, promote, rollback, status, ci, quarantine, unquarantine, deprecate, undeprecate, release,
-            approve]
+COMMANDS = [
+    render,
+    deploy,
+    promote,
+    rollback,
+    status,
+    ci,
+    quarantine,
+    unquarantine,
+    deprecate,
+    undeprecate,
+    release,
+    approve,
+]

@@ -1,4 +1,5 @@
 """Printing: tables for people, JSON for scripts, dates in local-free UTC."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +10,8 @@ import math
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import click
 
@@ -23,7 +25,8 @@ class InternalError(click.ClickException):
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one stderr line (exit 1) and bugs into exit 3, as pre-commit does."""
+    """Turn library errors into one stderr line (exit 1) and bugs into exit 3, as pre-commit
+    does."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,7 +38,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(_one_line(str(exc))) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
-        except BrokenPipeError:  # `modelreg history | head`: the reader left on purpose; stop quietly
+        except (
+            BrokenPipeError
+        ):  # `modelreg history | head`: the reader left on purpose; stop quietly
             _quiet_stdout()
             raise SystemExit(1) from None
         except OSError as exc:
@@ -44,8 +49,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if os.environ.get("MODELREG_DEBUG"):
                 traceback.print_exc()
-            raise InternalError(f"internal error {type(exc).__name__}: {exc} "
-                                "(a bug in modelreg; MODELREG_DEBUG=1 shows the traceback)") from None
+            raise InternalError(
+                f"internal error {type(exc).__name__}: {exc} "
+                "(a bug in modelreg; MODELREG_DEBUG=1 shows the traceback)"
+            ) from None
 
     return wrapper
 
@@ -63,7 +70,9 @@ def _quiet_stdout() -> None:
 def when(timestamp: int) -> str:
     if not timestamp:
         return "-"
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M"
+    )
 
 
 def short(commit: str | None) -> str:
@@ -112,5 +121,7 @@ def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | No
     if total < LARGE or not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_percent=True, show_eta=True) as bar:
+    with click.progressbar(
+        length=total, label=label, file=sys.stderr, show_percent=True, show_eta=True
+    ) as bar:
         yield bar.update

@@ -1,6 +1,8 @@
 """site, ui: the registry as web pages, generated from git."""
+
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -9,9 +11,20 @@ from modelreg.cli.output import emit_json, handle_errors, note
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("modelreg-site"),
-              show_default=True, help="Folder to write the site into: new, empty, or a site written before (replaced as a whole).")
-@click.option("--if-published", is_flag=True, help="Write nothing unless modelreg.yaml says `site: {publish: true}`.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("modelreg-site"),
+    show_default=True,
+    help="Folder to write the site into: new, empty, or a site written before (replaced as a "
+    "whole).",
+)
+@click.option(
+    "--if-published",
+    is_flag=True,
+    help="Write nothing unless modelreg.yaml says `site: {publish: true}`.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handle_errors
@@ -28,22 +41,39 @@ def site(repo: str, output: Path, if_published: bool, as_json: bool) -> None:
 
     registry = open_registry(repo)
     if if_published and not registry.config.site.publish:
-        return note("The site is not published (site.publish in modelreg.yaml is false): nothing written.")
+        return note(
+            "The site is not published (site.publish in modelreg.yaml is false): nothing written."
+        )
     result = build_site(registry, output)
     if as_json:
         return emit_json(result.to_json())
-    click.echo(f"Wrote {result.pages} pages ({result.versions} versions) to {result.path} in {result.seconds:.2f} s: "
-               f"open {Path(result.path).resolve() / 'index.html'}")
+    click.echo(
+        f"Wrote {result.pages} pages ({result.versions} versions) to {result.path} in "
+        f"{result.seconds:.2f} s: "
+        f"open {Path(result.path).resolve() / 'index.html'}"
+    )
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the pages go (default: the git directory's modelreg/site).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port on 127.0.0.1.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the pages go (default: the git directory's modelreg/site).",
+)
 @click.pass_obj
 @handle_errors
 def ui(repo: str, port: int, output: Path | None) -> None:
-    """Browse the registry on http://127.0.0.1:PORT; the pages are rebuilt when tags or branches change.
+    """Browse the registry on http://127.0.0.1:PORT; the pages are rebuilt when tags or branches
+    change.
 
     Example: modelreg ui --port 8000
     """
@@ -55,12 +85,10 @@ def ui(repo: str, port: int, output: Path | None) -> None:
     folder = output or git.cache_file(registry.root, "site")
 
     def built(result: object, url: str) -> None:
-        note(f"{url}  ({getattr(result, 'pages')} pages in {getattr(result, 'seconds'):.2f} s; Ctrl-C stops)")
+        note(f"{url}  ({result.pages} pages in {result.seconds:.2f} s; Ctrl-C stops)")
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve_site(registry, folder, "127.0.0.1", port, on_build=built)
-    except KeyboardInterrupt:
-        pass
 
 
 COMMANDS = [site, ui]

@@ -2,26 +2,31 @@
 
 The URL is the object's address in a DVC remote (`<remote>/files/md5/ab/cdef...`, a `.dir` listing
 for a folder), as the manifests carry it. Local paths, `s3://` (endpoint and credentials from the
-standard AWS variables, so MinIO and moto work), `gs://`, `azure://` and `http(s)://` go through fsspec
-(the filesystems DVC's extras install). md5 per object and SHA-256 overall are checked while the bytes
+standard AWS variables, so MinIO and moto work), `gs://`, `azure://` and `http(s)://` go through
+fsspec
+(the filesystems DVC's extras install). md5 per object and SHA-256 overall are checked while the
+bytes
 stream; with a signature (and a trusted key or identity) the OpenSSF model signature is checked
 against the SHA-256 of the bytes downloaded, before they are put in place. A mismatch or an
 interruption leaves nothing at the output path.
 
 Idempotent, as Kubernetes wants of an init container writing to an emptyDir (it runs again when the
 pod sandbox restarts, and the volume keeps its content): bytes already at the output path with the
-registered SHA-256 (and signature) are kept without a download; anything else there is replaced, once
+registered SHA-256 (and signature) are kept without a download; anything else there is replaced,
+once
 the new bytes are verified (a failed fetch leaves it as it was).
 A remote that cannot be reached, that times out, that refuses access, and an object it lacks are
 four different one-line errors, each naming the URL.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from modelreg import artifact_signature
 from modelreg.artifact_signature import Trust
@@ -30,7 +35,9 @@ from modelreg.errors import ArtifactError
 from modelreg.remote import download, object_store
 from modelreg.store import remove
 
-OBJECT_URL = re.compile(r"^(?P<base>.+)/files/md5/(?P<prefix>[0-9a-f]{2})/(?P<rest>[0-9a-f]{30}(\.dir)?)$")
+OBJECT_URL = re.compile(
+    r"^(?P<base>.+)/files/md5/(?P<prefix>[0-9a-f]{2})/(?P<rest>[0-9a-f]{30}(\.dir)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -41,24 +48,40 @@ class Fetched:
     files: int
     sha256: str
     signed_by: str | None = None
-    reused: bool = False  # the bytes were already there (an init container run again): nothing downloaded
+    reused: bool = (
+        False  # the bytes were already there (an init container run again): nothing downloaded
+    )
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def fetch(url: str, md5: str, sha256: str, out: Path, progress: Progress | None = None,
-          log: Callable[[str], None] | None = None, signature: bytes | None = None,
-          trust: Trust | None = None, timeout: float | None = None) -> Fetched:
-    """Download the object URL names (it must be the object MD5) to OUT, verified against SHA256 and,
+def fetch(
+    url: str,
+    md5: str,
+    sha256: str,
+    out: Path,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    signature: bytes | None = None,
+    trust: Trust | None = None,
+    timeout: float | None = None,
+) -> Fetched:
+    """Download the object URL names (it must be the object MD5) to OUT, verified against SHA256
+    and,
     when given, SIGNATURE made by TRUST."""
     match = OBJECT_URL.match(url.rstrip("/"))
     if match is None or match["prefix"] + match["rest"] != md5:
-        raise ArtifactError(f"--url {url[:120]} is not the DVC object {md5} (expected <remote>/files/md5/{md5[:2]}/{md5[2:]})")
+        raise ArtifactError(
+            f"--url {url[:120]} is not the DVC object {md5} (expected "
+            f"<remote>/files/md5/{md5[:2]}/{md5[2:]})"
+        )
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ArtifactError(f"--sha256 {sha256[:70]!r} is not a SHA-256 (64 hex digits)")
     if (signature is None) != (trust is None):
-        raise ArtifactError("a signature check needs both the signature and the trusted key or identity")
+        raise ArtifactError(
+            "a signature check needs both the signature and the trusted key or identity"
+        )
     signer: list[str] = []
 
     def accept(digests: dict[str, str]) -> None:
@@ -73,11 +96,23 @@ def fetch(url: str, md5: str, sha256: str, out: Path, progress: Progress | None 
         if kept is not None:
             accept(kept[2])
             if log is not None:
-                log(f"{out}: already holds the registered bytes (sha256 {sha256[:12]}): nothing downloaded")
-            return Fetched(url=url, path=str(out), size=kept[0], files=kept[1], sha256=sha256, reused=True,
-                           signed_by=signer[0] if signer else None)
+                log(
+                    f"{out}: already holds the registered bytes (sha256 {sha256[:12]}): nothing "
+                    "downloaded"
+                )
+            return Fetched(
+                url=url,
+                path=str(out),
+                size=kept[0],
+                files=kept[1],
+                sha256=sha256,
+                reused=True,
+                signed_by=signer[0] if signer else None,
+            )
     # into a name beside OUT, then swapped in: a failure leaves whatever was at OUT as it was
-    staged = out.with_name(f".{out.name}.modelreg-fetched") if out.exists() or out.is_symlink() else out
+    staged = (
+        out.with_name(f".{out.name}.modelreg-fetched") if out.exists() or out.is_symlink() else out
+    )
     if staged != out:
         remove(staged)  # a killed run's
     try:
@@ -93,7 +128,14 @@ def fetch(url: str, md5: str, sha256: str, out: Path, progress: Progress | None 
         os.replace(staged, out)
         if log is not None:
             log(f"{out}: held other bytes than the registered ones: replaced")
-    return Fetched(url=url, path=str(out), size=size, files=files, sha256=sha, signed_by=signer[0] if signer else None)
+    return Fetched(
+        url=url,
+        path=str(out),
+        size=size,
+        files=files,
+        sha256=sha,
+        signed_by=signer[0] if signer else None,
+    )
 
 
 def _already_there(out: Path, is_dir: bool, sha256: str) -> tuple[int, int, dict[str, str]] | None:
@@ -120,15 +162,35 @@ def describe_failure(url: str, exc: BaseException) -> str:
     kind = type(exc).__name__
     lowered = f"{kind} {text}".lower()
     if isinstance(exc, TimeoutError) or "timeout" in lowered or "timed out" in lowered:
-        return f"{url}: the storage did not answer in time ({kind}): check the endpoint and the network"
-    if isinstance(exc, PermissionError) or any(w in lowered for w in ("403", "accessdenied", "access denied",
-                                                                      "forbidden", "invalidaccesskeyid",
-                                                                      "signaturedoesnotmatch")):
-        return f"{url}: access refused by the storage ({text}): check the credentials (the modelreg-storage Secret)"
-    if isinstance(exc, FileNotFoundError) or "nosuchkey" in lowered or "404" in lowered or "not found" in lowered:
+        return (
+            f"{url}: the storage did not answer in time ({kind}): check the endpoint and the "
+            "network"
+        )
+    if isinstance(exc, PermissionError) or any(
+        w in lowered
+        for w in (
+            "403",
+            "accessdenied",
+            "access denied",
+            "forbidden",
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+        )
+    ):
+        return (
+            f"{url}: access refused by the storage ({text}): check the credentials (the "
+            "modelreg-storage Secret)"
+        )
+    if (
+        isinstance(exc, FileNotFoundError)
+        or "nosuchkey" in lowered
+        or "404" in lowered
+        or "not found" in lowered
+    ):
         return f"{url}: the object is not in the storage (was it pushed?)"
-    if isinstance(exc, ConnectionError) or any(w in lowered for w in ("connect", "name or service", "resolve",
-                                                                      "unreachable", "refused")):
+    if isinstance(exc, ConnectionError) or any(
+        w in lowered for w in ("connect", "name or service", "resolve", "unreachable", "refused")
+    ):
         where = "the endpoint (AWS_ENDPOINT_URL)" if url.startswith("s3://") else "the URL"
         return f"{url}: cannot connect to the storage ({text}): check {where} and the network"
     return f"{url}: {kind}: {text}"

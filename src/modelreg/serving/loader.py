@@ -1,5 +1,8 @@
-"""Load a runnable artifact: TorchScript or a torch.export program (.pt2). Weights alone (a state_dict,
-safetensors) cannot be served: there is no code to run them, and unpickling one is never an option."""
+"""Load a runnable artifact: TorchScript or a torch.export program (.pt2). Weights alone (a
+state_dict,
+safetensors) cannot be served: there is no code to run them, and unpickling one is never an
+option."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +18,16 @@ def load_program(path: Path, device: str = "cpu") -> Any:
     from modelreg.formats import detect_format
 
     if path.is_dir():
-        raise ModelregError(f"{path.name} is a folder: serving runs a single TorchScript or .pt2 file")
+        raise ModelregError(
+            f"{path.name} is a folder: serving runs a single TorchScript or .pt2 file"
+        )
     fmt = detect_format(path)
     if fmt == "torchscript":
         return torch.jit.load(str(path), map_location=device)
     if fmt == "export":
         return torch.export.load(str(path)).module().to(device)
-    raise ModelregError(f"{path.name} is a {fmt} artifact: serving needs a program, not weights; export one "
-                        "with torch.jit.script(model).save('model.pt') or torch.export.save(..., 'model.pt2') "
-                        "and register that")
+    raise ModelregError(
+        f"{path.name} is a {fmt} artifact: serving needs a program, not weights; export one "
+        "with torch.jit.script(model).save('model.pt') or torch.export.save(..., 'model.pt2') "
+        "and register that"
+    )

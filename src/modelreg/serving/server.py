@@ -5,12 +5,14 @@ module adds what a registry needs and KServe lacks: the bind address (KServe har
 `model_version` in metadata and readiness, `/versions/{v}` paths (KServe answers 501), a body size
 limit, 400 with `{"error": ...}` for a body that is not JSON (FastAPI answers 422 with `detail`),
 Prometheus metrics by model, version and status code (every answer counted, 5xx included) with an
-info metric naming the artifact's SHA-256, and the limits a server facing a network needs (`Limits`):
+info metric naming the artifact's SHA-256, and the limits a server facing a network needs
+(`Limits`):
 a body over the limit is read and discarded up to a bound before its 413 (so that a client sending
 the whole body first reads the answer), a body that stalls gets 408, more requests in flight than
 the limit get 503 at once, and a model that raises answers a short 500 with a request id (the
 traceback goes to the log).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +20,9 @@ import contextlib
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
 
 from modelreg.serving.runtime import ModelFailure, TorchModel
 
@@ -45,17 +48,35 @@ def _argv_for_kserve() -> Iterator[None]:
 def _metrics(model: TorchModel, deprecated: Deprecated | None = None) -> tuple[Any, Any]:
     from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
-    requests = Counter("modelreg_requests", "Inference protocol requests", ["model", "version", "code"],
-                       registry=REGISTRY)
-    latency = Histogram("modelreg_request_duration_seconds", "Time to answer an inference protocol request",
-                        ["model", "version"], registry=REGISTRY,
-                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-    info = Gauge("modelreg_model_info", "The model version this server runs", ["model", "version", "sha256"],
-                 registry=REGISTRY)
+    requests = Counter(
+        "modelreg_requests",
+        "Inference protocol requests",
+        ["model", "version", "code"],
+        registry=REGISTRY,
+    )
+    latency = Histogram(
+        "modelreg_request_duration_seconds",
+        "Time to answer an inference protocol request",
+        ["model", "version"],
+        registry=REGISTRY,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+    info = Gauge(
+        "modelreg_model_info",
+        "The model version this server runs",
+        ["model", "version", "sha256"],
+        registry=REGISTRY,
+    )
     info.labels(model.name, model.version, model.sha256).set(1)
-    sunset = Gauge("modelreg_model_deprecated", "1 when the version served is deprecated (its sunset in the label)",
-                   ["model", "version", "sunset"], registry=REGISTRY)
-    sunset.labels(model.name, model.version, deprecated.sunset if deprecated else "").set(1 if deprecated else 0)
+    sunset = Gauge(
+        "modelreg_model_deprecated",
+        "1 when the version served is deprecated (its sunset in the label)",
+        ["model", "version", "sunset"],
+        registry=REGISTRY,
+    )
+    sunset.labels(model.name, model.version, deprecated.sunset if deprecated else "").set(
+        1 if deprecated else 0
+    )
     return requests, latency
 
 
@@ -63,18 +84,23 @@ def _metrics(model: TorchModel, deprecated: Deprecated | None = None) -> tuple[A
 class Limits:
     """What one server accepts. DISCARD_FACTOR * max_body: the most of an oversized body read (and
     thrown away) so that its sender, still writing, reads the 413 rather than a reset."""
+
     max_body: int = MAX_BODY
     max_inflight: int = 64  # inference requests admitted at once; past it: 503 at once
     max_connections: int = 1024  # open connections; past it uvicorn answers 503 and closes
     header_timeout: float = 10.0  # seconds to send a request's headers
     body_timeout: float = 10.0  # seconds the body may stall between two reads
-    keep_alive: float = 65.0  # idle seconds a kept-alive connection waits (longer than common load balancers' 60)
+    keep_alive: float = (
+        65.0  # idle seconds a kept-alive connection waits (longer than common load balancers' 60)
+    )
     drain_seconds: float = 0.0  # after SIGTERM: not ready, still serving, this long before stopping
 
 
 @dataclass(frozen=True)
 class Deprecated:
-    """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement (a tag)."""
+    """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement
+    (a tag)."""
+
     since: str
     sunset: str
     replacement: str = ""
@@ -86,12 +112,22 @@ class Deprecated:
         import datetime
         from email.utils import formatdate
 
-        since = calendar.timegm(datetime.datetime.fromisoformat(self.since.replace("Z", "+00:00")).utctimetuple())
+        since = calendar.timegm(
+            datetime.datetime.fromisoformat(self.since.replace("Z", "+00:00")).utctimetuple()
+        )
         sunset = calendar.timegm(datetime.date.fromisoformat(self.sunset).timetuple())
-        found = [(b"deprecation", f"@{since}".encode()), (b"sunset", formatdate(sunset, usegmt=True).encode())]
+        found = [
+            (b"deprecation", f"@{since}".encode()),
+            (b"sunset", formatdate(sunset, usegmt=True).encode()),
+        ]
         name, _, version = self.replacement.partition("@")
         if name == model and version:
-            found.append((b"link", f'</v2/models/{model}/versions/{version}>; rel="successor-version"'.encode()))
+            found.append(
+                (
+                    b"link",
+                    f'</v2/models/{model}/versions/{version}>; rel="successor-version"'.encode(),
+                )
+            )
         return found
 
 
@@ -108,8 +144,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class Guard:
     """ASGI middleware: versioned paths, the body limits, admission, and the request metrics."""
 
-    def __init__(self, app: Any, model: TorchModel, limits: Limits, metrics: tuple[Any, Any],
-                 deprecated: Deprecated | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        model: TorchModel,
+        limits: Limits,
+        metrics: tuple[Any, Any],
+        deprecated: Deprecated | None = None,
+    ) -> None:
         self.app = app
         self.model = model
         self.limits = limits
@@ -117,8 +159,12 @@ class Guard:
         self.inflight = 0
         self.requests, self.latency = metrics
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
@@ -137,7 +183,11 @@ class Guard:
         admitted = scope["path"].endswith("/infer")
         if admitted and self.inflight >= self.limits.max_inflight:
             admitted = False
-            response = _error(503, f"over {self.limits.max_inflight} requests in flight: retry", {"retry-after": "1"})
+            response = _error(
+                503,
+                f"over {self.limits.max_inflight} requests in flight: retry",
+                {"retry-after": "1"},
+            )
         else:
             response = self._refuse(scope)
         self.inflight += admitted
@@ -148,8 +198,11 @@ class Guard:
             if response is not None:
                 await response(scope, receive, sending)
             else:
-                await self.app(_json_by_default(self._unversioned(scope)),
-                               receive if body is None else _replay(body), sending)
+                await self.app(
+                    _json_by_default(self._unversioned(scope)),
+                    receive if body is None else _replay(body),
+                    sending,
+                )
         finally:
             self.inflight -= admitted
             self._count(scope["path"], status[0], started)
@@ -162,7 +215,9 @@ class Guard:
             self.requests.labels(name, version, str(status)).inc()
             self.latency.labels(name, version).observe(time.perf_counter() - started)
 
-    async def _read_body(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]]) -> tuple[bytes | None, Any]:
+    async def _read_body(
+        self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]]
+    ) -> tuple[bytes | None, Any]:
         """The whole body (at most max_body bytes, however it is sent: chunked too), or the answer
         that refuses it: 413 over the limit (the rest read and dropped up to the discard bound), 408
         when it stalls, 400 for JSON nested deeper than MAX_DEPTH."""
@@ -172,7 +227,9 @@ class Guard:
             try:
                 message = await asyncio.wait_for(receive(), self.limits.body_timeout)
             except asyncio.TimeoutError:
-                return None, _error(408, f"the request body stalled for {self.limits.body_timeout:g} s", CLOSE)
+                return None, _error(
+                    408, f"the request body stalled for {self.limits.body_timeout:g} s", CLOSE
+                )
             if message["type"] == "http.disconnect":
                 return b"", None
             chunk = message.get("body", b"")
@@ -196,14 +253,24 @@ class Guard:
         if named and len(named["name"]) > MAX_NAME:
             return _error(404, f"no model with a name of {len(named['name'])} characters here")
         versioned = VERSIONED.match(scope["path"])
-        if versioned and versioned["name"] == self.model.name and versioned["version"] != self.model.version:
-            return _error(404, f"model {self.model.name} has no version {versioned['version']} here "
-                               f"(this server runs {self.model.version})")
+        if (
+            versioned
+            and versioned["name"] == self.model.name
+            and versioned["version"] != self.model.version
+        ):
+            return _error(
+                404,
+                f"model {self.model.name} has no version {versioned['version']} here "
+                f"(this server runs {self.model.version})",
+            )
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and not length.isdigit():
             return _error(400, "the Content-Length header is not a number", CLOSE)
-        if length is not None and int(length) > self.limits.max_body and (
-                int(length) > self.limits.max_body * DISCARD_FACTOR or _expects_continue(scope)):
+        if (
+            length is not None
+            and int(length) > self.limits.max_body
+            and (int(length) > self.limits.max_body * DISCARD_FACTOR or _expects_continue(scope))
+        ):
             return _error(413, f"request body over {self.limits.max_body} bytes", CLOSE)
         return None
 
@@ -213,7 +280,6 @@ class Guard:
             return scope
         path = f"/v2/models/{versioned['name']}{versioned['rest'] or ''}"
         return {**scope, "path": path, "raw_path": path.encode()}
-
 
 
 def _replay(body: bytes) -> Callable[[], Awaitable[Any]]:
@@ -251,7 +317,10 @@ def _too_deep(body: bytes) -> bool:
 
 def _expects_continue(scope: dict[str, Any]) -> bool:
     """The client waits for `100 Continue` before it sends the body: refuse without reading it."""
-    return any(name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers") or [])
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers") or []
+    )
 
 
 def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
@@ -259,12 +328,18 @@ def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
     stock clients such as tritonclient send); KServe would take it for raw bytes."""
     headers = scope.get("headers") or []
     names = {name.lower() for name, _ in headers}
-    if not scope["path"].endswith("/infer") or b"content-type" in names or b"inference-header-content-length" in names:
+    if (
+        not scope["path"].endswith("/infer")
+        or b"content-type" in names
+        or b"inference-header-content-length" in names
+    ):
         return scope
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
-def build_app(model: TorchModel, limits: Limits = Limits(), deprecated: Deprecated | None = None) -> Any:
+def build_app(
+    model: TorchModel, limits: Limits = Limits(), deprecated: Deprecated | None = None
+) -> Any:
     """KServe's FastAPI app serving MODEL (loaded already), with the additions above."""
     with _argv_for_kserve():
         from kserve import model_server
@@ -277,12 +352,27 @@ def build_app(model: TorchModel, limits: Limits = Limits(), deprecated: Deprecat
     server = model_server.ModelServer(registered_models=repository, enable_grpc=False)
     app = model_server.app
     _add_routes(app, model)  # before KServe's: the first matching route answers
-    rest = RESTServer(model_server.FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, 0)
+    rest = RESTServer(
+        model_server.FASTAPI_APP_IMPORT_STRING,
+        server.dataplane,
+        server.model_repository_extension,
+        0,
+    )
     rest.create_application()
-    app.add_exception_handler(RequestValidationError,
-                              lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"))
-    app.add_exception_handler(ModelFailure, lambda request, exc: _error(500, str(exc), {"x-request-id": exc.request_id}))
-    app.add_middleware(Guard, model=model, limits=limits, metrics=_metrics(model, deprecated), deprecated=deprecated)
+    app.add_exception_handler(
+        RequestValidationError,
+        lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"),
+    )
+    app.add_exception_handler(
+        ModelFailure, lambda request, exc: _error(500, str(exc), {"x-request-id": exc.request_id})
+    )
+    app.add_middleware(
+        Guard,
+        model=model,
+        limits=limits,
+        metrics=_metrics(model, deprecated),
+        deprecated=deprecated,
+    )
     app.state.modelreg_server = server
     app.state.modelreg_draining = False
     return app
@@ -300,8 +390,13 @@ def _add_routes(app: Any, model: TorchModel) -> None:
     def metadata(model_name: str) -> Any:
         if model_name != model.name:
             return _error(404, f"Model with name {model_name} does not exist.")
-        return {"name": model.name, "versions": [model.version], "platform": "pytorch_torchscript",
-                "inputs": model.get_input_types(), "outputs": model.get_output_types()}
+        return {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": "pytorch_torchscript",
+            "inputs": model.get_input_types(),
+            "outputs": model.get_output_types(),
+        }
 
     def ready(model_name: str) -> Any:
         if model_name != model.name:
@@ -311,7 +406,9 @@ def _add_routes(app: Any, model: TorchModel) -> None:
         return {"name": model.name, "ready": True, "model_version": model.version}
 
     def server_ready() -> Any:
-        if not model.ready or app.state.modelreg_draining:  # loading, or draining after SIGTERM: still serving
+        if (
+            not model.ready or app.state.modelreg_draining
+        ):  # loading, or draining after SIGTERM: still serving
             return _error(503, "not ready")
         return {"ready": True}
 
@@ -320,8 +417,15 @@ def _add_routes(app: Any, model: TorchModel) -> None:
     app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"])
 
 
-def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None, limits: Limits = Limits(),
-          on_ready: Callable[[str], None] | None = None, deprecated: Deprecated | None = None) -> None:
+def serve(
+    model: TorchModel,
+    host: str,
+    port: int,
+    grpc_port: int | None = None,
+    limits: Limits = Limits(),
+    on_ready: Callable[[str], None] | None = None,
+    deprecated: Deprecated | None = None,
+) -> None:
     """Load MODEL, then serve it on HOST:PORT (and gRPC on HOST:GRPC_PORT) until SIGINT, or SIGTERM
     and the drain."""
     import logging
@@ -333,12 +437,25 @@ def serve(model: TorchModel, host: str, port: int, grpc_port: int | None = None,
 
     model.load()
     app = build_app(model, limits, deprecated)
-    logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # a log line per request costs more than the request
+    logging.getLogger("kserve.trace").setLevel(
+        logging.WARNING
+    )  # a log line per request costs more than the request
     warnings.filterwarnings("ignore", module="fastapi")
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            http=timed_protocol(limits.header_timeout), timeout_keep_alive=int(limits.keep_alive),
-                            limit_concurrency=limits.max_connections)
-    http = DrainingServer(config, limits.drain_seconds, not_ready=lambda: setattr(app.state, "modelreg_draining", True))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=timed_protocol(limits.header_timeout),
+        timeout_keep_alive=int(limits.keep_alive),
+        limit_concurrency=limits.max_connections,
+    )
+    http = DrainingServer(
+        config,
+        limits.drain_seconds,
+        not_ready=lambda: setattr(app.state, "modelreg_draining", True),
+    )
 
     async def main() -> None:
         grpc = _grpc_server(app, host, grpc_port) if grpc_port else None
@@ -364,10 +481,14 @@ def _grpc_server(app: Any, host: str, port: int) -> Any:
         async def start(self, max_workers: int) -> None:
             self._server = aio.server()
             servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
-            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+                servicer, self._server
+            )
             self._server.add_insecure_port(f"{host}:{port}")
             await self._server.start()
             await self._server.wait_for_termination()
 
     server = app.state.modelreg_server
-    return BoundGRPCServer(port, server.dataplane, server.model_repository_extension, kwargs={}, grace_period=5)
+    return BoundGRPCServer(
+        port, server.dataplane, server.model_repository_extension, kwargs={}, grace_period=5
+    )

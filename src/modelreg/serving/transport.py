@@ -7,14 +7,16 @@
   keeps serving for `drain_seconds`, the time endpoints take to stop sending it traffic; then it
   stops accepting, finishes what it accepted, and exits. SIGINT (Ctrl-C) skips the drain.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -57,9 +59,16 @@ def timed_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
             self._deadline = None
             if self.transport.is_closing():
                 return
-            body = json.dumps({"error": f"the request's headers did not arrive within {header_timeout:g} s"}).encode()
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+            body = json.dumps(
+                {"error": f"the request's headers did not arrive within {header_timeout:g} s"}
+            ).encode()
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"content-length: "
+                + str(len(body)).encode()
+                + b"\r\nconnection: close\r\n\r\n"
+                + body
+            )
             self.transport.close()
 
     return HeaderTimedProtocol
@@ -69,7 +78,9 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server, draining on SIGTERM: NOT_READY is called at once, the listener stays open
     DRAIN_SECONDS more, then the usual graceful shutdown (in-flight requests finish)."""
 
-    def __init__(self, config: uvicorn.Config, drain_seconds: float, not_ready: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, drain_seconds: float, not_ready: Callable[[], None]
+    ) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.not_ready = not_ready
@@ -84,6 +95,9 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
-        if self.draining_since is not None and time.monotonic() - self.draining_since >= self.drain_seconds:
+        if (
+            self.draining_since is not None
+            and time.monotonic() - self.draining_since >= self.drain_seconds
+        ):
             self.should_exit = True
         return await super().on_tick(counter)
