@@ -80,8 +80,7 @@ def main() -> None:
                 str(packages),
             ]
         )
-        if not extra:
-            bare = venv
+    bare = work / "venv-bare"  # the first row
     floor = timed([str(bare / "bin" / "python"), "-c", "pass"], runs=10)
     helped = timed([str(bare / "bin" / "modelreg"), "--help"], runs=10)
     image = subprocess.run(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (
+from helpers import (
     MODELREG,
     Env,
     git,
@@ -314,6 +314,7 @@ def test_a_signature_of_other_bytes_is_refused_by_the_gate_verify_and_the_pod(
 
     # the pod: the init container's arguments and the ConfigMap's files, from the rendered manifests
     landed = deploy(env.registry, "churn@v2", "staging")
+    assert landed.commit is not None
     manifests = {
         name: list(yaml.safe_load_all(text))
         for name, text in landed_files(env, landed.commit).items()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import Env, snapshot, write_artifact, write_model_dir
+from helpers import Env, snapshot, write_artifact, write_model_dir
 from modelreg.cli.main import cli
 from modelreg.deploy import DeployOptions, deploy
 from modelreg.errors import ModelregError

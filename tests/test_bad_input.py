@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from conftest import git, signature_card, snapshot, write_artifact, write_model_dir
+from helpers import git, signature_card, snapshot, write_artifact, write_model_dir
 from modelreg.cli.main import cli
 from modelreg.deploy import deploy
 from modelreg.handle import open_registry
@@ -437,7 +437,7 @@ CI_CASES: list[tuple[dict[str, str], str]] = [
 ]
 
 
-def check_clean_failure(result: object, code: int, message: str) -> None:
+def check_clean_failure(result: Result, code: int, message: str) -> None:
     assert result.exit_code == code, (result.exit_code, result.output)  # type: ignore[attr-defined]
     assert message in result.stderr, result.stderr  # type: ignore[attr-defined]
     assert "Traceback" not in result.output  # type: ignore[attr-defined]

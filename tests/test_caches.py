@@ -10,7 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import Env, git, modelreg, signature_card, write_artifact
+from click.testing import Result
+
+from helpers import Env, git, modelreg, signature_card, write_artifact
 
 
 def listed(env: Env) -> list[dict]:
@@ -19,7 +21,7 @@ def listed(env: Env) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def cold(env: Env, *args: str) -> object:
+def cold(env: Env, *args: str) -> Result:
     """The same command with no cache at all (and the caches then rebuilt)."""
     shutil.rmtree(env.root / ".git" / "modelreg", ignore_errors=True)
     result = modelreg(env.root, *args)

@@ -21,7 +21,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import Env, git
+from helpers import Env, git
 from modelreg.config import parse_config
 from modelreg.render import render
 from modelreg.versions import resolve

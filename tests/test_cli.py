@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from conftest import Env, signature_card, snapshot, write_artifact
+from helpers import Env, signature_card, snapshot, write_artifact
 from modelreg.cli.main import cli
 
 COMMANDS = sorted(cli.commands)
 
 
-def run(env: Env, *args: str) -> object:
+def run(env: Env, *args: str) -> Result:
     return CliRunner().invoke(cli, ["-C", str(env.root), *args])
 
 

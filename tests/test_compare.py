@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, git, modelreg, write_model_dir
+from helpers import Env, git, modelreg, write_model_dir
 from modelreg.compare import compatibility
 from modelreg.deploy import DeployOptions, deploy
 from modelreg.errors import DeployError
@@ -129,7 +129,7 @@ def test_the_compatibility_verdict(
         assert found.reasons == []
     else:
         assert [(r.where, r.kind) for r in found.reasons] == [(where, verdict)]
-        assert words in found.reasons[0].text
+        assert words is not None and words in found.reasons[0].text
 
 
 def test_every_reason_is_listed_not_only_the_first() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import MODELREG, Env, git, snapshot
+from helpers import MODELREG, Env, git, snapshot
 from modelreg import target
 from modelreg.deploy import DeployOptions, deploy, rollback
 from modelreg.errors import ModelregError
@@ -134,7 +134,7 @@ def test_quoting_keeps_hostile_card_text_a_string(env: Env, tmp_path: Path) -> N
     card = tmp_path / "card.yaml"
     hostile = 'x: y\nkind: Secret\n"{{ 7*7 }}" - [a]\n  spec: {}'
     card.write_text(yaml.safe_dump({"description": hostile}))
-    from conftest import write_artifact
+    from helpers import write_artifact
     from modelreg.register import RegisterRequest, register
 
     register(

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Env, git, modelreg
+from helpers import Env, git, modelreg
 from modelreg.deploy import deploy
 from modelreg.errors import DeployError
 from modelreg.policy import deprecate

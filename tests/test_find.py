@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, modelreg
+from helpers import Env, modelreg
 from modelreg.deploy import deploy
 from modelreg.errors import ModelregError
 from modelreg.find import find, parse

@@ -14,7 +14,7 @@ import json
 import random
 from pathlib import Path
 
-from conftest import Env, modelreg, signature_card, write_model_dir
+from helpers import Env, modelreg, signature_card, write_model_dir
 from modelreg.deploy import deploy
 from modelreg.gc import Version, kept_versions
 from modelreg.policy import Mark, Policy

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import MODELREG, Env, git, modelreg, snapshot
+from helpers import MODELREG, Env, git, modelreg, snapshot
 from modelreg.cli.main import cli
 from modelreg.deploy import deploy
 from modelreg.status import status

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, free_port
+from helpers import Env, free_port
 from modelreg.register import RegisterRequest, register
 from modelreg.remote_config import add_remote
 from modelreg.render import render

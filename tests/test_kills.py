@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, git, modelreg, snapshot, write_artifact
+from helpers import Env, git, modelreg, snapshot, write_artifact
 from modelreg.store import object_url
 from modelreg.versions import resolve
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, git, modelreg, signature_card
+from helpers import Env, git, modelreg, signature_card
 from modelreg.deploy import deploy
 from modelreg.errors import DeployError
 from modelreg.find import find

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import yaml
 
-from conftest import Env, git, modelreg
+from helpers import Env, git, modelreg
 from modelreg.render import render, startup_probe
 from modelreg.versions import resolve
 

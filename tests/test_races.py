@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import Env, clone, git, modelreg, start, write_artifact
+from helpers import Env, clone, git, modelreg, start, write_artifact
 from modelreg.store import object_url
 from modelreg.versions import resolve
 

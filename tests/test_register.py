@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, git, snapshot, write_artifact, write_model_dir
+from helpers import Env, git, snapshot, write_artifact, write_model_dir
 from modelreg.errors import ModelregError
 from modelreg.history import history
 from modelreg.register import RegisterRequest, register
@@ -64,7 +64,8 @@ def test_list_show_history(env: Env) -> None:
     env.register("churn", 2, message="better")
     env.register("fraud", 3)
     models = {m.model: m for m in list_models(env.registry)}
-    assert str(models["churn"].latest.version) == "v2" and models["churn"].count == 2
+    latest = models["churn"].latest
+    assert latest is not None and str(latest.version) == "v2" and models["churn"].count == 2
     assert models["fraud"].count == 1
     shown = resolve(env.registry, "churn@v1")
     assert shown.card["version"] == "v1" and [str(v.version) for v in shown.versions] == [

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Env, git
+from helpers import Env, git
 from modelreg.deploy import deploy
 from modelreg.errors import ModelregError
 from modelreg.image import modelreg_version

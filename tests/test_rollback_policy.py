@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from conftest import Env, clone, git, snapshot
+from helpers import Env, clone, git, snapshot
 from modelreg.cli.main import cli
 from modelreg.deploy import DeployOptions, deploy, rollback
 from modelreg.errors import ModelregError
@@ -34,13 +34,14 @@ def four(env: Env) -> Env:
     return env
 
 
-def trailer(root: Path, commit: str, key: str) -> str:
+def trailer(root: Path, commit: str | None, key: str) -> str:
+    assert commit is not None, "no commit: the action landed nothing"
     return git(
         root, "log", "-1", f"--format=%(trailers:key=Modelreg-{key},valueonly)", commit
     ).strip()
 
 
-def run(env: Env, *args: str, **environ: str) -> object:
+def run(env: Env, *args: str, **environ: str) -> Result:
     return CliRunner().invoke(cli, ["-C", str(env.root), *args], env=environ or None)
 
 
@@ -216,7 +217,7 @@ def test_promotion_waits_for_the_soak_and_refuses_a_rolled_back_version(
         env.register("churn", seed)
     now = datetime.datetime.now(datetime.timezone.utc)
 
-    def stamp(hours: int) -> str:
+    def stamp(hours: float) -> str:
         return (now - datetime.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
     for version, hours in (

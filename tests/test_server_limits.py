@@ -29,28 +29,35 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import MODELREG, Env, free_port
+from helpers import MODELREG, Env, free_port
 from modelreg.register import RegisterRequest, register
 from modelreg.remote_config import add_remote
 from modelreg.store import object_url
 from modelreg.versions import resolve
 from test_serving import SIGNATURE, Server, infer_body, register_model, start_server
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 pytest.importorskip("kserve")
 
 INFER = "/v2/models/churn/infer"
 
 
+def output(server: Server) -> str:
+    """What the server printed (after it exited)."""
+    return server.proc.stdout.read() if server.proc.stdout else ""
+
+
 @pytest.fixture
-def limited(env: Env) -> Iterator[Server]:
+def limited(env: Env) -> Generator[Server, None, None]:
     register_model(env, 1)
     yield from start_server(
         env.root,
@@ -132,10 +139,18 @@ def test_sigterm_under_load_answers_everything_sent_before_readiness_failed(env:
     code = server.proc.wait(timeout=30)
     exited = time.monotonic()
     failed = [r for r in results if r[2] != (200, "v1")]
-    assert not failed, (term_at, failed[:5], len(results), server.proc.stdout.read())
+    assert not failed, (
+        term_at,
+        failed[:5],
+        len(results),
+        output(server),
+    )
     after = [r for r in results if r[1] >= term_at]
     assert after, "no request was sent during the drain: the test did not exercise it"
-    assert not_ready.is_set() and code == 0, (code, server.proc.stdout.read())
+    assert not_ready.is_set() and code == 0, (
+        code,
+        output(server),
+    )
     assert exited - term_at < 3 + 10, "the server did not exit after its drain"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
@@ -310,7 +325,7 @@ def test_a_model_that_raises_answers_a_short_500_with_a_request_id_and_is_counte
         assert 'modelreg_requests_total{code="200",model="churn",version="v1"} 1.0' in metrics
     finally:
         next(servers, None)  # stops it
-    log = server.proc.stdout.read()  # type: ignore[union-attr]
+    log = output(server)
     assert "req-42" in log and "the secret threshold was crossed" in log and "Traceback" in log
 
 

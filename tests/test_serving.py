@@ -14,14 +14,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import MODELREG, Env, free_port, write_model_dir
+from helpers import MODELREG, Env, free_port, write_model_dir
 from modelreg.deploy import deploy
 from modelreg.register import RegisterRequest, register
 from modelreg.remote_config import add_remote
@@ -81,7 +81,7 @@ class Server:
             return err.code, json.loads(err.read())
 
 
-def start_server(root: Path, *args: str) -> Iterator[Server]:
+def start_server(root: Path, *args: str) -> Generator[Server, None, None]:
     port = free_port()
     proc = subprocess.Popen(
         [MODELREG, "-C", str(root), "serve", *args, "--port", str(port)],
@@ -95,7 +95,8 @@ def start_server(root: Path, *args: str) -> Iterator[Server]:
         while True:
             if proc.poll() is not None:
                 raise AssertionError(
-                    f"modelreg serve exited {proc.returncode}: {proc.stdout.read()}"
+                    f"modelreg serve exited {proc.returncode}: "
+                    f"{proc.stdout.read() if proc.stdout else ''}"
                 )  # type: ignore[union-attr]
             try:
                 if server.request("GET", "/v2/health/ready")[0] == 200:
@@ -149,7 +150,8 @@ def test_a_stock_oip_client_checks_health_reads_metadata_and_infers(
     expected = (
         torch.jit.load(str(env.work / "v1" / "model.pt"))(torch.from_numpy(rows)).detach().numpy()
     )
-    assert np.allclose(result.as_numpy("logits"), expected, atol=1e-6)
+    logits = result.as_numpy("logits")
+    assert logits is not None and np.allclose(logits, expected, atol=1e-6)
     assert result.get_response()["model_version"] == "v1"
 
 
@@ -278,7 +280,7 @@ def test_the_grpc_protocol_answers_too(env: Env) -> None:
     register_model(env, 1)
     grpc_port = free_port()
 
-    async def ask() -> tuple[bool, str, list[int]]:
+    async def ask() -> tuple[bool, str | None, list[int]]:
         client = InferenceGRPCClient(url=f"127.0.0.1:{grpc_port}")
         given = InferInput("features", [2, 4], "FP32")
         given.set_data_from_numpy(np.ones((2, 4), dtype=np.float32))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, git, snapshot
+from helpers import Env, git, snapshot
 from modelreg.deploy import deploy, rollback
 from modelreg.errors import ModelregError
+from modelreg.policy import PolicyChange
 from modelreg.signing import verify
 from modelreg.versions import resolve
 
@@ -105,6 +106,7 @@ def test_only_an_allowed_signer_deploys_to_a_signed_environment(
         deploy(registry, by_mallory, "staging")
     assert snapshot(env.root) == before
     landed = deploy(registry, by_alice, "staging")
+    assert landed.commit is not None
     message = git(env.root, "log", "-1", "--format=%B", landed.commit)
     assert "Modelreg-Signer: alice@example.com" in message
     assert (
@@ -159,6 +161,7 @@ def test_a_gpg_signed_tag_from_an_allowed_fingerprint(
         deploy(env.registry, tag, "staging")
     commit_file(env, ".modelreg/allowed_gpg", f"# release bot\n{fingerprint}\n")
     landed = deploy(env.registry, tag, "staging")
+    assert landed.commit is not None
     assert f"Modelreg-Signer: {fingerprint}" in git(
         env.root, "log", "-1", "--format=%B", landed.commit
     )
@@ -190,7 +193,7 @@ def test_approvals_by_distinct_allowed_signers_other_than_the_author(
     tag = env.register("churn", 1).tag  # type: ignore[attr-defined]  # tagged by author@example.com
     deploy(env.registry, tag, "staging")
 
-    def as_person(name: str) -> object:
+    def as_person(name: str) -> PolicyChange:
         for role in ("AUTHOR", "COMMITTER"):
             monkeypatch.setenv(f"GIT_{role}_NAME", name.title())
             monkeypatch.setenv(f"GIT_{role}_EMAIL", f"{name}@example.com")
@@ -200,6 +203,7 @@ def test_approvals_by_distinct_allowed_signers_other_than_the_author(
     with pytest.raises(ModelregError, match="prod requires 2 approvals of churn@v1 and it has 0"):
         deploy(env.registry, tag, "prod", action="promote")
     first = as_person("alice")
+    assert first.commit is not None
     assert "-----BEGIN SSH SIGNATURE-----" in git(env.root, "cat-file", "commit", first.commit)
     assert as_person("alice").noop  # type: ignore[attr-defined]
     as_person("author")

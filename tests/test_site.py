@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import MODELREG, Env, free_port, git, modelreg
+from helpers import MODELREG, Env, free_port, git, modelreg
 from modelreg.deploy import deploy, rollback
 from modelreg.policy import quarantine
 from modelreg.register import RegisterRequest, register

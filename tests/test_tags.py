@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, clone, git, modelreg, write_artifact
+from helpers import Env, clone, git, modelreg, write_artifact
 from modelreg.deploy import DeployOptions, deploy
 from modelreg.errors import ModelregError
 from modelreg.register import RegisterRequest, register
@@ -64,6 +64,7 @@ def test_a_moved_tag_is_refused_everywhere_and_flagged(two: Env) -> None:
     }
     assert states["churn@v1"].state == "moved" and "tag moved" in states["churn@v1"].problems[0]
     assert states["churn@v2"].state == "ok"
+    assert first.commit is not None
     git(
         two.root,
         "update-ref",

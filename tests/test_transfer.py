@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELREG, Env, modelreg, signature_card, write_model_dir
+from helpers import MODELREG, Env, modelreg, signature_card, write_model_dir
 from modelreg.digest import CHUNK
 from modelreg.remote_config import add_remote
 from modelreg.store import object_url

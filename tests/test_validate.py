@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import Env, git, snapshot
+from helpers import Env, git, snapshot
 from modelreg.cli.main import cli
 from modelreg.deploy import deploy
 from modelreg.errors import ModelregError

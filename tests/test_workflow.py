@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import Env, git
+from helpers import Env, git
 from modelreg.ci import plan
 from modelreg.image import modelreg_version
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -57,6 +58,19 @@ class _NoAliasDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def section(card: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A mapping of a card (artifact, signature, inspection, lineage, metrics, params): {} when the
+    card has none, or has something else under KEY."""
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def entries(mapping: Mapping[str, Any], key: str) -> list[Any]:
+    """A list of a card's mapping (signature inputs, lineage deps): [] when absent or not a list."""
+    value = mapping.get(key)
+    return value if isinstance(value, list) else []
 
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:

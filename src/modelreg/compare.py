@@ -16,6 +16,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelreg.card import entries, section
 from modelreg.handle import Registry
 from modelreg.versions import Resolved
 
@@ -81,10 +82,16 @@ class Diff:
         }
 
 
+def _delta(old: Any, new: Any) -> float | None:
+    """NEW - OLD when both are numbers (booleans are not)."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
+    return round(new - old, 12) if numbers else None
+
+
 def _entries(card: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    signature = card.get("signature") if isinstance(card.get("signature"), dict) else {}
-    entries = signature.get(key) if isinstance(signature.get(key), list) else []
-    return {str(e.get("name")): e for e in entries if isinstance(e, dict)}
+    signature = section(card, "signature")
+    listed = entries(signature, key)
+    return {str(e.get("name")): e for e in listed if isinstance(e, dict)}
 
 
 def _shape(entry: dict[str, Any]) -> list[int]:
@@ -167,17 +174,12 @@ def diff(registry: Registry, old: Resolved, new: Resolved, envs: list[str] | Non
     a, b = old.card, new.card
     card = {k: (a.get(k), b.get(k)) for k in CARD_FIELDS if a.get(k) != b.get(k)}
     metrics = {}
-    ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
+    ma, mb = section(a, "metrics"), section(b, "metrics")
     for name in sorted(set(ma) | set(mb)):
         x, y = ma.get(name), mb.get(name)
         if x != y:
-            numbers = (
-                isinstance(x, (int, float))
-                and isinstance(y, (int, float))
-                and not isinstance(x, bool)
-            )
-            metrics[name] = {"old": x, "new": y, "delta": round(y - x, 12) if numbers else None}
-    pa, pb = a.get("params") or {}, b.get("params") or {}
+            metrics[name] = {"old": x, "new": y, "delta": _delta(x, y)}
+    pa, pb = section(a, "params"), section(b, "params")
     params = {
         k: (pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)
     }
@@ -195,7 +197,7 @@ def diff(registry: Registry, old: Resolved, new: Resolved, envs: list[str] | Non
 
 
 def _artifact(registry: Registry, old: Resolved, new: Resolved) -> dict[str, Any]:
-    x, y = old.card.get("artifact") or {}, new.card.get("artifact") or {}
+    x, y = section(old.card, "artifact"), section(new.card, "artifact")
     found: dict[str, Any] = {
         "same": x.get("sha256") == y.get("sha256"),
         "sha256": {"old": x.get("sha256"), "new": y.get("sha256")},

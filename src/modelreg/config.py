@@ -134,7 +134,7 @@ def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
             f"{key}: expected {TYPE_WORDS[expected]}, got "
             f"{shown if len(shown) <= 60 else shown[:60] + '...'}"
         )
-    if expected is int and not 0 <= value <= MAX_INT:
+    if expected is int and isinstance(value, int) and not 0 <= value <= MAX_INT:
         raise ConfigError(f"{key}: expected an integer from 0 to {MAX_INT}")
     return value
 

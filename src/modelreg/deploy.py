@@ -10,16 +10,15 @@ branch only if it is still there. A lost race starts the attempt again from a fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
 from modelreg.refs import check_name, parse_version
-from modelreg.render import render
-from modelreg.target import Base, DeployRecord, Landing
+from modelreg.render import Rendered, render
+from modelreg.target import DeployRecord, Landing, Snapshot
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
 
@@ -73,9 +72,6 @@ class Change:
     gates: list[gates.Gate] = field(default_factory=list)
 
 
-Decide = Callable[[list[DeployRecord], "policy.Policy"], Change]
-
-
 def deploy(
     registry: Registry,
     ref: str,
@@ -86,34 +82,36 @@ def deploy(
     """Render REF for ENV and commit the manifests to the deploy branch."""
     registry.config.env(env)
     resolved = resolve(registry, ref)
-    warnings = _check_artifact(registry, resolved, options)
-    rendered: list[
-        dict[str, bytes]
-    ] = []  # once, after the first attempt's gates: a refusal names them all
-    memo: dict[tuple[str, ...], gates.Gate] = {}  # gate results that hold across attempts
+    checked_artifact = _check_artifact(registry, resolved, options)
+    gate_cache: dict[tuple[str, ...], gates.Gate] = {}  # results keyed by immutable ids
+    renders: dict[policy.Deprecation | None, Rendered] = {}  # by what the manifests announce
 
-    def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
-        policy.refuse_quarantined(rules, resolved.info)
-        sunset = policy.refuse_sunset(rules, resolved.info)
-        if options.automated and (mark := policy.held(rules, env, resolved.info.model)) is not None:
-            raise Held(policy.hold_message(env, resolved.info.model, mark))
-        checked, overridden = gates.override(
-            gates.evaluate(registry, records, resolved, env, memo=memo), options.force
-        )
+    def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
+        rules = policy.derive(snapshot.records)
+        info = resolved.info
+        policy.refuse_quarantined(rules, info)
+        sunset = policy.refuse_sunset(rules, info)
+        if options.automated and (mark := policy.held(rules, env, info.model)) is not None:
+            raise Held(policy.hold_message(env, info.model, mark))
+        evaluated = gates.evaluate(registry, snapshot.records, resolved, env, memo=gate_cache)
+        checked, overridden = gates.override(evaluated, options.force)
         signer = gates.enforce(checked, resolved, env)
-        forced = policy.needs_force(rules, env, resolved.info, options.force) or overridden
-        if not rendered:
-            done = render(
-                registry,
-                resolved,
-                env,
-                deprecation=rules.deprecated.get((resolved.info.model, str(resolved.info.version))),
-            )
-            rendered.append(done.files)
-            warnings.extend([*done.warnings, *([sunset] if sunset else [])])
-        return Change(resolved, rendered[0], warnings, forced=forced, signer=signer, gates=checked)
+        # rendered after the gates, so that a refusal names every gate that failed
+        deprecation = rules.deprecated.get((info.model, str(info.version)))
+        if deprecation not in renders:
+            renders[deprecation] = render(registry, resolved, env, deprecation=deprecation)
+        done = renders[deprecation]
+        change = Change(
+            resolved,
+            done.files,
+            [*checked_artifact, *done.warnings, *([sunset] if sunset else [])],
+            forced=policy.needs_force(rules, env, info, options.force) or overridden,
+            signer=signer,
+            gates=checked,
+        )
+        return _build(registry, snapshot, change, env, action, options)
 
-    return _land(registry, resolved.info.model, env, action, options, decide)
+    return target.land(registry, resolved.info.model, options.push, attempt)
 
 
 def rollback(
@@ -140,37 +138,40 @@ def rollback(
         if version is None
         else resolve(registry, version if "@" in version else f"{model}@{version}")
     )
-    artifact_warnings: dict[str, list[str]] = {}
-    memo: dict[tuple[str, ...], gates.Gate] = {}
+    checked_artifacts: dict[str, list[str]] = {}  # by tag
+    gate_cache: dict[tuple[str, ...], gates.Gate] = {}
 
-    def decide(records: list[DeployRecord], rules: policy.Policy) -> Change:
-        mine = [r for r in records if r.env == env and r.model == model and r.changes_manifests]
+    def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
+        rules = policy.derive(snapshot.records)
+        mine = [
+            r for r in snapshot.records if r.env == env and r.model == model and r.changes_manifests
+        ]
         earlier = _rollback_target(registry, mine, rules, env, model, wanted)
         resolved = wanted or resolve(registry, earlier.tag or f"{model}@{earlier.version}")
         policy.refuse_quarantined(rules, resolved.info)
-        forced = policy.needs_force(rules, env, resolved.info, options.force)
+        # the version gates only: it ran there before
         checked = gates.evaluate(
-            registry, records, resolved, env, only=gates.VERSION_GATES, memo=memo
-        )  # it ran there before
+            registry, snapshot.records, resolved, env, only=gates.VERSION_GATES, memo=gate_cache
+        )
         signer = gates.enforce(checked, resolved, env)
         path = target.deploy_path(registry, env, model)
         blobs = target.files_at(registry, earlier.commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
-        if resolved.info.tag not in artifact_warnings:
-            artifact_warnings[resolved.info.tag] = _check_artifact(registry, resolved, options)
-        files = {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None}
-        return Change(
+        if resolved.info.tag not in checked_artifacts:
+            checked_artifacts[resolved.info.tag] = _check_artifact(registry, resolved, options)
+        change = Change(
             resolved,
-            files,
-            artifact_warnings[resolved.info.tag],
-            forced=forced,
+            {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None},
+            checked_artifacts[resolved.info.tag],
+            forced=policy.needs_force(rules, env, resolved.info, options.force),
             restored_from=earlier.commit,
             rolled_back=mine[0].version,
             signer=signer,
             gates=checked,
         )
+        return _build(registry, snapshot, change, env, "rollback", options)
 
-    return _land(registry, model, env, "rollback", options, decide)
+    return target.land(registry, model, options.push, attempt)
 
 
 def _rollback_target(
@@ -221,69 +222,54 @@ def _rollback_target(
     )
 
 
-def _land(
-    registry: Registry, model: str, env: str, action: str, options: DeployOptions, decide: Decide
-) -> DeployResult:
-    """Read, decide, build and compare-and-swap, until the branch holds still long enough."""
-
-    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
-        rules = policy.derive(records)
-        change = decide(records, rules)
-        _check_pinned(registry, records, change.resolved.info, options.push)
-        return _attempt(registry, at, records, change, env, action, options, number)
-
-    return target.land(registry, model, options.push, attempt)
-
-
-def _attempt(
+def _build(
     registry: Registry,
-    at: Base,
-    records: list[DeployRecord],
+    snapshot: Snapshot,
     change: Change,
     env: str,
     action: str,
     options: DeployOptions,
-    attempt: int,
-) -> Landing:
-    """One try from one snapshot of the branch: the result, and the commit to land (if any)."""
+) -> Landing[DeployResult]:
+    """From one snapshot of the branch and what was decided on it: the result, and the commit to
+    land (none for a no-op or a dry run)."""
     info = change.resolved.info
+    _check_pinned(registry, snapshot.records, info, options.push)
     path = target.deploy_path(registry, env, info.model)
-    current = target.live(records, env, info.model)
-    on_branch = target.files_at(registry, at.commit, path)
+    current = target.live(snapshot.records, env, info.model)
+    on_branch = target.files_at(registry, snapshot.at.commit, path)
     if current is not None and not options.force:
         committed = target.files_at(registry, current.commit, path)
         if committed != on_branch:
             raise DeployError(
                 f"{registry.config.deploy.branch}:{path} was edited by hand since {current.tag} "
-                "was "
-                f"deployed (commit {current.commit[:8]}); inspect it, then pass --force to "
+                f"was deployed (commit {current.commit[:8]}); inspect it, then pass --force to "
                 "overwrite"
             )
-    wanted = {name: target.blob_id(data) for name, data in change.files.items()}
-    result = dict(
+    result = DeployResult(
         action=action,
         model=info.model,
         version=str(info.version),
         tag=info.tag,
         env=env,
+        commit=None,
         previous_version=current.version if current else None,
         files=sorted(change.files),
+        noop=False,
+        pushed=False,
         dry_run=options.dry_run,
         warnings=change.warnings,
-        attempts=attempt,
+        attempts=snapshot.attempt,
         gates=[g.to_json() for g in change.gates],
     )
-    if (
-        current is not None
-        and current.version == str(info.version)
-        and wanted == on_branch
-        and not change.forced
-    ):
-        return Landing(DeployResult(commit=current.commit, noop=True, pushed=False, **result))
+    wanted = {name: target.blob_id(data) for name, data in change.files.items()}
+    unchanged = current is not None and current.version == str(info.version) and not change.forced
+    if unchanged and wanted == on_branch:
+        assert current is not None
+        return Landing(replace(result, commit=current.commit, noop=True))
     if options.dry_run:
-        return Landing(DeployResult(commit=None, noop=False, pushed=False, **result))
+        return Landing(result)
     message = _message(action, change, env, current)
-    commit = target.build_commit(registry, at.commit, path, change.files, message)
+    commit = target.build_commit(registry, snapshot.at.commit, path, change.files, message)
     if change.restored_from:
         mine, theirs = git.object_ids(
             registry.root, [f"{commit}:{path}", f"{change.restored_from}:{path}"]
@@ -293,11 +279,8 @@ def _attempt(
                 f"the rollback would not restore {path} of {change.restored_from[:8]} exactly "
                 f"(tree {mine} against {theirs}); nothing was committed"
             )
-    return Landing(
-        DeployResult(commit=commit, noop=False, pushed=options.push, **result),
-        commit,
-        message.splitlines()[0],
-    )
+    landed = replace(result, commit=commit, pushed=options.push)
+    return Landing(landed, commit, message.splitlines()[0])
 
 
 def _check_pinned(

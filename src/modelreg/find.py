@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from modelreg import git
+from modelreg.card import entries, section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
 from modelreg.refs import parse_version
@@ -70,9 +71,8 @@ class Facts(NamedTuple):
     quarantined: bool
     deprecated: bool
     signed: bool
-    signer: (
-        str  # who signed the artifact: `key:<sha256 of the public key>` or the Sigstore identity
-    )
+    # who signed the artifact: `key:<sha256 of the public key>` or the Sigstore identity
+    signer: str
     uses: dict[str, str]  # lineage dependency path -> md5
 
     def to_json(self) -> dict[str, Any]:
@@ -295,7 +295,7 @@ def facts(registry: Registry) -> list[Facts]:
         if saved.get("key") == key:
             columns = [saved["columns"][name] for name in COLUMNS]
             return [
-                Facts(*row[:7], frozenset(row[7]), frozenset(row[8]), *row[9:])
+                Facts._make((*row[:7], frozenset(row[7]), frozenset(row[8]), *row[9:]))
                 for row in zip(*columns)
             ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -339,8 +339,8 @@ def _build(registry: Registry) -> list[Facts]:
                 tag=v.tag,
                 author=str(card.get("author") or v.author),
                 date=str(card.get("created") or ""),
-                metrics=card.get("metrics") or {},
-                params=card.get("params") or {},
+                metrics=section(card, "metrics"),
+                params=section(card, "params"),
                 live=frozenset(live.get(key, ())),
                 was_live=frozenset(ever.get(key, ())),
                 quarantined=key in rules.quarantined,
@@ -383,14 +383,14 @@ def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]
 
 
 def _summary(card: dict[str, Any]) -> dict[str, Any]:
-    artifact = card.get("artifact") if isinstance(card.get("artifact"), dict) else {}
-    lineage = card.get("lineage") if isinstance(card.get("lineage"), dict) else {}
-    deps = lineage.get("deps") if isinstance(lineage.get("deps"), list) else []
+    artifact = section(card, "artifact")
+    lineage = section(card, "lineage")
+    deps = entries(lineage, "deps")
     return {
         "author": card.get("author"),
         "created": str(card.get("created") or ""),
-        "metrics": card.get("metrics") if isinstance(card.get("metrics"), dict) else {},
-        "params": card.get("params") if isinstance(card.get("params"), dict) else {},
+        "metrics": section(card, "metrics"),
+        "params": section(card, "params"),
         "signed": bool(artifact.get("signed_by")),
         "signer": ",".join(
             f"{k}:{v}" for k, v in sorted((artifact.get("signed_by") or {}).items())

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from modelreg.card import section
 from modelreg.errors import DeployError, ModelregError
 from modelreg.handle import Registry
 from modelreg.servable import problems, runs_modelreg_server
@@ -74,7 +75,7 @@ def _lineage(resolved: Resolved) -> Gate:
     from modelreg.lineage import problems as lineage_problems
 
     why = lineage_problems(resolved.card)
-    lineage = resolved.card.get("lineage") or {}
+    lineage = section(resolved.card, "lineage")
     return Gate(
         "lineage",
         why is None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg import git, safe_yaml
+from modelreg.card import section
 from modelreg.errors import ModelregError
 
 LOCK = "dvc.lock"
@@ -48,7 +49,7 @@ def read_lineage(
                 "stage": str(name),
                 "lock": str(lock.resolve()),
                 "deps": _entries(stage, "deps"),
-                "params": stage.get("params") if isinstance(stage.get("params"), dict) else {},
+                "params": section(stage, "params"),
                 "outs": outs,
                 "code_commit": _code_commit(folder),
             }

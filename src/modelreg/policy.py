@@ -26,7 +26,7 @@ from modelreg import git, target
 from modelreg.errors import DeployError, ModelregError
 from modelreg.handle import Registry
 from modelreg.refs import check_name
-from modelreg.target import Base, DeployRecord, Landing
+from modelreg.target import Base, DeployRecord, Landing, Snapshot
 from modelreg.versions import VersionInfo, resolve
 
 
@@ -244,7 +244,8 @@ def quarantine(
     info = resolve(registry, ref).info
     action = "unquarantine" if lift else "quarantine"
 
-    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+    def attempt(snapshot: Snapshot) -> Landing[PolicyChange]:
+        at, records = snapshot.at, snapshot.records
         present = derive(records).quarantine_of(info.model, str(info.version)) is not None
         change = PolicyChange(
             action, info.model, str(info.version), None, reason, None, present != lift, False
@@ -296,7 +297,8 @@ def deprecate(
                 raise ModelregError(f"--replacement {replacement}: that is {info.tag} itself")
             terms.append(("Replacement", substitute.tag))
 
-    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+    def attempt(snapshot: Snapshot) -> Landing[PolicyChange]:
+        at, records = snapshot.at, snapshot.records
         present = derive(records).deprecated.get((info.model, str(info.version)))
         same = (
             present is not None
@@ -344,7 +346,8 @@ def release(
         check_name(model)
     reason = reason.strip() or "released by hand"
 
-    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+    def attempt(snapshot: Snapshot) -> Landing[PolicyChange]:
+        at, records = snapshot.at, snapshot.records
         holds = derive(records).holds
         name = model or _only_held(holds, env)
         if (env, name) not in holds:
@@ -371,7 +374,8 @@ def approve(registry: Registry, ref: str, env: str, push: bool = False) -> Polic
     info = resolve(registry, ref).info
     me = git.identity(registry.root)
 
-    def attempt(at: Base, records: list[DeployRecord], number: int) -> Landing:
+    def attempt(snapshot: Snapshot) -> Landing[PolicyChange]:
+        at, records = snapshot.at, snapshot.records
         done = any(
             r.action == "approve"
             and r.env == env

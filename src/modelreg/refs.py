@@ -72,8 +72,7 @@ def parse_version(text: str) -> Version:
             "numbers of at most 9 digits"
         )
     parts = tuple(int(p) for p in match.groups() if p is not None)
-    key = (parts + (0, 0))[:3]
-    return Version(key=key, parts=parts)
+    return _version(parts)
 
 
 def format_tag(model: str, version: Version) -> str:
@@ -94,7 +93,13 @@ def parse_tag(tag: str, default_model: str | None) -> Ref | None:
     if model is None or len(model) > NAME_MAX:
         return None
     parts = tuple(int(n) for n in numbers if n is not None)
-    return Ref(model, Version(key=(parts + (0, 0))[:3], parts=parts))
+    return Ref(model, _version(parts))
+
+
+def _version(parts: tuple[int, ...]) -> Version:
+    """vN sorts as N.0.0 beside semver."""
+    padded = parts + (0, 0)
+    return Version(key=(padded[0], padded[1], padded[2]), parts=parts)
 
 
 def parse_ref(text: str, default_model: str | None) -> Ref:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from modelreg import artifact_signature, faults, git, remote, signing, store, target
-from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs
+from modelreg.card import CARD_FILE, check_finite, dump_card, parse_card, parse_pairs, section
 from modelreg.digest import Progress, check_regular
 from modelreg.errors import ArtifactError, ModelregError, RefError, RenderError
 from modelreg.handle import Registry
@@ -613,8 +613,8 @@ def _card(
             "author": author,
             "message": request.message,
             "parent": str(parent.version) if parent else None,
-            "metrics": {**(extra.get("metrics") or {}), **metrics},
-            "params": {**(extra.get("params") or {}), **params},
+            "metrics": {**section(extra, "metrics"), **metrics},
+            "params": {**section(extra, "params"), **params},
         }
     )
     if inspection is not None:

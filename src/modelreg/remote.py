@@ -21,6 +21,7 @@ from typing import Any
 
 from modelreg import artifact_signature, faults, git, store
 from modelreg.artifact_signature import Trust
+from modelreg.card import section
 from modelreg.digest import (
     CHUNK,
     Hashes,
@@ -189,7 +190,7 @@ def _check_version(
     explicit: bool,
 ) -> Verified:
     pointer, tag = found.pointer, found.info.tag
-    expected_sha = (found.card.get("artifact") or {}).get("sha256")
+    expected_sha = section(found.card, "artifact").get("sha256")
     objects = [(pointer.md5, pointer.path)]
     if not remote.exists(pointer.md5):
         return Verified(
@@ -553,7 +554,7 @@ def pull(
     through a partial path beside it (see `download`): a failure leaves nothing at `dest`."""
     if dest.exists():
         raise ArtifactError(f"{dest} already exists: pull into a new path (-o PATH)")
-    expected_sha = (found.card.get("artifact") or {}).get("sha256")
+    expected_sha = section(found.card, "artifact").get("sha256")
     with version_store(registry, found) as remote:
         sha, total, count = download(
             remote, found.pointer.md5, expected_sha, found.info.tag, dest, progress

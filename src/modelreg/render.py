@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from modelreg import git, safe_yaml, store
-from modelreg.card import dump_card
+from modelreg.card import dump_card, section
 from modelreg.config import Config
 from modelreg.errors import RenderError
 from modelreg.handle import Registry
@@ -84,9 +84,7 @@ def build_context(
             f"{info.tag} has no DVC remote in .dvc/config: the manifests need the artifact's URL "
             "(dvc remote add -d storage URL, committed)"
         )
-    artifact_card = (
-        resolved.card.get("artifact") if isinstance(resolved.card.get("artifact"), dict) else {}
-    )
+    artifact_card = section(resolved.card, "artifact")
     name = f"{info.model}-{env_name}"
     return {
         "model": info.model,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelreg.card import section
 from modelreg.config import Serving
 from modelreg.errors import ModelregError
 from modelreg.store import Pointer
@@ -30,7 +31,7 @@ def problems(card: dict[str, Any], pointer: Pointer) -> list[str]:
         found.append(
             f"{pointer.path} is a folder: the server runs a single TorchScript or .pt2 file"
         )
-    inspection = card.get("inspection") if isinstance(card.get("inspection"), dict) else {}
+    inspection = section(card, "inspection")
     fmt = inspection.get("format")
     if fmt is not None and fmt not in PROGRAMS and not pointer.is_dir:
         found.append(

@@ -15,13 +15,14 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from modelreg import git, policy, target
-from modelreg.card import CARD_FILE, parse_card
+from modelreg.card import CARD_FILE, parse_card, section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
 from modelreg.versions import VersionInfo, scan
@@ -84,7 +85,7 @@ def build_site(registry: Registry, out: Path) -> SiteResult:
         (staging / name).write_text(text, encoding="utf-8")
     for name in STATIC:
         (staging / name).write_text(
-            resources.files("modelreg.templates").joinpath("site", name).read_text()
+            resources.files("modelreg.templates").joinpath("site").joinpath(name).read_text()
         )
     (staging / MARKER).write_text("written by `modelreg site`: the next run replaces this folder\n")
     if out.exists():
@@ -150,7 +151,7 @@ def _against(before: Version, after: Version) -> dict[str, Any]:
     from modelreg.compare import compatibility
 
     verdict = compatibility(before.card, after.card)
-    old, new = before.card.get("metrics") or {}, after.card.get("metrics") or {}
+    old, new = section(before.card, "metrics"), section(after.card, "metrics")
     metrics = {
         k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
     }
@@ -326,7 +327,12 @@ def fingerprint(registry: Registry) -> str:
 
 
 def serve_site(
-    registry: Registry, out: Path, host: str, port: int, interval: float = 2.0, on_build: Any = None
+    registry: Registry,
+    out: Path,
+    host: str,
+    port: int,
+    interval: float = 2.0,
+    on_build: Callable[[SiteResult, str], None] | None = None,
 ) -> None:
     """Serve OUT over HTTP on HOST:PORT and rebuild it whenever the refs change, until
     interrupted."""

@@ -16,9 +16,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 from modelreg import faults, safe_yaml
 from modelreg.digest import Progress, files_of, locked_progress, manifest_digest, md5_sha256_copy
@@ -124,7 +127,7 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def open_repo(root: Path, **settings: Any) -> Iterator[object]:
+def open_repo(root: Path, **settings: Any) -> Iterator[Repo]:
     """An in-process DVC repo with DVC's own logging kept quiet (SETTINGS: DVC's `remote` and
     `remote_config`, merged over its config files)."""
     logging.getLogger("dvc").setLevel(logging.ERROR)
@@ -163,7 +166,8 @@ def set_remote(
 
     with open_repo(root) as repo:
         try:
-            with repo.config.edit("repo") as conf:
+            with repo.config.edit("repo") as edited:
+                conf = cast("dict[str, Any]", edited)
                 conf["remote"][name] = {
                     "url": url,
                     **({"endpointurl": endpoint_url} if endpoint_url else {}),
@@ -262,8 +266,9 @@ def stage(
             prepared,
         )
     rels = files_of(source)
-    for rel in rels if prepared is not None else ():
-        (prepared / rel).parent.mkdir(parents=True, exist_ok=True)
+    if prepared is not None:
+        for rel in rels:
+            (prepared / rel).parent.mkdir(parents=True, exist_ok=True)
     shared = locked_progress(progress)
     with ThreadPoolExecutor(
         max_workers=min(STAGE_WORKERS, len(rels))

@@ -174,7 +174,7 @@ def _summarize(
     latest = latest_valid_of(registry, by_model)
     return {
         model: (
-            _fields(latest[model]) if latest[model] else None,
+            _fields(info) if (info := latest[model]) else None,
             sum(v.valid for v in versions),
             sum(not v.valid for v in versions),
         )

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from modelreg import faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
@@ -63,12 +63,15 @@ MANIFEST_ACTIONS = ("deploy", "promote", "rollback")
 EVENTS_DIR = ".modelreg"  # per model, a plain-text log of the commits that change no manifest
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True)
-class Landing:
+class Landing(Generic[R]):
     """What one attempt decided: a result, and the commit to move the branch to (None: nothing
     to land)."""
 
-    result: Any
+    result: R
     commit: str | None = None
     title: str = ""
 
@@ -84,6 +87,16 @@ class Base:
 
     commit: str | None
     local: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The deploy branch as one attempt saw it: where it stood, its records from there (newest
+    first) and which attempt this is."""
+
+    at: Base
+    records: list[DeployRecord]
+    attempt: int
 
 
 def deploy_path(registry: Registry, env: str, model: str) -> str:
@@ -248,10 +261,12 @@ def land(
     registry: Registry,
     model: str | None,
     push: bool,
-    attempt: Callable[[Base, list[DeployRecord], int], Landing],
-) -> Any:
-    """Read the branch, let ATTEMPT decide from that snapshot, move the branch compare-and-swap
-    (pushing first with `push`), and start over from a fresh read when another process won."""
+    attempt: Callable[[Snapshot], Landing[R]],
+) -> R:
+    """The one compare-and-swap of the deploy branch: read a snapshot, let ATTEMPT decide from it
+    (raising to refuse) and build the commit, move the branch only if it is still where the
+    snapshot saw it (pushing first with `push`), and start over from a fresh read when another
+    process won."""
     checked_out = git.checked_out_at(registry.root, branch_ref(registry))
     if checked_out is not None and not push:
         raise DeployError(
@@ -265,7 +280,7 @@ def land(
             fetch(registry)
         at = base(registry, for_push=push)
         records = read_log(registry, model, start=at.commit) if at.commit else []
-        landing = attempt(at, records, number)
+        landing = attempt(Snapshot(at, records, number))
         if landing.commit is None:
             if push and at.commit and at.local != at.commit:
                 catch_up(registry, at)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from modelreg import git
+from modelreg.card import section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
 from modelreg.versions import Resolved
@@ -50,7 +51,7 @@ def _torch_dtype(torch: Any, name: str) -> Any:
 
 
 def _inputs(torch: Any, card: dict[str, Any], device: str) -> list[Any]:
-    signature = card.get("signature") or {}
+    signature = section(card, "signature")
     specs = signature.get("inputs") or []
     if not specs:
         raise ModelregError(
@@ -142,7 +143,7 @@ def validate(
                 torch.cuda.synchronize()
             timings.append((time.perf_counter() - start) * 1000)
     seen, problems = _check_outputs(
-        torch, outputs, (found.card.get("signature") or {}).get("outputs") or []
+        torch, outputs, section(found.card, "signature").get("outputs") or []
     )
     timings.sort()
     return Validation(

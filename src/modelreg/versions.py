@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg import git
-from modelreg.card import CARD_FILE, parse_card
+from modelreg.card import CARD_FILE, parse_card, section
 from modelreg.errors import RefError
 from modelreg.handle import Registry
 from modelreg.refs import Ref, Version, parse_ref, parse_tag
@@ -217,7 +217,7 @@ def read_version(registry: Registry, info: VersionInfo, versions: list[VersionIn
     card_blob = git.read_file(registry.root, info.commit, f"{where}/{CARD_FILE}")
     card = parse_card(card_blob or b"", f"{info.tag}:{where}/{CARD_FILE}")
     artifact = (
-        (card.get("artifact") or {}).get("path") if isinstance(card.get("artifact"), dict) else None
+        section(card, "artifact").get("path") if isinstance(card.get("artifact"), dict) else None
     )
     pointer_path = f"{where}/{artifact}.dvc" if artifact else None
     blob = git.read_file(registry.root, info.commit, pointer_path) if pointer_path else None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from modelreg.card import section
 from modelreg.cli.output import (
     byte_progress,
     emit_json,
@@ -597,7 +598,7 @@ def lineage(repo: str, ref: str, as_json: bool) -> None:
         f"{made.get('code_commit') or '-'}"
     )
     table(["input", "md5"], [[d.get("path"), d.get("md5")] for d in made.get("deps", [])])
-    for file, values in (made.get("params") or {}).items():
+    for file, values in section(made, "params").items():
         click.echo(f"params {file}: " + ", ".join(f"{k}={v}" for k, v in (values or {}).items()))
     table(["output", "md5"], [[o.get("path"), o.get("md5")] for o in made.get("outs", [])])
 

@@ -79,12 +79,12 @@ def ui(repo: str, port: int, output: Path | None) -> None:
     """
     from modelreg import git
     from modelreg.handle import open_registry
-    from modelreg.sitegen import serve_site
+    from modelreg.sitegen import SiteResult, serve_site
 
     registry = open_registry(repo)
     folder = output or git.cache_file(registry.root, "site")
 
-    def built(result: object, url: str) -> None:
+    def built(result: SiteResult, url: str) -> None:
         note(f"{url}  ({result.pages} pages in {result.seconds:.2f} s; Ctrl-C stops)")
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelreg.card import section
 from modelreg.errors import ModelregError
 
 DATATYPES = {
@@ -36,7 +37,7 @@ class TensorSpec:
 def signature_specs(card: dict[str, Any], key: str) -> list[TensorSpec]:
     """The card's `signature.inputs` (or `.outputs`) as OIP tensor specs; a clear error when
     missing."""
-    signature = card.get("signature") if isinstance(card.get("signature"), dict) else {}
+    signature = section(card, "signature")
     entries = signature.get(key) or []
     if key == "inputs" and not entries:
         raise ModelregError(

@@ -17,6 +17,7 @@ from typing import Any
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
+from modelreg.card import section
 from modelreg.digest import sha256_of
 from modelreg.errors import ArtifactError
 from modelreg.serving.codec import (
@@ -57,7 +58,7 @@ class TorchModel(Model):
         self, card: dict[str, Any], path: Path, device: str = "cpu", verified: bool = False
     ) -> None:
         super().__init__(str(card["name"]))
-        artifact = card.get("artifact") if isinstance(card.get("artifact"), dict) else {}
+        artifact = section(card, "artifact")
         self.version = str(card.get("version", ""))
         self.sha256 = str(artifact.get("sha256", ""))
         self.path = path

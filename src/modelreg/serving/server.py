@@ -364,7 +364,10 @@ def build_app(
         lambda request, exc: _error(400, f"the body is not an inference request: {_first(exc)}"),
     )
     app.add_exception_handler(
-        ModelFailure, lambda request, exc: _error(500, str(exc), {"x-request-id": exc.request_id})
+        ModelFailure,
+        lambda request, exc: _error(
+            500, str(exc), {"x-request-id": getattr(exc, "request_id", "")}
+        ),
     )
     app.add_middleware(
         Guard,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg import target
-from modelreg.card import parse_card
+from modelreg.card import parse_card, section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
 from modelreg.refs import check_name
@@ -49,7 +49,7 @@ def pod_card(path: Path | None) -> dict[str, Any]:
         raise ModelregError(
             f"--model-dir needs the model card: --card FILE, or the {CARD_VARIABLE} variable"
         )
-    artifact = card.get("artifact") if isinstance(card.get("artifact"), dict) else {}
+    artifact = section(card, "artifact")
     if (
         not card.get("name")
         or not card.get("version")
