@@ -18,7 +18,7 @@ import pytest
 from helpers import Env, git, modelreg
 from modelreg.deploy import deploy
 from modelreg.errors import DeployError
-from modelreg.policy import deprecate
+from modelreg.marks import deprecate
 from test_serving import register_model, start_server
 
 FUTURE = (datetime.date.today() + datetime.timedelta(days=90)).isoformat()

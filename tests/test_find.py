@@ -14,7 +14,7 @@ from helpers import Env, modelreg
 from modelreg.deploy import deploy
 from modelreg.errors import ModelregError
 from modelreg.find import find, parse
-from modelreg.policy import deprecate, quarantine
+from modelreg.marks import deprecate, quarantine
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from modelreg.cli.main import cli
 from modelreg.deploy import DeployOptions, deploy, rollback
 from modelreg.errors import ModelregError
 from modelreg.history import history, live_at, parse_time
-from modelreg.policy import quarantine, release
+from modelreg.marks import quarantine, release
 from modelreg.status import status
 from modelreg.summaries import list_models
 from modelreg.target import read_log

@@ -17,7 +17,7 @@ import pytest
 from helpers import Env, git, snapshot
 from modelreg.deploy import deploy, rollback
 from modelreg.errors import ModelregError
-from modelreg.policy import PolicyChange
+from modelreg.marks import PolicyChange
 from modelreg.signing import verify
 from modelreg.versions import resolve
 
@@ -173,7 +173,7 @@ def test_a_gpg_signed_tag_from_an_allowed_fingerprint(
 def test_approvals_by_distinct_allowed_signers_other_than_the_author(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelreg.policy import approve
+    from modelreg.marks import approve
 
     keys = {name: ssh_key(tmp_path, name) for name in ("alice", "bob", "author")}
     signers = "".join(

@@ -19,7 +19,7 @@ import yaml
 
 from helpers import MODELREG, Env, free_port, git, modelreg
 from modelreg.deploy import deploy, rollback
-from modelreg.policy import quarantine
+from modelreg.marks import quarantine
 from modelreg.register import RegisterRequest, register
 from modelreg.sitegen import build_site
 

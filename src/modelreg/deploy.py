@@ -19,6 +19,7 @@ from modelreg.handle import Registry
 from modelreg.refs import check_name, parse_version
 from modelreg.render import Rendered, render
 from modelreg.target import DeployRecord, Landing, Snapshot
+from modelreg.trailers import message as trailers_message
 from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
 
@@ -374,4 +375,4 @@ def _message(action: str, change: Change, env: str, current: DeployRecord | None
         trailers.append(("Forced", "true"))
     if change.signer:
         trailers.append(("Signer", change.signer))
-    return title + "\n\n" + "\n".join(f"Modelreg-{k}: {v}" for k, v in trailers) + "\n"
+    return trailers_message(title, trailers)

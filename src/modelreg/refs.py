@@ -17,7 +17,6 @@ NAME_MAX = 53
 # each number has at most 9 digits: versions go into Kubernetes labels (63 characters at most)
 VERSION_RE = re.compile(r"v(0|[1-9][0-9]{0,8})(?:\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8}))?")
 SCHEMES = ("integer", "semver")
-BUMPS = ("major", "minor", "patch")
 
 
 @dataclass(frozen=True, order=True)

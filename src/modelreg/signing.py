@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from modelreg import git
-from modelreg.errors import DeployError, ModelregError
+from modelreg.errors import ModelregError
 from modelreg.handle import Registry
 from modelreg.versions import VersionInfo
 
 ALLOWED_SSH = ".modelreg/allowed_signers"
 ALLOWED_GPG = ".modelreg/allowed_gpg"
-SIGNING_CONFIG = re.compile(r"^(user|gpg|tag)\.")
 
 
 def sign_tag_object(root: Path, name: str, commit: str, message: str) -> str:
@@ -174,14 +173,3 @@ def approvals(
         elif signer not in counted:
             counted.append(signer)
     return sorted(counted), ignored
-
-
-def require_signed(registry: Registry, env: str, info: VersionInfo) -> str | None:
-    """The signer when ENV requires signed versions (else None); a DeployError naming who
-    signed, or that nobody did."""
-    if not registry.config.env(env).require_signed:
-        return None
-    found = verify(registry, info)
-    if found.signer is None:
-        raise DeployError(f"{env} requires a signed version and {info.tag} is not: {found.detail}")
-    return found.signer

@@ -23,8 +23,7 @@ from typing import Any, Generic, TypeVar
 from modelreg import faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
 from modelreg.handle import Registry
-
-TRAILER_RE = re.compile(r"^Modelreg-([A-Za-z-]+):\s*(.*)$", re.MULTILINE)
+from modelreg.trailers import parse as trailers_of
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
         commit, stamp, author, parents, trailers = chunk.split("\x1f")
         if merges is not None and " " in parents.strip():
             merges.append(commit)
-        fields = dict(TRAILER_RE.findall(trailers))
+        fields = trailers_of(trailers)
         if "Action" not in fields or "Model" not in fields or (model and fields["Model"] != model):
             continue
         records.append(

@@ -13,7 +13,7 @@ from modelreg.cli.output import emit_json, handle_errors, note, short, table, wh
 if TYPE_CHECKING:
     from modelreg.deploy import DeployOptions, DeployResult
     from modelreg.handle import Registry
-    from modelreg.policy import PolicyChange
+    from modelreg.marks import PolicyChange
 
 push_option = click.option(
     "--push", is_flag=True, help="Push the deploy branch to its remote afterwards."
@@ -371,7 +371,7 @@ def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> N
     Example: modelreg quarantine churn@v3 --reason "drift on March traffic" --push
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import quarantine as run_quarantine
+    from modelreg.marks import quarantine as run_quarantine
 
     _print_policy(
         run_quarantine(open_registry(repo, refresh=push), ref, reason, push=push), as_json
@@ -391,7 +391,7 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
     Example: modelreg unquarantine churn@v3 --reason "false alarm: the drift was a logging bug"
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import quarantine as run_quarantine
+    from modelreg.marks import quarantine as run_quarantine
 
     _print_policy(
         run_quarantine(open_registry(repo, refresh=push), ref, reason, lift=True, push=push),
@@ -435,7 +435,7 @@ def deprecate(
     "retrained on 2026 data"
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import deprecate as run_deprecate
+    from modelreg.marks import deprecate as run_deprecate
 
     _print_policy(
         run_deprecate(
@@ -458,7 +458,7 @@ def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> 
     Example: modelreg undeprecate churn@v2 --reason "v4 is not ready for the EU callers"
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import deprecate as run_deprecate
+    from modelreg.marks import deprecate as run_deprecate
 
     _print_policy(
         run_deprecate(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json
@@ -479,7 +479,7 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
     Example: modelreg release prod --model churn
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import release as run_release
+    from modelreg.marks import release as run_release
 
     _print_policy(
         run_release(open_registry(repo, refresh=push), env, model, reason, push=push), as_json
@@ -502,7 +502,7 @@ def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:
     Example: modelreg approve churn@v3 --env prod --push
     """
     from modelreg.handle import open_registry
-    from modelreg.policy import approve as run_approve
+    from modelreg.marks import approve as run_approve
 
     _print_policy(run_approve(open_registry(repo, refresh=push), ref, env, push=push), as_json)
 

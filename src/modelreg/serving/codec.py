@@ -107,7 +107,6 @@ def check_outputs(specs: list[TensorSpec], requested: list[str]) -> list[str]:
 
 
 INTEGERS = {"UINT8", "INT8", "INT16", "INT32", "INT64"}
-FLOATS = {"FP16", "BF16", "FP32", "FP64"}
 
 
 def check_values(name: str, datatype: str, data: Any) -> str | None:

@@ -1,8 +1,9 @@
 """The connection side of `modelreg serve`: what a pod behind a Service needs from its HTTP server.
 
-- A client gets HEADER_TIMEOUT seconds to send a request's headers (on a new connection, and from
-  the first byte of each next request on a kept-alive one): a slowloris client is answered 408 and
-  closed instead of holding a connection for ever. uvicorn times out idle keep-alives only.
+- A client gets `Limits.header_timeout` seconds to send a request's headers (on a new connection,
+  and from the first byte of each next request on a kept-alive one): a slowloris client is
+  answered 408 and closed instead of holding a connection for ever. uvicorn times out idle
+  keep-alives only.
 - On SIGTERM (what the kubelet sends before it kills a pod) the server fails readiness at once and
   keeps serving for `drain_seconds`, the time endpoints take to stop sending it traffic; then it
   stops accepting, finishes what it accepted, and exits. SIGINT (Ctrl-C) skips the drain.
@@ -20,8 +21,6 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-HEADER_TIMEOUT = 10.0
 
 
 def timed_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
