@@ -183,3 +183,44 @@ def test_register_inspects_unless_told_not_to(env: Env) -> None:
         == 0
     )
     assert "inspection" not in json.loads(run(env, "show", "churn@v2", "--json").stdout)["card"]
+
+
+def test_every_command_is_in_the_lazy_table_and_loads_alone() -> None:
+    """main.COMMANDS names every click command the cli modules define, each loads, and running one
+    imports its own module only (the lazy group)."""
+    import importlib
+
+    import click
+
+    from modelreg.cli.main import COMMANDS
+
+    modules = {module for module, _ in COMMANDS.values()}
+    defined = {
+        (module, name)
+        for module in modules
+        for name, value in vars(importlib.import_module(f"modelreg.cli.{module}")).items()
+        if isinstance(value, click.Command)
+        and getattr(value.callback, "__module__", "") == f"modelreg.cli.{module}"
+    }
+    nested = {  # subcommands of a group (remote add) are its own business
+        (module, name)
+        for module, name in defined
+        for group in vars(importlib.import_module(f"modelreg.cli.{module}")).values()
+        if isinstance(group, click.Group)
+        and getattr(importlib.import_module(f"modelreg.cli.{module}"), name)
+        in group.commands.values()
+    }
+    assert defined - nested == set(COMMANDS.values())
+    probe = (
+        "import sys\n"
+        "from modelreg.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(['deploy', '--help'], prog_name='modelreg')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('modelreg.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == str(
+        ["modelreg.cli.deploy_commands", "modelreg.cli.main", "modelreg.cli.output"]
+    )

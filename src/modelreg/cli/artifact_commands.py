@@ -260,6 +260,3 @@ def gc(repo: str, keep_last: int, window: str, dry_run: bool, as_json: bool) -> 
         + (f"; {result.shared} object(s) kept, shared with kept versions" if result.shared else "")
         + "."
     )
-
-
-COMMANDS = [remote, pull, verify, validate, gc]

@@ -535,19 +535,3 @@ def _print_policy(change: PolicyChange, as_json: bool) -> None:
         f"{what} (commit {short(change.commit)})."
         + (" Pushed the deploy branch." if change.pushed else "")
     )
-
-
-COMMANDS = [
-    render,
-    deploy,
-    promote,
-    rollback,
-    status,
-    ci,
-    quarantine,
-    unquarantine,
-    deprecate,
-    undeprecate,
-    release,
-    approve,
-]

@@ -1,22 +1,60 @@
-"""The `modelreg` command: a click group; each command parses, calls the library and prints."""
+"""The `modelreg` command: a click group; each command parses, calls the library and prints.
+
+Commands are loaded when they run (click's lazy-group pattern): `modelreg deploy` imports the
+deploy commands and what they call, nothing else. `modelreg --help` lists them all, so it loads
+the command modules (not the library behind them).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from modelreg.cli import (
-    artifact_commands,
-    deploy_commands,
-    registry_commands,
-    serve_commands,
-    site_commands,
+# command name -> the module (under modelreg.cli) and the attribute that define it
+COMMANDS = {
+    **{
+        name: ("registry_commands", name)
+        for name in ("init", "register", "show", "history", "diff", "find", "lineage")
+    },
+    "list": ("registry_commands", "list_"),
+    **{
+        name: ("deploy_commands", name)
+        for name in (
+            "render", "deploy", "promote", "rollback", "status", "ci", "quarantine",
+            "unquarantine", "deprecate", "undeprecate", "release", "approve",
+        )
+    },
+    **{
+        name: ("artifact_commands", name)
+        for name in ("remote", "pull", "verify", "validate", "gc")
+    },
+    **{name: ("serve_commands", name) for name in ("serve", "fetch")},
+    **{name: ("site_commands", name) for name in ("site", "ui")},
+}  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"modelreg.cli.{module}"), attribute)
+        assert isinstance(command, click.Command), (cmd_name, command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="modelreg")
 @click.option(
     "-C",
@@ -36,17 +74,6 @@ def cli(ctx: click.Context, repo: str) -> None:
     deployed.
     """
     ctx.obj = repo
-
-
-for module in (
-    registry_commands,
-    deploy_commands,
-    artifact_commands,
-    serve_commands,
-    site_commands,
-):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main() -> None:

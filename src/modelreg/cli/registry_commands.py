@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelreg.card import section
 from modelreg.cli.output import (
     byte_progress,
     emit_json,
@@ -582,6 +581,7 @@ def lineage(repo: str, ref: str, as_json: bool) -> None:
 
     Example: modelreg lineage churn@v3
     """
+    from modelreg.card import section
     from modelreg.handle import open_registry
     from modelreg.versions import resolve
 
@@ -656,6 +656,3 @@ def find(repo: str, expression: str, as_json: bool) -> None:
 
 def _cell(value: object) -> str:
     return "-" if value is None else str(value)
-
-
-COMMANDS = [init, register, list_, show, history, diff, find, lineage]

@@ -404,6 +404,3 @@ def _hex(value: str, length: int, param: click.Parameter, suffix: str = "") -> s
             param=param,
         )
     return value
-
-
-COMMANDS = [serve, fetch]

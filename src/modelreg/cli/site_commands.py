@@ -89,6 +89,3 @@ def ui(repo: str, port: int, output: Path | None) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         serve_site(registry, folder, "127.0.0.1", port, on_build=built)
-
-
-COMMANDS = [site, ui]
