@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-
-from click.testing import Result
+from typing import Any
 
 from helpers import Env, git, modelreg, signature_card, write_artifact
 
@@ -21,7 +20,7 @@ def listed(env: Env) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def cold(env: Env, *args: str) -> Result:
+def cold(env: Env, *args: str) -> Any:
     """The same command with no cache at all (and the caches then rebuilt)."""
     shutil.rmtree(env.root / ".git" / "modelreg", ignore_errors=True)
     result = modelreg(env.root, *args)
@@ -153,3 +152,51 @@ def test_the_deploy_log_cache_follows_the_branch_forward_and_back(env: Env) -> N
     back = json.loads(modelreg(env.root, "status", "--no-render", "--json").stdout)
     assert {(s["env"], s["version"]) for s in back} == {("staging", "v1"), ("prod", "v1")}
     assert back == cold(env, "status", "--no-render", "--json")
+
+
+def test_one_models_log_is_what_a_path_limited_git_log_says(env: Env) -> None:
+    """`read_log(MODEL)` comes from a per-model cache file (filtered by the Modelreg-Model trailer),
+    not from a `git log -- PATHS` that walks every deploy commit. Oracle: that path-limited log,
+    after every kind of commit (deploy, promote, rollback, quarantine, release) of two
+    models, warm and cold, and after the branch moved back."""
+    from modelreg import target
+    from modelreg.handle import open_registry
+
+    def oracle(model: str) -> list[target.DeployRecord]:
+        registry = open_registry(env.root)
+        paths = [target.deploy_path(registry, e, model) for e in registry.config.environments]
+        tip = target.tip(registry)
+        assert tip is not None
+        log = target._git_log(registry, tip, [*paths, target.events_path(model)])
+        return target._parse_log(log, model)
+
+    def check() -> None:
+        for model in ("churn", "fraud"):
+            warm = target.read_log(open_registry(env.root), model)
+            assert warm == oracle(model), model
+        shutil.rmtree(env.root / ".git" / "modelreg", ignore_errors=True)
+        for model in ("churn", "fraud"):
+            assert target.read_log(open_registry(env.root), model) == oracle(model), model
+
+    for name, seed in (("churn", 1), ("churn", 2), ("fraud", 3), ("fraud", 4)):
+        register(env, name, seed)
+    steps = [
+        ["deploy", "churn@v1", "--env", "staging"],
+        ["deploy", "fraud@v1", "--env", "staging"],
+        ["promote", "churn@v1", "--to", "prod"],
+        ["deploy", "churn@v2", "--env", "staging"],
+        ["quarantine", "fraud@v2", "--reason", "bad"],
+        ["rollback", "--env", "staging", "--model", "churn"],
+        ["release", "staging", "--model", "churn", "--reason", "checked"],
+        ["unquarantine", "fraud@v2", "--reason", "fine"],
+        ["deploy", "fraud@v2", "--env", "staging"],
+    ]
+    for step in steps:
+        result = modelreg(env.root, *step)
+        assert result.returncode == 0, (step, result.stderr)
+        for model in ("churn", "fraud"):  # warm, read forward from the last call's cache
+            assert target.read_log(open_registry(env.root), model) == oracle(model), (step, model)
+    assert (env.root / ".git" / "modelreg" / "deploy-logs" / "churn").is_file()
+    check()
+    git(env.root, "branch", "-f", "deploy", "deploy~3")  # moved back: below the cached start
+    check()

@@ -382,7 +382,7 @@ def save_cache(path: Path, text: str) -> None:
     repository that cannot be written to is only slower."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, "utf-8", "surrogateescape")
         os.replace(tmp, path)
     except OSError:

@@ -144,28 +144,27 @@ def read_log(
     start: str | None = None,
     events_only: bool = False,
 ) -> list[DeployRecord]:
-    """Every modelreg commit on the deploy branch from START (default: its tip), only those touching
-    MODEL's folders when given (only quarantines and releases with `events_only`), newest first, in
-    one `git log`. The whole log (no MODEL) is kept in `<git dir>/modelreg/deploy-log` by the commit
-    it starts from: the history below a commit never changes, so a later call reads from git only
-    the commits added since (`git log CACHED..START`), and all of it again when the branch was
-    reset."""
+    """Every modelreg commit on the deploy branch from START (default: its tip), newest first: only
+    MODEL's when given (its `Modelreg-Model` trailer), only the event commits (quarantines,
+    deprecations, releases, approvals: `.modelreg/`) with `events_only`.
+
+    The whole log is kept in `<git dir>/modelreg/deploy-log`, and each model's in
+    `deploy-logs/<model>`, by the commit they start from: the history below a commit never changes,
+    so a later call reads from git only the commits added since (`git log CACHED..START`), and all
+    of it again when the branch was reset. One model's records then cost its own file, however many
+    deploy commits the other models have."""
     start = start or tip(registry)
     if start is None:
         return []
     if events_only:
         paths = [events_path(model) if model else EVENTS_DIR]
-    elif model:
-        paths = [deploy_path(registry, env, model) for env in registry.config.environments] + [
-            events_path(model)
-        ]
-    else:
-        return _whole_log(registry, start)
-    return _parse_log(_git_log(registry, start, paths), model)
+        return _parse_log(_git_log(registry, start, paths), model)
+    return _cached_log(registry, start, model)
 
 
 LOG_FORMAT = "--format=%H%x1f%ct%x1f%an <%ae>%x1f%P%x1f%(trailers:only,unfold)%x1e"
 LOG_CACHE = "deploy-log"
+MODEL_LOGS = "deploy-logs"  # one file per model
 
 
 def _git_log(registry: Registry, revisions: str, paths: list[str]) -> str:
@@ -210,8 +209,10 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
     return records
 
 
-def _whole_log(registry: Registry, start: str) -> list[DeployRecord]:
-    path = git.cache_file(registry.root, LOG_CACHE)
+def _cached_log(registry: Registry, start: str, model: str | None) -> list[DeployRecord]:
+    """The log from START (one MODEL's, or all), from its cache file and the commits added since."""
+    name = LOG_CACHE if model is None else f"{MODEL_LOGS}/{model}"
+    path = git.cache_file(registry.root, name)
     cached_start, cached = _load_log(path)
     if cached_start == start and cached is not None:
         return cached
@@ -221,12 +222,15 @@ def _whole_log(registry: Registry, start: str) -> list[DeployRecord]:
         and git.git_ok("merge-base", "--is-ancestor", cached_start, start, cwd=registry.root)
     ):
         merges: list[str] = []
-        added = _parse_log(_git_log(registry, f"{cached_start}..{start}", []), None, merges)
+        added = _parse_log(_git_log(registry, f"{cached_start}..{start}", []), model, merges)
         if not merges:  # a linear extension: the new commits, then what was below
             records = added + cached
             _save_log(path, start, records)
             return records
-    records = _parse_log(_git_log(registry, start, []), None)
+    if model is None:
+        records = _parse_log(_git_log(registry, start, []), None)
+    else:  # a model's first call (or a reset branch): filtered from the whole log
+        records = [r for r in _cached_log(registry, start, None) if r.model == model]
     _save_log(path, start, records)
     return records
 
