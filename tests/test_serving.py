@@ -316,7 +316,7 @@ def test_weights_alone_cannot_be_served(env: Env) -> None:
     )
     assert result.returncode == 1
     assert (
-        "serving needs a program, not weights" in result.stderr and "Traceback" not in result.stderr
+        "need a program, not weights" in result.stderr and "Traceback" not in result.stderr
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
-from modelreg.refs import check_name, parse_version
+from modelreg.refs import check_name, parse_version, qualify
 from modelreg.render import Rendered, render
 from modelreg.target import DeployRecord, Landing, Snapshot
 from modelreg.trailers import message as trailers_message
@@ -134,11 +134,7 @@ def rollback(
             registry
         )  # which models run in ENV is read from the remote's branch; land() fetches again
     model = model or _pick_model(registry, env)
-    wanted = (
-        None
-        if version is None
-        else resolve(registry, version if "@" in version else f"{model}@{version}")
-    )
+    wanted = None if version is None else resolve(registry, qualify(version, model))
     checked_artifacts: dict[str, list[str]] = {}  # by tag
     gate_cache: dict[tuple[str, ...], gates.Gate] = {}
 

@@ -53,6 +53,19 @@ def run_git_bytes(
     return proc.stdout
 
 
+def run_git_result(
+    *args: str, cwd: Path | str = ".", timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run git and return the whole outcome (exit status, stdout, stderr) for the caller to read:
+    for commands whose failure is an answer (`verify-tag` of an unsigned tag)."""
+    try:
+        return subprocess.run(
+            ("git",) + args, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
+    except FileNotFoundError:
+        raise ModelregError("git is not installed (or not on PATH)") from None
+
+
 def git_ok(*args: str, cwd: Path | str = ".") -> bool:
     """True when the git command exits 0 (for yes/no questions)."""
     return (

@@ -101,6 +101,20 @@ def _version(parts: tuple[int, ...]) -> Version:
     return Version(key=(padded[0], padded[1], padded[2]), parts=parts)
 
 
+def tag_group(tag: str, default_model: str | None) -> str | None:
+    """The model a tag's name claims, its version unchecked: the part before `@`, or DEFAULT_MODEL
+    for a bare `v...` tag; None for a tag of no model (`release-1`)."""
+    model, at, _ = tag.partition("@")
+    if at:
+        return model
+    return default_model if default_model is not None and tag.startswith("v") else None
+
+
+def qualify(ref: str, model: str) -> str:
+    """REF as `MODEL@VERSION`: a bare version (`v3`) is taken as MODEL's."""
+    return ref if "@" in ref else format_tag(model, parse_version(ref))
+
+
 def parse_ref(text: str, default_model: str | None) -> Ref:
     """Parse what a user typed: `NAME@VERSION`, `NAME` (latest) or a bare `VERSION`."""
     if "@" in text:

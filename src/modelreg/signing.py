@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +124,13 @@ def _signer(
     with tempfile.NamedTemporaryFile("wb", prefix="modelreg-signers-", delete=False) as handle:
         handle.write(ssh_signers)
     try:
-        proc = subprocess.run(
-            ["git", "-c", f"gpg.ssh.allowedSignersFile={handle.name}", command, "--raw", obj],
+        proc = git.run_git_result(
+            "-c",
+            f"gpg.ssh.allowedSignersFile={handle.name}",
+            command,
+            "--raw",
+            obj,
             cwd=registry.root,
-            capture_output=True,
-            text=True,
             timeout=60,
         )
     finally:

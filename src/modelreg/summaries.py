@@ -20,7 +20,7 @@ from typing import Any
 from modelreg import git
 from modelreg.handle import Registry
 from modelreg.policy import deprecations, quarantines
-from modelreg.refs import parse_version
+from modelreg.refs import parse_version, tag_group
 from modelreg.target import moved, read_log
 from modelreg.versions import VersionInfo, latest_valid_of, scan
 
@@ -41,13 +41,9 @@ def summaries(registry: Registry, compute: Compute) -> dict[str, Summary]:
     groups: dict[str, list[str]] = {}
     default = registry.config.default_model
     for line in out.splitlines():
-        name = line.partition("\0")[0]
-        model, at, _ = name.partition("@")
-        if not at:
-            if default is None or not name.startswith("v"):
-                continue
-            model = default
-        groups.setdefault(model, []).append(line)
+        model = tag_group(line.partition("\0")[0], default)
+        if model is not None:
+            groups.setdefault(model, []).append(line)
     digests = {
         model: hashlib.sha1(
             (salt + "\n".join(lines)).encode("utf-8", "surrogateescape")

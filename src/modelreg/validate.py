@@ -100,20 +100,6 @@ def _check_outputs(
     return seen, problems
 
 
-def _load(torch: Any, path: Path, device: str) -> Any:
-    from modelreg.formats import detect_format
-
-    fmt = detect_format(path)
-    if fmt == "torchscript":
-        return torch.jit.load(str(path), map_location=device)
-    if fmt == "export":
-        return torch.export.load(str(path)).module().to(device)
-    raise ModelregError(
-        f"{path.name} is a {fmt} artifact: validate runs TorchScript or torch.export (.pt2) "
-        "programs"
-    )
-
-
 def validate(
     registry: Registry, found: Resolved, device: str = "cpu", runs: int = 20
 ) -> Validation:
@@ -122,6 +108,7 @@ def validate(
     import torch
 
     from modelreg.remote import pull
+    from modelreg.serving.loader import load_program
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelregError("--device cuda: no CUDA device is available here")
@@ -131,7 +118,7 @@ def validate(
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(pull(registry, found, Path(tmp) / found.pointer.path).path)
-        model = _load(torch, path, device)
+        model = load_program(path, device)
     inputs = _inputs(torch, found.card, device)
     timings = []
     with torch.inference_mode():

@@ -1,7 +1,6 @@
-"""Load a runnable artifact: TorchScript or a torch.export program (.pt2). Weights alone (a
-state_dict,
-safetensors) cannot be served: there is no code to run them, and unpickling one is never an
-option."""
+"""Load a runnable artifact: TorchScript or a torch.export program (.pt2), the one loader of
+`modelreg serve` and `modelreg validate`. Weights alone (a state_dict, safetensors) cannot be
+run: there is no code to run them, and unpickling one is never an option."""
 
 from __future__ import annotations
 
@@ -18,16 +17,14 @@ def load_program(path: Path, device: str = "cpu") -> Any:
     from modelreg.formats import detect_format
 
     if path.is_dir():
-        raise ModelregError(
-            f"{path.name} is a folder: serving runs a single TorchScript or .pt2 file"
-        )
+        raise ModelregError(f"{path.name} is a folder: a single TorchScript or .pt2 file runs")
     fmt = detect_format(path)
     if fmt == "torchscript":
         return torch.jit.load(str(path), map_location=device)
     if fmt == "export":
         return torch.export.load(str(path)).module().to(device)
     raise ModelregError(
-        f"{path.name} is a {fmt} artifact: serving needs a program, not weights; export one "
-        "with torch.jit.script(model).save('model.pt') or torch.export.save(..., 'model.pt2') "
-        "and register that"
+        f"{path.name} is a {fmt} artifact: serving and validate need a program, not weights; "
+        "export one with torch.jit.script(model).save('model.pt') or "
+        "torch.export.save(..., 'model.pt2') and register that"
     )

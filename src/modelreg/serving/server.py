@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from modelreg.refs import parse_tag
 from modelreg.serving.runtime import ModelFailure, TorchModel
 
 MAX_BODY = 8 * 1024 * 1024
@@ -120,8 +121,9 @@ class Deprecated:
             (b"deprecation", f"@{since}".encode()),
             (b"sunset", formatdate(sunset, usegmt=True).encode()),
         ]
-        name, _, version = self.replacement.partition("@")
-        if name == model and version:
+        successor = parse_tag(self.replacement, None)
+        if successor is not None and successor.model == model:
+            version = successor.version
             found.append(
                 (
                     b"link",
