@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modelreg.config import default_config_text, parse_config
@@ -50,3 +52,19 @@ def test_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("default_model", [None, "churn"])
+def test_one_set_of_defaults_what_init_writes_is_what_no_file_means(
+    tmp_path: Path, default_model: str | None
+) -> None:
+    """The modelreg.yaml `init` writes spells out every default: reading it gives the same
+    settings as a registry with no modelreg.yaml at all (or one naming only the default model)."""
+    from modelreg.init import init
+
+    init(tmp_path, default_model=default_model)
+    written = (tmp_path / "modelreg.yaml").read_text()
+    assert written == default_config_text(default_model)
+    bare = parse_config(f"default_model: {default_model}\n" if default_model else "")
+    assert parse_config(written) == bare
+    assert bare.environments["prod"].max_replicas == 6  # the figure init has always written

@@ -315,9 +315,7 @@ def test_weights_alone_cannot_be_served(env: Env) -> None:
         timeout=120,
     )
     assert result.returncode == 1
-    assert (
-        "need a program, not weights" in result.stderr and "Traceback" not in result.stderr
-    )
+    assert "need a program, not weights" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_the_pod_side_refuses_bytes_that_do_not_match_the_card(env: Env, tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ An unknown key or a wrong type is one error that names the key, e.g.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from modelreg import safe_yaml
@@ -116,7 +118,7 @@ class Config:
         return self.environments[name]
 
 
-DEFAULT_ENVIRONMENTS = {"staging": {}, "prod": {"requires": "staging", "replicas": 2}}
+DEFAULT_FILE = "default-config.yaml"  # in modelreg.templates
 MAX_INT = 1_000_000
 INTERNAL = {"name", "source"}  # fields modelreg fills in, never keys of the file
 TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping"}
@@ -165,7 +167,7 @@ def parse_config(text: str | bytes, source: str = CONFIG_FILE) -> Config:
         raise ConfigError("modelreg.yaml: expected a mapping of settings at the top level")
     envs_raw = data.pop("environments", None)
     envs_raw = (
-        DEFAULT_ENVIRONMENTS
+        default_environments()
         if envs_raw is None
         else _check_type(envs_raw, dict, "environments", False)
     )
@@ -320,38 +322,22 @@ def duration_seconds(text: str, where: str) -> int:
 
 
 def default_config_text(default_model: str | None) -> str:
-    """The modelreg.yaml that `init` writes: every key, with its default."""
+    """The modelreg.yaml that `init` writes (templates/default-config.yaml): every key, with the
+    value a registry without the file gets (tests/test_config.py holds the two equal)."""
     model_line = (
         f"default_model: {default_model}\n"
         if default_model
         else "# default_model: churn   # plain `v3` tags then mean churn@v3\n"
     )
-    return f"""\
-# modelreg registry settings. Reference: see the modelreg README.
-models_dir: models
-{model_line}versions: integer          # integer (v1, v2, ...) or semver (v1.2.3: GTO, DVC Studio)
-kubernetes_version: "1.30"  # manifests are checked against this version's OpenAPI schema
+    return _default_text().replace("@@DEFAULT_MODEL@@\n", model_line)
 
-environments:               # in promotion order; the first receives tag pushes
-  staging:
-    replicas: 1
-  prod:
-    requires: staging       # a version must have been live in staging first
-    replicas: 2
-    max_replicas: 6
-    # schema: compatible      # refuse a signature that breaks the live one's callers
-    # network_policy: true    # ingress: server port; egress: DNS, storage_port (443)
 
-deploy:
-  branch: deploy            # the branch Argo CD / Flux syncs
-  remote: origin
-  path: "{{env}}/{{model}}"
+@functools.cache
+def _default_text() -> str:
+    return resources.files("modelreg.templates").joinpath(DEFAULT_FILE).read_text()
 
-serving:
-  kind: deployment          # deployment, or kserve for a KServe InferenceService
-  # image: ghcr.io/modelreg/modelreg:<version>   # default: modelreg's server image (`make image`)
-  port: 8080
 
-site:
-  publish: false            # true: the workflow publishes `modelreg site` to GitHub Pages
-"""
+def default_environments() -> dict[str, Any]:
+    """The environments of a registry whose modelreg.yaml names none: those `init` writes."""
+    data = safe_yaml.load(_default_text().replace("@@DEFAULT_MODEL@@\n", ""), DEFAULT_FILE)
+    return dict(data["environments"])
