@@ -17,9 +17,6 @@ max_workers  # KServe's GRPCServer.start signature (serving/server.py)
 _.should_exit  # uvicorn's Server flag (serving/transport.py)
 _.log_message  # http.server's logging hook (sitegen.py)
 
-# click commands are registered by their decorators
-remote_add
-
 # Fields read by the Jinja templates (templates/*.j2, templates/site/*.j2) or written to --json
 exit_code
 replicas

@@ -17,7 +17,7 @@ import datetime
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,25 @@ class RegisterRequest:
 
 
 Inspector = Callable[[Path], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one register decided before it wrote anything: the request checked and parsed, then
+    (under the registry lock) the commit it stands on, the model's versions and the new one."""
+
+    request: RegisterRequest
+    name: str
+    author: str
+    source: Path  # the artifact, resolved and checked
+    extra_card: dict[str, Any]  # --card, with the lineage read from dvc.lock
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    head: str = ""
+    versions: list[VersionInfo] = field(default_factory=list)
+    version: Version | None = None
+    warnings: tuple[str, ...] = ()
+    inspection: dict[str, Any] | None = None
 
 
 def plan_version(
@@ -220,74 +239,53 @@ def register(
     made_by = read_lineage(source, request.lineage_from, registry.root)
     if made_by is not None:
         extra_card = {**extra_card, "lineage": made_by}
-    metrics = parse_pairs(request.metrics, "metric")
-    params = parse_pairs(request.params, "param")
+    plan = Plan(
+        request,
+        name,
+        author,
+        source,
+        extra_card,
+        parse_pairs(request.metrics, "metric"),
+        parse_pairs(request.params, "param"),
+    )
     with registry_lock(registry.root, f"register {name}"):
         faults.step("locked")
-        return _register_locked(
-            registry, request, name, author, source, extra_card, metrics, params, progress, inspect
-        )
+        return _register_locked(registry, plan, progress, inspect)
 
 
 def _register_locked(
-    registry: Registry,
-    request: RegisterRequest,
-    name: str,
-    author: str,
-    source: Path,
-    extra_card: dict[str, Any],
-    metrics: dict[str, Any],
-    params: dict[str, Any],
-    progress: Progress | None,
-    inspect: Inspector | None,
+    registry: Registry, plan: Plan, progress: Progress | None, inspect: Inspector | None
 ) -> Registration:
     root = registry.root
+    name, source = plan.name, plan.source
     head = git.head_commit(root)
     _check_clean(registry, name, head, source)
     versions = scan(registry, name)
     used, warnings = used_versions(registry, name)
-    version = plan_version(registry, name, request.version, request.bump, versions, used)
-    inspection = inspect(source) if inspect else None
+    plan = replace(
+        plan,
+        head=head,
+        versions=versions,
+        version=plan_version(
+            registry, name, plan.request.version, plan.request.bump, versions, used
+        ),
+        warnings=tuple(warnings),
+        inspection=inspect(source) if inspect else None,
+    )
     in_place = source == (root / registry.model_dir(name) / source.name).resolve()
     staged = store.stage(root, source, progress, worktree_copy=not in_place)
     try:
-        return _register_staged(
-            registry,
-            request,
-            name,
-            author,
-            staged,
-            head,
-            versions,
-            used,
-            version,
-            warnings,
-            extra_card,
-            metrics,
-            params,
-            inspection,
-        )
+        return _register_staged(registry, plan, staged)
     finally:
         if staged.prepared is not None:
             store.remove(staged.prepared)
 
 
-def _register_staged(
-    registry: Registry,
-    request: RegisterRequest,
-    name: str,
-    author: str,
-    staged: Staged,
-    head: str,
-    versions: list[VersionInfo],
-    used: dict[Version, str],
-    version: Version,
-    warnings: list[str],
-    extra_card: dict[str, Any],
-    metrics: dict[str, Any],
-    params: dict[str, Any],
-    inspection: dict[str, Any] | None,
-) -> Registration:
+def _register_staged(registry: Registry, plan: Plan, staged: Staged) -> Registration:
+    request, name, head, versions = plan.request, plan.name, plan.head, plan.versions
+    assert plan.version is not None
+    version = plan.version
+    warnings = list(plan.warnings)
     root = registry.root
     faults.step("staged")
     parent = latest_valid(registry, versions)
@@ -320,20 +318,7 @@ def _register_staged(
         signature, signed_by = artifact_signature.sign(
             staged.pointer.path, digests, request.key, request.identity_token
         )
-    card = _card(
-        name,
-        version,
-        staged,
-        author,
-        request,
-        previous.card if previous else {},
-        extra_card,
-        metrics,
-        params,
-        parent,
-        inspection,
-        signed_by,
-    )
+    card = _card(plan, staged, previous.card if previous else {}, parent, signed_by)
     has_remote = store.has_remote(root)
     if has_remote and request.push:
         remote.push_objects(registry, staged.objects, staged.cache)
@@ -351,7 +336,7 @@ def _register_staged(
         object=tag_object,
         commit=commit,
         timestamp=0,
-        author=author,
+        author=plan.author,
         message=title,
         annotated=True,
         problem=None,
@@ -374,7 +359,7 @@ def _register_staged(
         sha256=staged.sha256,
         pushed=has_remote and request.push,
         has_remote=has_remote,
-        inspection=inspection,
+        inspection=plan.inspection,
         warnings=tuple(warnings),
         signed_by=signed_by,
     )
@@ -579,26 +564,19 @@ def _holds(path: Path, pointer: Pointer) -> bool:
 
 
 def _card(
-    name: str,
-    version: Version,
+    plan: Plan,
     staged: Staged,
-    author: str,
-    request: RegisterRequest,
     previous: dict[str, Any],
-    extra: dict[str, Any],
-    metrics: dict[str, Any],
-    params: dict[str, Any],
     parent: VersionInfo | None,
-    inspection: dict[str, Any] | None,
     signed_by: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    pointer = staged.pointer
+    pointer, extra = staged.pointer, plan.extra_card
     card: dict[str, Any] = {k: previous[k] for k in CARRIED_OVER if k in previous}
     card.update(extra)
     card.update(
         {
-            "name": name,
-            "version": str(version),
+            "name": plan.name,
+            "version": str(plan.version),
             "artifact": {
                 "path": pointer.path,
                 "md5": pointer.md5,
@@ -610,15 +588,15 @@ def _card(
             "created": datetime.datetime.now(datetime.timezone.utc)
             .replace(microsecond=0)
             .isoformat(),
-            "author": author,
-            "message": request.message,
+            "author": plan.author,
+            "message": plan.request.message,
             "parent": str(parent.version) if parent else None,
-            "metrics": {**section(extra, "metrics"), **metrics},
-            "params": {**section(extra, "params"), **params},
+            "metrics": {**section(extra, "metrics"), **plan.metrics},
+            "params": {**section(extra, "params"), **plan.params},
         }
     )
-    if inspection is not None:
-        card["inspection"] = inspection
+    if plan.inspection is not None:
+        card["inspection"] = plan.inspection
     return card
 
 
