@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from modelreg.cli.output import byte_progress, emit_json, handle_errors, note, short, table
+from modelreg.cli.output import (
+    byte_progress,
+    emit_json,
+    handle_errors,
+    json_option,
+    note,
+    short,
+    table,
+)
 
 
 @click.group()
@@ -49,7 +57,7 @@ def remote_add(repo: str, url: str, name: str, endpoint_url: str | None) -> None
     type=click.Path(path_type=Path),
     help="Where to write the artifact (default: its file or folder name, here).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @click.pass_obj
 @handle_errors
 def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
@@ -93,12 +101,7 @@ def pull(repo: str, ref: str, output: Path | None, as_json: bool) -> None:
     help="Check artifact signatures against this public key "
     "(default: the keys environments trust).",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print as JSON: a list of {tag, state, problems, files, size, signature}.",
-)
+@json_option("Print as JSON: a list of {tag, state, problems, files, size, signature}.")
 @click.pass_obj
 @handle_errors
 def verify(
@@ -167,7 +170,7 @@ def verify(
     is_flag=True,
     help="Record the result as a git note on the version (refs/notes/modelreg-validation).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @click.pass_obj
 @handle_errors
 def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: bool) -> None:
@@ -224,11 +227,8 @@ def validate(repo: str, ref: str, device: str, runs: int, keep: bool, as_json: b
 @click.option(
     "--dry-run", is_flag=True, help="Say what would go and the bytes it frees; remove nothing."
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print as JSON: {kept: {tag: why}, collected, objects, bytes, shared, dry_run, missing}.",
+@json_option(
+    "Print as JSON: {kept: {tag: why}, collected, objects, bytes, shared, dry_run, missing}."
 )
 @click.pass_obj
 @handle_errors

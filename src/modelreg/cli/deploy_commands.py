@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from modelreg.cli.output import emit_json, handle_errors, note, short, table, when, who
+from modelreg.cli.output import emit_json, handle_errors, json_option, note, short, table, when, who
 
 if TYPE_CHECKING:
-    from modelreg.deploy import DeployOptions, DeployResult
+    from modelreg.deploy import DeployResult
     from modelreg.handle import Registry
     from modelreg.marks import PolicyChange
 
@@ -29,7 +30,6 @@ missing_option = click.option(
     is_flag=True,
     help="Deploy even if the artifact is not in the DVC remote (pods will fail to fetch it).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def _policy_remark(registry: Registry) -> None:
@@ -113,12 +113,23 @@ def render(repo: str, ref: str, env: str, output: Path | None) -> None:
         note(warning)
 
 
-def _deploy(
-    repo: str, ref: str, env: str, options: DeployOptions, as_json: bool, action: str
-) -> None:
+def change_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--push, --dry-run, --force, --allow-missing and --json: what deploy, promote and rollback
+    share (passed on as `**flags`, DeployOptions' fields and `as_json`)."""
+    for option in reversed(
+        (push_option, dry_run_option, force_option, missing_option, json_option())
+    ):
+        command = option(command)
+    return command
+
+
+def _deploy(repo: str, ref: str, env: str, action: str, flags: dict[str, bool]) -> None:
+    from modelreg.deploy import DeployOptions
     from modelreg.deploy import deploy as run_deploy
     from modelreg.handle import open_registry
 
+    as_json = flags.pop("as_json")
+    options = DeployOptions(**flags)
     registry = open_registry(repo, refresh=options.push)
     result = run_deploy(registry, ref, env, options, action)
     _print_result(result, as_json)
@@ -128,23 +139,10 @@ def _deploy(
 @click.command()
 @click.argument("ref")
 @click.option("--env", "env", required=True, help="Environment to deploy to.")
-@push_option
-@dry_run_option
-@force_option
-@missing_option
-@json_option
+@change_options
 @click.pass_obj
 @handle_errors
-def deploy(
-    repo: str,
-    ref: str,
-    env: str,
-    push: bool,
-    dry_run: bool,
-    force: bool,
-    allow_missing: bool,
-    as_json: bool,
-) -> None:
+def deploy(repo: str, ref: str, env: str, **flags: bool) -> None:
     """Deploy REF to ENV: render it and commit the manifests to the deploy branch.
 
     Your working tree, index and current branch are not touched. An environment that
@@ -152,38 +150,21 @@ def deploy(
 
     Example: modelreg deploy churn@v3 --env staging --push
     """
-    from modelreg.deploy import DeployOptions
-
-    _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "deploy")
+    _deploy(repo, ref, env, "deploy", flags)
 
 
 @click.command()
 @click.argument("ref")
 @click.option("--to", "env", required=True, help="Environment to promote to (e.g. prod).")
-@push_option
-@dry_run_option
-@force_option
-@missing_option
-@json_option
+@change_options
 @click.pass_obj
 @handle_errors
-def promote(
-    repo: str,
-    ref: str,
-    env: str,
-    push: bool,
-    dry_run: bool,
-    force: bool,
-    allow_missing: bool,
-    as_json: bool,
-) -> None:
+def promote(repo: str, ref: str, env: str, **flags: bool) -> None:
     """Promote REF to an environment: a deploy, recorded as a promotion.
 
     Example: modelreg promote churn@v3 --to prod
     """
-    from modelreg.deploy import DeployOptions
-
-    _deploy(repo, ref, env, DeployOptions(push, dry_run, force, allow_missing), as_json, "promote")
+    _deploy(repo, ref, env, "promote", flags)
 
 
 @click.command()
@@ -192,23 +173,11 @@ def promote(
     "--env", "env", help="Environment to roll back (default: the last one in modelreg.yaml)."
 )
 @click.option("--model", "model", help="Model to roll back (default: the only or default model).")
-@push_option
-@dry_run_option
-@force_option
-@missing_option
-@json_option
+@change_options
 @click.pass_obj
 @handle_errors
 def rollback(
-    repo: str,
-    version: str | None,
-    env: str | None,
-    model: str | None,
-    push: bool,
-    dry_run: bool,
-    force: bool,
-    allow_missing: bool,
-    as_json: bool,
+    repo: str, version: str | None, env: str | None, model: str | None, **flags: bool
 ) -> None:
     """Put an environment back to VERSION (default: the last good version).
 
@@ -224,10 +193,10 @@ def rollback(
     from modelreg.deploy import rollback as run_rollback
     from modelreg.handle import open_registry
 
-    registry = open_registry(repo, refresh=push)
-    result = run_rollback(
-        registry, version, env, model, DeployOptions(push, dry_run, force, allow_missing)
-    )
+    as_json = flags.pop("as_json")
+    options = DeployOptions(**flags)
+    registry = open_registry(repo, refresh=options.push)
+    result = run_rollback(registry, version, env, model, options)
     _print_result(result, as_json)
     _policy_remark(registry)
 
@@ -237,7 +206,7 @@ def rollback(
 @click.option(
     "--no-render", is_flag=True, help="Skip the fresh render (drift then means hand edits only)."
 )
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
@@ -312,7 +281,7 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
 
 @click.command()
 @click.option("--push/--no-push", default=True, help="Push the deploy branch (default: push).")
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def ci(repo: str, push: bool, as_json: bool) -> None:
@@ -359,7 +328,7 @@ reason_option = click.option("--reason", required=True, help="Why: recorded in g
 @click.argument("ref")
 @reason_option
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -382,7 +351,7 @@ def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> N
 @click.argument("ref")
 @reason_option
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -410,7 +379,7 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
 @click.option("--replacement", metavar="REF", help="The version callers should move to.")
 @reason_option
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def deprecate(
@@ -449,7 +418,7 @@ def deprecate(
 @click.argument("ref")
 @reason_option
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -470,7 +439,7 @@ def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> 
 @click.option("--model", help="Model to release (default: the only one held in ENV).")
 @click.option("--reason", default="", help="Why (recorded).")
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_json: bool) -> None:
@@ -490,7 +459,7 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
 @click.argument("ref")
 @click.option("--env", "env", required=True, help="The environment the approval is for.")
 @push_option
-@json_option
+@json_option()
 @click.pass_obj
 @handle_errors
 def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:

@@ -125,3 +125,10 @@ def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None] | No
         length=total, label=label, file=sys.stderr, show_percent=True, show_eta=True
     ) as bar:
         yield bar.update
+
+
+def json_option(
+    help: str = "Print the result as JSON.",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--json` flag every command has (as `as_json`), with what it prints."""
+    return click.option("--json", "as_json", is_flag=True, help=help)

@@ -11,6 +11,7 @@ from modelreg.cli.output import (
     byte_progress,
     emit_json,
     handle_errors,
+    json_option,
     note,
     short,
     table,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     help="Move the workflow to this modelreg's version (it pins the one that wrote it); shows the "
     "diff.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @click.pass_obj
 @handle_errors
 def init(
@@ -153,7 +154,7 @@ def init(
     "stage's inputs (path, md5), params, outputs and the code commit. Default: the registry's "
     "own dvc.lock, when one of its stages outputs PATH.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @click.pass_obj
 @handle_errors
 def register(
@@ -251,12 +252,7 @@ def register(
 
 
 @click.command(name="list")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print as JSON: a list of {model, latest, versions, invalid}.",
-)
+@json_option("Print as JSON: a list of {model, latest, versions, invalid}.")
 @click.pass_obj
 @handle_errors
 def list_(repo: str, as_json: bool) -> None:
@@ -307,9 +303,7 @@ def list_(repo: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("ref")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print as JSON: {version, card, pointer, versions}."
-)
+@json_option("Print as JSON: {version, card, pointer, versions}.")
 @click.pass_obj
 @handle_errors
 def show(repo: str, ref: str, as_json: bool) -> None:
@@ -395,9 +389,7 @@ def _state(
     help='With --env: what was live then (2026-03-01T14:00Z, 2026-03-01, "2 days ago", "yesterday '
     '14:00", @EPOCH).',
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print as JSON: a list of events, newest first."
-)
+@json_option("Print as JSON: a list of events, newest first.")
 @click.pass_obj
 @handle_errors
 def history(
@@ -479,12 +471,9 @@ def _live_at(repo: str, model: str | None, env: str | None, at: str, as_json: bo
     help="Also diff the manifests each would get in ENV (repeatable).",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when NEW breaks OLD's callers (for CI).")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print as JSON: {old, new, verdict, reasons, card, metrics, params, artifact, "
-    "validation_p50_ms, manifests}.",
+@json_option(
+    "Print as JSON: {old, new, verdict, reasons, card, metrics, params, artifact, "
+    "validation_p50_ms, manifests}."
 )
 @click.pass_obj
 @handle_errors
@@ -569,7 +558,7 @@ def _print_diff(result: Diff) -> None:
 
 @click.command("lineage")
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON: the card's lineage, or null.")
+@json_option("Print as JSON: the card's lineage, or null.")
 @click.pass_obj
 @handle_errors
 def lineage(repo: str, ref: str, as_json: bool) -> None:
@@ -605,12 +594,9 @@ def lineage(repo: str, ref: str, as_json: bool) -> None:
 
 @click.command("find")
 @click.argument("expression")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print as JSON: [{model, version, tag, author, date, metrics, params, live, was_live, "
-    "quarantined, deprecated, signed, uses}].",
+@json_option(
+    "Print as JSON: [{model, version, tag, author, date, metrics, params, live, was_live, "
+    "quarantined, deprecated, signed, uses}]."
 )
 @click.pass_obj
 @handle_errors

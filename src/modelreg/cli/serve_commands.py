@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelreg.cli.output import byte_progress, emit_json, handle_errors, note
+from modelreg.cli.output import byte_progress, emit_json, handle_errors, json_option, note
 
 if TYPE_CHECKING:
     from modelreg.serving.server import Deprecated
@@ -324,7 +324,7 @@ def _what_to_serve(
     type=click.FloatRange(0.1),
     help="Seconds to connect to the storage and to wait between two reads (S3, HTTP).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @handle_errors
 def fetch(
     url: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from modelreg.cli.output import emit_json, handle_errors, note
+from modelreg.cli.output import emit_json, handle_errors, json_option, note
 
 
 @click.command()
@@ -25,7 +25,7 @@ from modelreg.cli.output import emit_json, handle_errors, note
     is_flag=True,
     help="Write nothing unless modelreg.yaml says `site: {publish: true}`.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @click.pass_obj
 @handle_errors
 def site(repo: str, output: Path, if_published: bool, as_json: bool) -> None:
