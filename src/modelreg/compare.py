@@ -18,6 +18,7 @@ from typing import Any
 
 from modelreg.card import entries, section
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.versions import Resolved
 
 BREAKING, COMPATIBLE = "breaking", "compatible"
@@ -25,13 +26,10 @@ CARD_FIELDS = ("description", "message", "author", "created", "parent", "framewo
 
 
 @dataclass(frozen=True)
-class Reason:
+class Reason(JsonFields):
     kind: str  # breaking or compatible
     where: str  # inputs.x, outputs.y
     text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from modelreg import gates, git, policy, target
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.refs import check_name, parse_version, qualify
 from modelreg.render import Rendered, render
 from modelreg.target import DeployRecord, Landing, Snapshot
@@ -24,7 +25,7 @@ from modelreg.versions import Resolved, VersionInfo, resolve, scan
 
 
 @dataclass(frozen=True)
-class DeployResult:
+class DeployResult(JsonFields):
     action: str
     model: str
     version: str
@@ -41,9 +42,6 @@ class DeployResult:
     gates: list[dict[str, Any]] = field(
         default_factory=list
     )  # each gate the environment set: passed, and why
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

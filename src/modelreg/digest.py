@@ -100,18 +100,25 @@ def md5_sha256_stream(
 ) -> tuple[str, str, int]:
     """md5, SHA-256 and size of a stream of chunks (a download), each chunk written to OUT when
     given."""
-    hashes, size = Hashes(), 0
-    try:
-        for chunk in chunks:
-            hashes.update(chunk)
-            if out is not None:
-                out.write(chunk)
-            size += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    finally:
-        md5, sha = hashes.hexdigests()
+    hashes = Hashes()
+    size = feed(hashes, chunks, out, progress)
+    md5, sha = hashes.hexdigests()
     return md5, sha, size
+
+
+def feed(
+    hashes: Hashes, chunks: Iterable[bytes], out: BinaryIO | None, progress: Progress | None
+) -> int:
+    """Hash each chunk into HASHES, write it to OUT (when given) and report it: the bytes fed."""
+    size = 0
+    for chunk in chunks:
+        hashes.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return size
 
 
 def _stream(src: Path, progress: Progress | None) -> str:

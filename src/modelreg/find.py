@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from modelreg import git
+from modelreg import cache, git
 from modelreg.card import entries, section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
@@ -289,9 +289,9 @@ def facts(registry: Registry) -> list[Facts]:
             ]
         ).encode()
     ).hexdigest()
-    path = git.cache_file(registry.root, TABLE)
+    path = cache.path(registry.root, TABLE)
     try:
-        saved = json.loads(path.read_text())
+        saved = json.loads(cache.read(path) or "{}")
         if saved.get("key") == key:
             columns = [saved["columns"][name] for name in COLUMNS]
             return [
@@ -307,7 +307,7 @@ def facts(registry: Registry) -> list[Facts]:
         ]
         for name in COLUMNS
     }
-    git.save_cache(path, json.dumps({"key": key, "columns": table}, separators=(",", ":")))
+    cache.write(path, json.dumps({"key": key, "columns": table}, separators=(",", ":")))
     return found
 
 
@@ -356,10 +356,10 @@ def _build(registry: Registry) -> list[Facts]:
 def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]:
     """tag object -> the card's fields find reads: from the cache, the rest in one cat-file
     batch."""
-    path = git.cache_file(registry.root, CACHE)
+    path = cache.path(registry.root, CACHE)
     try:
-        cached: dict[str, dict[str, Any]] = json.loads(path.read_text())
-    except (OSError, ValueError):
+        cached: dict[str, dict[str, Any]] = json.loads(cache.read(path) or "{}")
+    except ValueError:
         cached = {}
     missing = [v for v in versions if v.object not in cached]
     if missing:
@@ -375,7 +375,7 @@ def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]
                 card = {}
             cached[v.object] = _summary(card)
         wanted = {v.object for v in versions}
-        git.save_cache(
+        cache.write(
             path,
             json.dumps({k: c for k, c in cached.items() if k in wanted}, separators=(",", ":")),
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 from modelreg import faults
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.policy import Policy
 from modelreg.target import DeployRecord
 
@@ -73,7 +74,7 @@ def kept_versions(
 
 
 @dataclass
-class Collection:
+class Collection(JsonFields):
     kept: dict[str, str]
     collected: list[str]
     objects: int = 0  # DVC objects removed (or that would be)
@@ -81,9 +82,6 @@ class Collection:
     shared: int = 0  # objects of collected versions kept because a kept version has them too
     dry_run: bool = False
     missing: list[str] = field(default_factory=list)  # objects already gone
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def gc(

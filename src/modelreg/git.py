@@ -7,7 +7,6 @@ there is no object per tag.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import subprocess
@@ -383,21 +382,3 @@ def common_dir(cwd: Path | str) -> Path:
 @functools.lru_cache(maxsize=16)
 def _common_dir(root: Path) -> Path:
     return (root / run_git("rev-parse", "--git-common-dir", cwd=root).strip()).resolve()
-
-
-def cache_file(cwd: Path | str, name: str) -> Path:
-    """`<git dir>/modelreg/NAME`: where modelreg keeps what it derived from immutable objects."""
-    return common_dir(cwd) / "modelreg" / name
-
-
-def save_cache(path: Path, text: str) -> None:
-    """Write a cache file through a temporary one (readers see the old or the new); best effort: a
-    repository that cannot be written to is only slower."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, "utf-8", "surrogateescape")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()

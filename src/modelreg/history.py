@@ -7,18 +7,18 @@ import datetime
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from modelreg import git, target
 from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.refs import check_name
 from modelreg.versions import scan
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(JsonFields):
     timestamp: int
     action: str
     model: str
@@ -27,9 +27,6 @@ class Event:
     author: str
     commit: str
     note: str
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def history(registry: Registry, model: str | None = None, env: str | None = None) -> list[Event]:
@@ -96,7 +93,7 @@ def _note(record: target.DeployRecord) -> str:
 
 
 @dataclass(frozen=True)
-class LiveAt:
+class LiveAt(JsonFields):
     """What ran in an environment at a moment, for one model."""
 
     env: str
@@ -110,9 +107,6 @@ class LiveAt:
     timestamp: int
     action: str
     rollback: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 RELATIVE = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
 
 from modelreg import git, target
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.policy import Mark, derive
 from modelreg.refs import check_name
 from modelreg.target import Base, Landing, Snapshot
@@ -21,7 +21,7 @@ from modelreg.versions import resolve
 
 
 @dataclass(frozen=True)
-class PolicyChange:
+class PolicyChange(JsonFields):
     action: str
     model: str
     version: str | None
@@ -30,9 +30,6 @@ class PolicyChange:
     commit: str | None
     noop: bool
     pushed: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def quarantine(

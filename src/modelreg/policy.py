@@ -18,20 +18,21 @@ holds (the commits that set them are written by `marks`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from modelreg import git, target
+from modelreg import cache, target
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.target import DeployRecord
 from modelreg.versions import VersionInfo
 
 
 @dataclass(frozen=True)
-class Mark:
+class Mark(JsonFields):
     """Who set a quarantine or a hold, when, why, and in which commit."""
 
     version: str
@@ -40,12 +41,9 @@ class Mark:
     reason: str
     commit: str
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
-class Deprecation:
+class Deprecation(JsonFields):
     """A deprecation in force: who, when, why, until when, and what to use instead."""
 
     version: str
@@ -55,9 +53,6 @@ class Deprecation:
     commit: str
     sunset: str  # YYYY-MM-DD: the first day deploys refuse it
     replacement: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
     def since_iso(self) -> str:
         return datetime.datetime.fromtimestamp(self.since, datetime.timezone.utc).strftime(
@@ -129,18 +124,15 @@ def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str,
     if model is not None:
         return derive(target.read_log(registry, model, events_only=True)).quarantined
     tip = target.tip(registry)
-    path = git.cache_file(registry.root, QUARANTINES)
-    try:
-        saved_tip, _, saved = path.read_text().partition("\n")
-        if tip and saved_tip == tip:
+    path = cache.path(registry.root, QUARANTINES)
+    saved = cache.read_keyed(path, tip) if tip else None
+    if saved is not None:
+        with contextlib.suppress(ValueError, TypeError):
             return {(m, v): Mark(**fields) for m, v, fields in json.loads(saved)}
-    except (OSError, ValueError, TypeError):
-        pass
     found = derive(target.read_log(registry, None, events_only=True)).quarantined
     if tip:
-        git.save_cache(
-            path,
-            tip + "\n" + json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()]),
+        cache.write_keyed(
+            path, tip, json.dumps([[m, v, mark.to_json()] for (m, v), mark in found.items()])
         )
     return found
 

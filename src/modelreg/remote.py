@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +26,19 @@ from modelreg.digest import (
     CHUNK,
     Hashes,
     Progress,
+    feed,
     locked_progress,
     manifest_digest,
     md5_sha256_stream,
 )
 from modelreg.errors import ArtifactError, StoreError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.versions import Resolved, VersionInfo
 
 
 @dataclass(frozen=True)
-class Verified:
+class Verified(JsonFields):
     """What `verify` found for one version: state is ok, missing or corrupt."""
 
     tag: str
@@ -46,20 +48,20 @@ class Verified:
     size: int = 0
     signature: str = "unsigned"  # unsigned, verified: WHO, not checked: WHY, invalid
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
-class Pulled:
-    tag: str
+class Placed(JsonFields):
+    """An artifact written to PATH and checked: SIZE bytes in FILES files, with SHA256."""
+
     path: str
     size: int
     files: int
     sha256: str
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+
+@dataclass(frozen=True)
+class Pulled(Placed):
+    tag: str
 
 
 class ObjectStore:
@@ -660,16 +662,9 @@ def _fetch_object(
                 hashes.update(chunk)
     failures = 0
     with open(target, "ab" if kept else "wb") as out:
-        offset = kept
         while True:
-            try:
-                for chunk in remote.chunks(md5, offset):
-                    hashes.update(chunk)
-                    out.write(chunk)
-                    offset += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-                    faults.step("download-chunk")
+            try:  # from the byte the file holds so far
+                feed(hashes, _stepped(remote.chunks(md5, out.tell())), out, progress)
                 break
             except (FileNotFoundError, PermissionError, ArtifactError):
                 raise
@@ -679,5 +674,13 @@ def _fetch_object(
                     raise
                 out.flush()
                 time.sleep(0.2 * failures)
+        offset = out.tell()
     md5_hex, sha_hex = hashes.hexdigests()
     return md5_hex, sha_hex, offset, kept
+
+
+def _stepped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """CHUNKS, with the kill tests' step after each one is written."""
+    for chunk in chunks:
+        yield chunk
+        faults.step("download-chunk")

@@ -25,6 +25,7 @@ from modelreg import git, policy, target
 from modelreg.card import CARD_FILE, parse_card, section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.versions import VersionInfo, scan
 
 STATIC = ("site.css", "site.js")
@@ -52,14 +53,11 @@ class Version:
 
 
 @dataclass(frozen=True)
-class SiteResult:
+class SiteResult(JsonFields):
     path: str
     pages: int
     versions: int
     seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 MARKER = (

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from modelreg import git, policy, target
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.render import render
 from modelreg.versions import resolve
 
 
 @dataclass(frozen=True)
-class LiveState:
+class LiveState(JsonFields):
     env: str
     model: str
     version: str
@@ -30,9 +30,6 @@ class LiveState:
     quarantined: str = ""  # the reason, when the live version is quarantined
     held: bool = False  # a rollback holds this environment against automatic deploys
     deprecated: str = ""  # "deprecated, sunset ...", when the live version is deprecated
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def status(

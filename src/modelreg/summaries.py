@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelreg import git
+from modelreg import cache, git
 from modelreg.handle import Registry
 from modelreg.policy import deprecations, quarantines
 from modelreg.refs import parse_version, tag_group
@@ -50,7 +50,7 @@ def summaries(registry: Registry, compute: Compute) -> dict[str, Summary]:
         ).hexdigest()
         for model, lines in groups.items()
     }
-    path = git.cache_file(root, CACHE)
+    path = cache.path(root, CACHE)
     cached = _load(path)
     found: dict[str, Summary] = {}
     for model, digest in digests.items():
@@ -81,12 +81,8 @@ def _decode(text: str) -> Summary:
 
 
 def _load(path: Path) -> dict[str, tuple[str, str]]:
-    try:
-        text = path.read_text("utf-8", "surrogateescape")
-    except OSError:
-        return {}
-    entries = {}
-    for line in text.split("\n"):
+    entries: dict[str, tuple[str, str]] = {}
+    for line in (cache.read(path) or "").split("\n"):
         parts = line.split("\0")
         if len(parts) == 3 and len(parts[1]) == 40:
             entries[parts[0]] = (parts[1], parts[2])
@@ -94,7 +90,7 @@ def _load(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def _save(path: Path, entries: dict[str, tuple[str, str]]) -> None:
-    git.save_cache(path, "".join(f"{m}\0{d}\0{s}\n" for m, (d, s) in sorted(entries.items())))
+    cache.write(path, "".join(f"{m}\0{d}\0{s}\n" for m, (d, s) in sorted(entries.items())))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from modelreg import git
+from modelreg import cache, git
 
 CACHE = "tag-cache"
 FEW = 500
@@ -50,7 +50,7 @@ def list_tags(root: Path | str, patterns: tuple[str, ...] = ("refs/tags",)) -> l
     few = (
         patterns != ("refs/tags",) and len(rows) <= FEW
     )  # one model's tags: cheaper to read than the cache
-    path = git.cache_file(root, CACHE)
+    path = cache.path(root, CACHE)
     lines = {} if few else _load(path)
     unseen = sorted(
         {obj for _, obj, kind in rows if obj not in lines and kind in ("tag", "commit")}
@@ -115,14 +115,11 @@ def _line(obj: str, kind: str, raw: bytes) -> str:
 def _load(path: Path) -> dict[str, str]:
     """Object id -> its cache line, parsed only when used; lines not written by this version are
     dropped."""
-    try:
-        text = path.read_text("utf-8", "surrogateescape")
-    except OSError:
-        return {}
+    text = cache.read(path) or ""
     return {line[:40]: line for line in text.split("\n") if line.count("\0") == 6}
 
 
 def _save(path: Path, lines: dict[str, str], keep: set[str] | None) -> None:
-    git.save_cache(
+    cache.write(
         path, "".join(line + "\n" for obj, line in lines.items() if keep is None or obj in keep)
     )

@@ -18,16 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from modelreg import faults, git
+from modelreg import cache, faults, git
 from modelreg.errors import DeployError, GitError, RefConflict
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.trailers import parse as trailers_of
 
 
 @dataclass(frozen=True)
-class DeployRecord:
+class DeployRecord(JsonFields):
     """One modelreg commit on the deploy branch."""
 
     commit: str
@@ -53,9 +54,6 @@ class DeployRecord:
     @property
     def changes_manifests(self) -> bool:
         return self.action in MANIFEST_ACTIONS
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 MANIFEST_ACTIONS = ("deploy", "promote", "rollback")
@@ -212,7 +210,7 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
 def _cached_log(registry: Registry, start: str, model: str | None) -> list[DeployRecord]:
     """The log from START (one MODEL's, or all), from its cache file and the commits added since."""
     name = LOG_CACHE if model is None else f"{MODEL_LOGS}/{model}"
-    path = git.cache_file(registry.root, name)
+    path = cache.path(registry.root, name)
     cached_start, cached = _load_log(path)
     if cached_start == start and cached is not None:
         return cached
@@ -238,19 +236,22 @@ def _cached_log(registry: Registry, start: str, model: str | None) -> list[Deplo
 def _load_log(path: Path) -> tuple[str | None, list[DeployRecord] | None]:
     """(the commit the cached log starts from, its records); (None, None) when there is none, or it
     was written for other fields than DeployRecord has now."""
+    text = cache.read(path)
+    if text is None:
+        return None, None
+    head, _, body = text.partition("\n")
+    start, _, names = head.partition(" ")
+    if names != _FIELDS:
+        return None, None
     try:
-        head, _, body = path.read_text("utf-8", "surrogateescape").partition("\n")
-        start, _, names = head.partition(" ")
-        if names != _FIELDS:
-            return None, None
         return start, [DeployRecord(*row) for row in json.loads(body)]
-    except (OSError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None, None
 
 
 def _save_log(path: Path, start: str, records: list[DeployRecord]) -> None:
     rows = [[getattr(r, f.name) for f in dataclasses.fields(DeployRecord)] for r in records]
-    git.save_cache(path, f"{start} {_FIELDS}\n" + json.dumps(rows, separators=(",", ":")))
+    cache.write_keyed(path, f"{start} {_FIELDS}", json.dumps(rows, separators=(",", ":")))
 
 
 _FIELDS = ",".join(f.name for f in dataclasses.fields(DeployRecord))

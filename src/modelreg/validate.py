@@ -22,13 +22,14 @@ from modelreg import git
 from modelreg.card import section
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
 from modelreg.versions import Resolved
 
 NOTES_REF = "refs/notes/modelreg-validation"
 
 
 @dataclass(frozen=True)
-class Validation:
+class Validation(JsonFields):
     tag: str
     passed: bool
     device: str
@@ -38,9 +39,6 @@ class Validation:
     outputs: list[dict[str, Any]]
     problems: list[str]
     torch_version: str
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _torch_dtype(torch: Any, name: str) -> Any:

@@ -77,12 +77,12 @@ def ui(repo: str, port: int, output: Path | None) -> None:
 
     Example: modelreg ui --port 8000
     """
-    from modelreg import git
+    from modelreg import cache
     from modelreg.handle import open_registry
     from modelreg.sitegen import SiteResult, serve_site
 
     registry = open_registry(repo)
-    folder = output or git.cache_file(registry.root, "site")
+    folder = output or cache.path(registry.root, "site")
 
     def built(result: SiteResult, url: str) -> None:
         note(f"{url}  ({result.pages} pages in {result.seconds:.2f} s; Ctrl-C stops)")

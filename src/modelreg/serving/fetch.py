@@ -26,13 +26,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from modelreg import artifact_signature
 from modelreg.artifact_signature import Trust
 from modelreg.digest import Progress, files_of, manifest_digest, sha256_of
 from modelreg.errors import ArtifactError
-from modelreg.remote import download, object_store
+from modelreg.remote import Placed, download, object_store
 from modelreg.store import remove
 
 OBJECT_URL = re.compile(
@@ -41,19 +40,12 @@ OBJECT_URL = re.compile(
 
 
 @dataclass(frozen=True)
-class Fetched:
+class Fetched(Placed):
     url: str
-    path: str
-    size: int
-    files: int
-    sha256: str
     signed_by: str | None = None
     reused: bool = (
         False  # the bytes were already there (an init container run again): nothing downloaded
     )
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def fetch(
