@@ -77,6 +77,12 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 W = "{work}"
+
+
+def fetch_args(url: str, md5: str, sha256: str, out: str) -> list[str]:
+    return ["fetch", "--url", url, "--md5", md5, "--sha256", sha256, "--out", out]
+
+
 CASES: list[tuple[list[str], int, str]] = [
     # the group
     (["no-such-command"], 2, "No such command"),
@@ -292,77 +298,27 @@ CASES: list[tuple[list[str], int, str]] = [
         "'y' is not 32 lowercase hex",
     ),
     (
-        [
-            "fetch",
-            "--url",
-            "x",
-            "--md5",
-            "ab" + "c" * 30,
-            "--sha256",
-            "a" * 64,
-            "--out",
-            f"{W}/f.pt",
-        ],
+        fetch_args("x", "ab" + "c" * 30, "a" * 64, f"{W}/f.pt"),
         1,
         "is not the DVC object ab",
     ),
     (
-        [
-            "fetch",
-            "--url",
-            "/s/files/md5/ab/" + "c" * 30,
-            "--md5",
-            "ab" + "c" * 30,
-            "--sha256",
-            "xyz",
-            "--out",
-            f"{W}/f.pt",
-        ],
+        fetch_args("/s/files/md5/ab/" + "c" * 30, "ab" + "c" * 30, "xyz", f"{W}/f.pt"),
         2,
         "'xyz' is not 64 lowercase hex digits",
     ),
     (
-        [
-            "fetch",
-            "--url",
-            "/nowhere/files/md5/ab/" + "c" * 30,
-            "--md5",
-            "ab" + "c" * 30,
-            "--sha256",
-            "a" * 64,
-            "--out",
-            f"{W}/f.pt",
-        ],
+        fetch_args("/nowhere/files/md5/ab/" + "c" * 30, "ab" + "c" * 30, "a" * 64, f"{W}/f.pt"),
         1,
         "is not in the remote",
     ),
     (
-        [
-            "fetch",
-            "--url",
-            "/nowhere/files/md5/ab/" + "c" * 30,
-            "--md5",
-            "ab" + "c" * 30,
-            "--sha256",
-            "a" * 64,
-            "--out",
-            f"{W}/m.pt",
-        ],
+        fetch_args("/nowhere/files/md5/ab/" + "c" * 30, "ab" + "c" * 30, "a" * 64, f"{W}/m.pt"),
         1,
         "is not in the remote",
     ),
     (
-        [
-            "fetch",
-            "--url",
-            "nosuch://x/files/md5/ab/" + "c" * 30,
-            "--md5",
-            "ab" + "c" * 30,
-            "--sha256",
-            "a" * 64,
-            "--out",
-            f"{W}/f.pt",
-        ],
+        fetch_args("nosuch://x/files/md5/ab/" + "c" * 30, "ab" + "c" * 30, "a" * 64, f"{W}/f.pt"),
         1,
         "cannot open",
     ),

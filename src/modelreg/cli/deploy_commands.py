@@ -324,11 +324,23 @@ def ci(repo: str, push: bool, as_json: bool) -> None:
 reason_option = click.option("--reason", required=True, help="Why: recorded in git with your name.")
 
 
+def mark_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--reason, --push and --json: what quarantine, deprecate and their lifts share."""
+    for option in reversed((reason_option, push_option, json_option())):
+        command = option(command)
+    return command
+
+
+def _mark(repo: str, push: bool, as_json: bool, act: Callable[[Registry], PolicyChange]) -> None:
+    """Open the registry (its policy as the origin has it when pushing), act, print the change."""
+    from modelreg.handle import open_registry
+
+    _print_policy(act(open_registry(repo, refresh=push)), as_json)
+
+
 @click.command()
 @click.argument("ref")
-@reason_option
-@push_option
-@json_option()
+@mark_options
 @click.pass_obj
 @handle_errors
 def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -339,19 +351,14 @@ def quarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> N
 
     Example: modelreg quarantine churn@v3 --reason "drift on March traffic" --push
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import quarantine as run_quarantine
+    from modelreg.marks import quarantine as run
 
-    _print_policy(
-        run_quarantine(open_registry(repo, refresh=push), ref, reason, push=push), as_json
-    )
+    _mark(repo, push, as_json, lambda registry: run(registry, ref, reason, push=push))
 
 
 @click.command()
 @click.argument("ref")
-@reason_option
-@push_option
-@json_option()
+@mark_options
 @click.pass_obj
 @handle_errors
 def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -359,13 +366,9 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
 
     Example: modelreg unquarantine churn@v3 --reason "false alarm: the drift was a logging bug"
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import quarantine as run_quarantine
+    from modelreg.marks import quarantine as run
 
-    _print_policy(
-        run_quarantine(open_registry(repo, refresh=push), ref, reason, lift=True, push=push),
-        as_json,
-    )
+    _mark(repo, push, as_json, lambda registry: run(registry, ref, reason, lift=True, push=push))
 
 
 @click.command()
@@ -377,9 +380,7 @@ def unquarantine(repo: str, ref: str, reason: str, push: bool, as_json: bool) ->
     help="The first day deploy and promote refuse REF (UTC). Until then they warn.",
 )
 @click.option("--replacement", metavar="REF", help="The version callers should move to.")
-@reason_option
-@push_option
-@json_option()
+@mark_options
 @click.pass_obj
 @handle_errors
 def deprecate(
@@ -403,22 +404,19 @@ def deprecate(
     Example: modelreg deprecate churn@v2 --sunset 2027-03-01 --replacement churn@v4 --reason
     "retrained on 2026 data"
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import deprecate as run_deprecate
+    from modelreg.marks import deprecate as run
 
-    _print_policy(
-        run_deprecate(
-            open_registry(repo, refresh=push), ref, reason, sunset, replacement or "", push=push
-        ),
+    _mark(
+        repo,
+        push,
         as_json,
+        lambda registry: run(registry, ref, reason, sunset, replacement or "", push=push),
     )
 
 
 @click.command()
 @click.argument("ref")
-@reason_option
-@push_option
-@json_option()
+@mark_options
 @click.pass_obj
 @handle_errors
 def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> None:
@@ -426,12 +424,9 @@ def undeprecate(repo: str, ref: str, reason: str, push: bool, as_json: bool) -> 
 
     Example: modelreg undeprecate churn@v2 --reason "v4 is not ready for the EU callers"
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import deprecate as run_deprecate
+    from modelreg.marks import deprecate as run
 
-    _print_policy(
-        run_deprecate(open_registry(repo, refresh=push), ref, reason, lift=True, push=push), as_json
-    )
+    _mark(repo, push, as_json, lambda registry: run(registry, ref, reason, lift=True, push=push))
 
 
 @click.command()
@@ -447,12 +442,9 @@ def release(repo: str, env: str, model: str | None, reason: str, push: bool, as_
 
     Example: modelreg release prod --model churn
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import release as run_release
+    from modelreg.marks import release as run
 
-    _print_policy(
-        run_release(open_registry(repo, refresh=push), env, model, reason, push=push), as_json
-    )
+    _mark(repo, push, as_json, lambda registry: run(registry, env, model, reason, push=push))
 
 
 @click.command()
@@ -470,10 +462,9 @@ def approve(repo: str, ref: str, env: str, push: bool, as_json: bool) -> None:
 
     Example: modelreg approve churn@v3 --env prod --push
     """
-    from modelreg.handle import open_registry
-    from modelreg.marks import approve as run_approve
+    from modelreg.marks import approve as run
 
-    _print_policy(run_approve(open_registry(repo, refresh=push), ref, env, push=push), as_json)
+    _mark(repo, push, as_json, lambda registry: run(registry, ref, env, push=push))
 
 
 def _print_policy(change: PolicyChange, as_json: bool) -> None:
