@@ -28,6 +28,15 @@ class Event(JsonFields):
     commit: str
     note: str
 
+    @classmethod
+    def of_record(cls, record: target.DeployRecord) -> Event:
+        """A deploy-branch commit as an event (its note: what the trailers add)."""
+        where = record.env or None
+        return cls(
+            record.timestamp, record.action, record.model, record.version, where, record.author,
+            record.commit, _note(record),
+        )  # fmt: skip
+
 
 def history(registry: Registry, model: str | None = None, env: str | None = None) -> list[Event]:
     """Events newest first. Registrations are ordered by version and deploys by branch order,
@@ -63,16 +72,7 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
                 (
                     record.timestamp,
                     len(events),
-                    Event(
-                        timestamp=record.timestamp,
-                        action=record.action,
-                        model=record.model,
-                        version=record.version,
-                        env=record.env or None,
-                        author=record.author,
-                        commit=record.commit,
-                        note=_note(record),
-                    ),
+                    Event.of_record(record),
                 )
             )
     events.sort(key=lambda item: item[:2], reverse=True)
@@ -93,20 +93,14 @@ def _note(record: target.DeployRecord) -> str:
 
 
 @dataclass(frozen=True)
-class LiveAt(JsonFields):
+class LiveAt(target.Live):
     """What ran in an environment at a moment, for one model."""
 
-    env: str
-    model: str
-    version: str
-    tag: str
     tag_object: str
     sha256: str | None
-    commit: str
     author: str
     timestamp: int
-    action: str
-    rollback: bool
+    rollback: bool  # action == "rollback", for --json readers
 
 
 RELATIVE = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago")

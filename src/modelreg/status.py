@@ -7,21 +7,16 @@ from dataclasses import dataclass
 from modelreg import git, policy, target
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
-from modelreg.jsonable import JsonFields
 from modelreg.render import render
 from modelreg.versions import resolve
 
 
 @dataclass(frozen=True)
-class LiveState(JsonFields):
-    env: str
-    model: str
-    version: str
-    tag: str
+class LiveState(target.Live):
+    """A version live now, and what is true of it."""
+
     since: int
     by: str
-    action: str
-    commit: str
     # "none", "edited" (differs from its deploy commit), "stale" (differs from a fresh render), or
     # an error
     drift: str

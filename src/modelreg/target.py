@@ -56,6 +56,18 @@ class DeployRecord(JsonFields):
         return self.action in MANIFEST_ACTIONS
 
 
+@dataclass(frozen=True)
+class Live(JsonFields):
+    """A version live in an environment: the deploy-branch commit that put it there."""
+
+    env: str
+    model: str
+    version: str
+    tag: str
+    commit: str
+    action: str  # deploy, promote or rollback
+
+
 MANIFEST_ACTIONS = ("deploy", "promote", "rollback")
 EVENTS_DIR = ".modelreg"  # per model, a plain-text log of the commits that change no manifest
 
