@@ -1,10 +1,8 @@
 """`make bench-install`: what installing modelreg costs a user, measured in clean venvs from the
-wheel
-this checkout builds: install time and installed size of the bare package and of each extra, the
-import time of `modelreg --help` beside `python -c pass`, and (when podman has it) the server
-image's
-size. torch is installed as the README says (torch==2.13.0, the CPU build) before the `torch` extra.
-Prints a Markdown table and appends it to RESULTS.md."""
+wheel this checkout builds: install time and installed size of the bare package and of each extra,
+the import time of `modelreg --help` beside `python -c pass`, and (when podman has it) the server
+image's size. torch is installed as the README says (torch==2.13.0, the CPU build) before the
+`torch` extra. Prints a Markdown table and appends it to RESULTS.md."""
 
 from __future__ import annotations
 

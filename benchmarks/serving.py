@@ -1,8 +1,7 @@
 """Serving benchmarks for `make bench`: latency and throughput of `modelreg serve` against calling
-the
-same TorchScript model in-process (the floor), and the time to ready for a large artifact against
-fetching it alone. Load comes from this process, a different one from the server, on 127.0.0.1 only,
-bounded in count and time."""
+the same TorchScript model in-process (the floor), and the time to ready for a large artifact
+against fetching it alone. Load comes from this process, a different one from the server, on
+127.0.0.1 only, bounded in count and time."""
 
 from __future__ import annotations
 

@@ -4,10 +4,9 @@ an environment with `require_artifact_signature: true` and a trusted key, `verif
 `modelreg fetch` run with the arguments the rendered manifests give it.
 
 Invariants: a version lands in such an environment only when the trusted key signed exactly the
-bytes
-the remote holds; the pod puts bytes in place only when they match the signature; the signature is
-model-signing's own format (its stock verifier accepts it); every refusal leaves the repo as it
-was."""
+bytes the remote holds; the pod puts bytes in place only when they match the signature; the
+signature is model-signing's own format (its stock verifier accepts it); every refusal leaves the
+repo as it was."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """Deprecation with a sunset (issue #23, item 4), on real registries and a real server.
 
 Invariants: a deprecation is one commit on the deploy branch (again with the same terms: none),
-lifted
-by undeprecate; list, show, status and pull say so; before the sunset a deploy warns and its pods
-answer with RFC 9745's Deprecation and RFC 8594's Sunset headers; on and after the sunset deploy and
-promote refuse the version."""
+lifted by undeprecate; list, show, status and pull say so; before the sunset a deploy warns and its
+pods answer with RFC 9745's Deprecation and RFC 8594's Sunset headers; on and after the sunset
+deploy and promote refuse the version."""
 
 from __future__ import annotations
 

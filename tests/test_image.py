@@ -107,9 +107,8 @@ def test_the_rendered_pod_fetches_serves_and_answers(
     env: Env, tmp_path: Path, remote: str, request: pytest.FixtureRequest
 ) -> None:
     """The pod with its security settings; then what a cluster does to it: the server container
-    killed
-    and started again, the init container run again over the same volume (nothing downloaded: the
-    store is not even mounted), and the whole pod played again."""
+    killed and started again, the init container run again over the same volume (nothing downloaded:
+    the store is not even mounted), and the whole pod played again."""
     environ: list[str] = []
     if remote == "s3":
         endpoint = request.getfixturevalue("s3")

@@ -1,7 +1,6 @@
 """What the rendered pod asks of the cluster (issue #20): a startup probe sized from the artifact or
-the
-setting, a drain shorter than the grace period, a PodDisruptionBudget only where there is more than
-one replica, the NetworkPolicy's ports, and settings that cannot work refused with one line."""
+the setting, a drain shorter than the grace period, a PodDisruptionBudget only where there is more
+than one replica, the NetworkPolicy's ports, and settings that cannot work refused with one line."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ lost.
 Invariants:
 - deploy --push from N clones at once: every exit-0 deploy's commit is on the origin's deploy
 branch,
-  the origin holds exactly the commits that were reported, and a failed clone keeps no commit of
-  its own.
+  the origin holds exactly the commits that were reported, and a failed clone keeps no commit of its
+  own.
 - N deploys in one clone at once: every reported commit is on the branch, and nothing else is.
 - two registers of one model at once: two complete versions, each tag's card, pointer and bytes
 agree,

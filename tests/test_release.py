@@ -1,10 +1,7 @@
 """Issue #19, installing modelreg from a release: the release workflow's build and check steps run
-here
-as the runner would run them (no PyPI or GHCR: the publishing jobs are GitHub's), the dists they
-make
-install into a clean venv and run a real flow, two builds of one commit are byte-identical, and
-every
-workflow the project has or writes passes actionlint and zizmor.
+here as the runner would run them (no PyPI or GHCR: the publishing jobs are GitHub's), the dists
+they make install into a clean venv and run a real flow, two builds of one commit are
+byte-identical, and every workflow the project has or writes passes actionlint and zizmor.
 
 Invariants: an installed release renders its server image by digest and its scaffolded workflow
 installs exactly that release; a development install says once that it names the image by tag."""

@@ -3,8 +3,7 @@ real clients on 127.0.0.1:
 
 - SIGTERM under load: readiness fails at once, the server keeps serving through the drain, and every
   request sent before the client saw readiness fail is answered 200 (a load balancer's view: it
-  stops
-  sending once the endpoint is not ready); the process then exits 0.
+  stops sending once the endpoint is not ready); the process then exits 0.
 - A body over the limit, sent whole before the answer is read (urllib), reads a 413 JSON.
 - Slow clients: headers trickled, a body that stalls, an idle connection: 408 or closed, bounded.
 - Overload: more inference requests in flight than --max-inflight get 503 with Retry-After at once,

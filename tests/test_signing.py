@@ -3,8 +3,7 @@ environment with `require_signed: true` that deploys, promotes and rolls back on
 allowed signer signed, recording who (Modelreg-Signer).
 
 Invariant: nothing lands in a require_signed environment unless `git verify-tag` accepts its tag
-from
-a signer listed in the registry's own commit."""
+from a signer listed in the registry's own commit."""
 
 from __future__ import annotations
 

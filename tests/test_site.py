@@ -1,6 +1,5 @@
 """The static site: generated from git, browsable, safe. Driven in a real headless Chromium where
-the
-machine has one (Debian's `chromium`; `.ci/run` installs it).
+the machine has one (Debian's `chromium`; `.ci/run` installs it).
 
 Invariants: every page a link names exists; a card value is shown as text and runs no script; no
 secret from `.dvc/config.local` or the environment reaches a page."""

@@ -52,8 +52,8 @@ def test_workflow_shape(env: Env) -> None:
 
 
 def run_steps(flow: dict, workspace: Path, variables: dict[str, str]) -> None:
-    """Run each `run:` step in bash as the runner would, except installing modelreg (this venv
-    has it)."""
+    """Run each `run:` step in bash as the runner would, except installing modelreg (this venv has
+    it)."""
     base = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",

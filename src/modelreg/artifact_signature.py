@@ -2,17 +2,16 @@
 artifact's SHA-256 digests, committed beside the card as `models/<name>/model.sig`.
 
 The signature is model-signing's own format (a Sigstore bundle over an in-toto statement listing
-each
-file's SHA-256, `files` serialization), so `model_signing verify key ARTIFACT --signature model.sig
+each file's SHA-256, `files` serialization), so `model_signing verify key ARTIFACT --signature
+model.sig
 --public_key KEY.pub` accepts it. modelreg signs and checks digests it already has (computed while
-the
-bytes were copied into DVC's cache, or streamed from the remote, or downloaded in the pod): signing
-costs no extra read of the artifact, and a check compares the signed digests with those of the bytes
-actually read. Keys: an elliptic-curve private key in PEM (`openssl ecparam -name prime256v1 -genkey
+the bytes were copied into DVC's cache, or streamed from the remote, or downloaded in the pod):
+signing costs no extra read of the artifact, and a check compares the signed digests with those of
+the bytes actually read. Keys: an elliptic-curve private key in PEM (`openssl ecparam -name
+prime256v1 -genkey
 -noout -out release.key`), or keyless Sigstore with an OIDC identity token (GitHub Actions'
 `id-token: write`). A key is named by the SHA-256 of its public key in PEM, as model-signing's
-bundle
-hint names it.
+bundle hint names it.
 """
 
 from __future__ import annotations
@@ -94,8 +93,8 @@ def signature_of(registry: Registry, info: VersionInfo) -> bytes | None:
 
 
 def key_id(public_pem: bytes) -> str:
-    """The SHA-256 of a public key in PEM (SubjectPublicKeyInfo), as model-signing's bundles
-    hint it."""
+    """The SHA-256 of a public key in PEM (SubjectPublicKeyInfo), as model-signing's bundles hint
+    it."""
     from cryptography.hazmat.primitives import serialization
 
     try:
@@ -121,9 +120,8 @@ def sign(
     name: str, digests: dict[str, str], key: Path | None, identity_token: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """Sign an artifact named NAME whose files have DIGESTS (from `signed_names`): with the EC
-    private
-    key KEY, or keyless through Sigstore with IDENTITY_TOKEN (or the ambient one in CI). Returns the
-    signature bundle and what the card records of the signer."""
+    private key KEY, or keyless through Sigstore with IDENTITY_TOKEN (or the ambient one in CI).
+    Returns the signature bundle and what the card records of the signer."""
     signing, _ = _library()
     config = signing.Config().set_hashing_config(_Known(_manifest(name, digests)))
     if key is not None:

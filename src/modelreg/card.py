@@ -75,8 +75,7 @@ def entries(mapping: Mapping[str, Any], key: str) -> list[Any]:
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     """`k=v` options into a dict; values that read as numbers (`3`, `0.9`, `1e-3`) or booleans
-    become them.
-    Numbers that are not finite (nan, inf) are refused: JSON cannot carry them."""
+    become them. Numbers that are not finite (nan, inf) are refused: JSON cannot carry them."""
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

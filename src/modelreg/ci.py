@@ -26,8 +26,8 @@ class CiAction:
 
 
 def plan(registry: Registry, environ: Mapping[str, str]) -> CiAction:
-    """A tag push deploys that tag to the first environment; workflow_dispatch does what its
-    inputs say."""
+    """A tag push deploys that tag to the first environment; workflow_dispatch does what its inputs
+    say."""
     event = environ.get("GITHUB_EVENT_NAME", "")
     first_env = next(iter(registry.config.environments))
     name, kind = environ.get("GITHUB_REF_NAME", ""), environ.get("GITHUB_REF_TYPE", "")

@@ -2,11 +2,10 @@
 
 The language (parsed here, never eval'd):
 
-    expr    := term ('or' term)*          term := factor ('and' factor)*
-    factor  := 'not' factor | '(' expr ')' | FIELD [OP VALUE]
-    OP      := == != < <= > >= ~          (~: contains, case-insensitive)
-    VALUE   := a number, a "string" or 'string', a date 2026-03-01, true, false, or a bare word
-    (prod)
+    expr    := term ('or' term)*          term := factor ('and' factor)* factor  := 'not' factor |
+    '(' expr ')' | FIELD [OP VALUE] OP      := == != < <= > >= ~          (~: contains,
+    case-insensitive) VALUE   := a number, a "string" or 'string', a date 2026-03-01, true, false,
+    or a bare word (prod)
 
 Fields: `model`, `version`, `tag`, `author`, `date` (when registered; compared by day when the value
 is a day), `metrics.NAME`, `params.NAME`, `live` (the environments it is live in now), `was_live`
@@ -267,9 +266,9 @@ COLUMNS = list(Facts._fields)
 
 def facts(registry: Registry) -> list[Facts]:
     """What find knows of every valid version. Kept whole in `<git dir>/modelreg/find-table`, keyed
-    by
-    the tag refs (names and objects), the deploy branch's tip and the settings that read tags: any
-    change of those is a new key, and the table is built again (cards from the per-object cache)."""
+    by the tag refs (names and objects), the deploy branch's tip and the settings that read tags:
+    any change of those is a new key, and the table is built again (cards from the per-object
+    cache)."""
     import hashlib
 
     from modelreg import target

@@ -1,13 +1,12 @@
 """What a version must show before it lands in an environment, per `modelreg.yaml`, all read from
-git:
-`requires` (it ran in another environment), `soak` (long enough there, never rolled back there),
-`validate` (a recorded pass), `approvals` (N distinct allowed signers, not the tag's author) and
-`require_signed` (an allowed signer signed its tag) and `require_artifact_signature` (the trusted
-key
-or identity signed the artifact, and the bytes in the remote match the signature). Every gate is
-evaluated, and a refusal lists each failed one with why; a rollback is held to the gates about the
-version itself (servable, validate, signed, artifact signed). `servable` (modelreg's server can run
-it: one program file, a card signature) applies wherever the serving kind runs modelreg's server."""
+git: `requires` (it ran in another environment), `soak` (long enough there, never rolled back
+there), `validate` (a recorded pass), `approvals` (N distinct allowed signers, not the tag's author)
+and `require_signed` (an allowed signer signed its tag) and `require_artifact_signature` (the
+trusted key or identity signed the artifact, and the bytes in the remote match the signature). Every
+gate is evaluated, and a refusal lists each failed one with why; a rollback is held to the gates
+about the version itself (servable, validate, signed, artifact signed). `servable` (modelreg's
+server can run it: one program file, a card signature) applies wherever the serving kind runs
+modelreg's server."""
 
 from __future__ import annotations
 
@@ -197,8 +196,7 @@ def _soak(
     records: list[DeployRecord], resolved: Resolved, env: str, required: str, soak: str
 ) -> Gate:
     """It ran in REQUIRED for at least SOAK in all (deploy-branch commit times; until now when it
-    still
-    runs there) and was never rolled back there."""
+    still runs there) and was never rolled back there."""
     from modelreg.config import duration_seconds
 
     info, version = resolved.info, str(resolved.info.version)

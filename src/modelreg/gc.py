@@ -3,11 +3,10 @@
 Kept, always: every version live in an environment, every rollback target within the window (each
 version live in an environment at any moment of the last WINDOW), the version each held environment
 is held at, every quarantined version (the evidence), and the last N versions of each model. Only
-the
-DVC objects of the other versions are candidates, and of those only the ones no kept version shares
-are removed (from the version's DVC remote and the local cache): objects outside any version (other
-DVC data in the same remote) are never touched. Files go before the folder listings that name them,
-so a gc killed midway, run again, finds what is left; a kill never touches a kept version.
+the DVC objects of the other versions are candidates, and of those only the ones no kept version
+shares are removed (from the version's DVC remote and the local cache): objects outside any version
+(other DVC data in the same remote) are never touched. Files go before the folder listings that name
+them, so a gc killed midway, run again, finds what is left; a kill never touches a kept version.
 """
 
 from __future__ import annotations

@@ -95,8 +95,7 @@ def pinned_version(text: str) -> str | None:
 
 def generated_workflow(text: str) -> bool:
     """True when TEXT is the packaged workflow with only its generated values differing
-    (environments
-    added or renamed since): init rewrites it then, it is not the user's edit."""
+    (environments added or renamed since): init rewrites it then, it is not the user's edit."""
     pattern = r"[^\n]*".join(re.escape(piece) for piece in PLACEHOLDER.split(_workflow_template()))
     return re.fullmatch(pattern, text) is not None
 

@@ -79,10 +79,8 @@ def deprecate(
     push: bool = False,
 ) -> PolicyChange:
     """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT:
-    the
-    version to use instead), or with `lift` undo it. Deprecating again with the same terms, or
-    lifting
-    what is not set, changes nothing; new terms replace the old ones."""
+    the version to use instead), or with `lift` undo it. Deprecating again with the same terms, or
+    lifting what is not set, changes nothing; new terms replace the old ones."""
     reason = _reason(reason)
     info = resolve(registry, ref).info
     action = "undeprecate" if lift else "deprecate"

@@ -118,9 +118,8 @@ def derive(records: list[DeployRecord]) -> Policy:
 
 def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:
     """(model, version) -> the quarantine in force, from the quarantine commits alone (one `git
-    log`).
-    Every model's are kept in `<git dir>/modelreg/quarantines` by the deploy branch's tip: the log
-    below a commit never changes, so the entry is right until the tip moves."""
+    log`). Every model's are kept in `<git dir>/modelreg/quarantines` by the deploy branch's tip:
+    the log below a commit never changes, so the entry is right until the tip moves."""
     if model is not None:
         return derive(target.read_log(registry, model, events_only=True)).quarantined
     tip = target.tip(registry)

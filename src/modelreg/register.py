@@ -429,8 +429,7 @@ def _check_clean(registry: Registry, name: str, head: str, source: Path) -> None
 
 def _lags(registry: Registry, head: str, name: str, path: str) -> bool:
     """True when PATH is as the parent of HEAD had it (in the working tree and the index) and HEAD
-    is
-    a register commit of NAME: a killed run's commit that the working tree has not caught up
+    is a register commit of NAME: a killed run's commit that the working tree has not caught up
     with."""
     subject = git.run_git("log", "-1", "--format=%s", head, cwd=registry.root)
     ref = parse_tag(
@@ -447,9 +446,8 @@ def _lags(registry: Registry, head: str, name: str, path: str) -> bool:
 
 def _check_renders(registry: Registry, resolved: Resolved) -> list[str]:
     """Render the new version for every environment before it is tagged: a template error refuses
-    the
-    register (nothing is tagged) instead of making a version no deploy can render. Returns warnings:
-    the servable problems of a version modelreg's server would refuse."""
+    the register (nothing is tagged) instead of making a version no deploy can render. Returns
+    warnings: the servable problems of a version modelreg's server would refuse."""
     from modelreg.render import render
     from modelreg.servable import problems, runs_modelreg_server
 
@@ -485,10 +483,8 @@ def _write_commit(
     signature: bytes | None,
 ) -> str:
     """The register commit on HEAD: card, pointer, .gitignore and artifact signature (when signed)
-    of
-    models/NAME; every other pointer HEAD had there gone (STALE), the old signature when this
-    version
-    is not signed. Only git's object store is written."""
+    of models/NAME; every other pointer HEAD had there gone (STALE), the old signature when this
+    version is not signed. Only git's object store is written."""
     where = registry.model_dir(name)
     ignore = git.read_file(registry.root, head, f"{where}/.gitignore") or b""
     line = f"/{pointer.path}".encode()
@@ -517,10 +513,8 @@ def _update_worktree(
     prepared: Path | None = None,
 ) -> None:
     """Bring models/NAME/ of the working tree and index to COMMIT: card, pointer, .gitignore from
-    git,
-    the artifact from PREPARED (the copy stage wrote in its one read) or else DVC's cache. Every
-    file
-    goes through a temporary name or a rename: a kill leaves old or new."""
+    git, the artifact from PREPARED (the copy stage wrote in its one read) or else DVC's cache.
+    Every file goes through a temporary name or a rename: a kill leaves old or new."""
     where = registry.model_dir(name)
     folder = registry.root / where
     folder.mkdir(parents=True, exist_ok=True)

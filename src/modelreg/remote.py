@@ -76,8 +76,7 @@ class ObjectStore:
 
     def present(self, md5: str) -> bool:
         """Like exists, but only a missing object is False: a remote that cannot be reached, times
-        out
-        or refuses access raises (fsspec's exists answers False for all of them on some
+        out or refuses access raises (fsspec's exists answers False for all of them on some
         filesystems)."""
         try:
             if isinstance(self.fs, LocalFiles):
@@ -103,9 +102,9 @@ class ObjectStore:
 
     def put(self, md5: str, source: Path) -> bool:
         """Send one cache object; False when the remote already has it. A directory remote on the
-        cache's filesystem gets a hard link (the object is complete and read-only, so the
-        link appears
-        whole at its final name), another one a copy renamed into place; object stores an upload."""
+        cache's filesystem gets a hard link (the object is complete and read-only, so the link
+        appears whole at its final name), another one a copy renamed into place; object stores an
+        upload."""
         target = self.path(md5)
         if self.fs.exists(target):
             return False
@@ -165,8 +164,7 @@ def _entries(remote: ObjectStore, md5: str) -> list[dict[str, str]]:
 
 def dir_listing(registry: Registry, found: Resolved) -> dict[str, str]:
     """relpath -> md5 of a folder version's files, from its `.dir` listing (the local DVC cache's
-    copy
-    when there, else the remote's); nothing of the files themselves is read."""
+    copy when there, else the remote's); nothing of the files themselves is read."""
     md5 = found.pointer.md5
     objects = store.cache_objects_dir(registry.root)
     if (objects / md5[:2] / md5[2:]).is_file():
@@ -273,8 +271,7 @@ def verify(
     trusted: list[Trust] | None = None,
 ) -> list[Verified]:
     """Check each version's artifact in the remote: present, md5 and size (and SHA-256 with deep);
-    its
-    artifact signature, when it has one, against the bytes read and TRUSTED (default: whom the
+    its artifact signature, when it has one, against the bytes read and TRUSTED (default: whom the
     environments trust); and its tag: still the object its first deploy recorded, and the same as
     the git remote's."""
     explicit = trusted is not None
@@ -335,8 +332,8 @@ PUSH_WORKERS = 4
 def push_objects(registry: Registry, objects: tuple[str, ...], cache: Path) -> int:
     """Send an artifact's objects (each file's md5, then its `.dir` listing last, so a listing never
     names a file the remote lacks) from the cache to the default remote, files in parallel
-    (bounded);
-    return how many were sent. Through fsspec when `light_store` answers, else through DVC."""
+    (bounded); return how many were sent. Through fsspec when `light_store` answers, else through
+    DVC."""
     light = light_store(registry)
     if light is None:
         return store.push_objects(registry.root, objects)
@@ -401,10 +398,8 @@ def missing(registry: Registry, found: Resolved) -> list[str]:
 
 def tag_remote(registry: Registry, found: Resolved) -> tuple[str, dict[str, str]]:
     """(name, settings) of the DVC remote a version's manifests fetch from: the default remote of
-    the
-    `.dvc/config` in its tag's tree, with what the working tree's `config.local` adds to the
-    remote of
-    that name (credentials; never its URL). ("", {}) when the tag names none."""
+    the `.dvc/config` in its tag's tree, with what the working tree's `config.local` adds to the
+    remote of that name (credentials; never its URL). ("", {}) when the tag names none."""
     sections = store.config_sections(git.read_file(registry.root, found.info.commit, ".dvc/config"))
     name = sections.get("core", {}).get("remote", "")
     settings = dict(sections.get(f"remote:{name}", {})) if name else {}
@@ -505,9 +500,8 @@ def object_store(
     timeout: float | None = None,
 ) -> ObjectStore:
     """The DVC object store under BASE_URL (a remote's URL): a local directory directly, anything
-    else
-    through fsspec; S3 takes ENDPOINT (else AWS_ENDPOINT_URL(_S3)) and REGION, credentials from the
-    standard AWS variables. TIMEOUT: seconds to connect and between two reads (S3, HTTP)."""
+    else through fsspec; S3 takes ENDPOINT (else AWS_ENDPOINT_URL(_S3)) and REGION, credentials from
+    the standard AWS variables. TIMEOUT: seconds to connect and between two reads (S3, HTTP)."""
     local = base_url.removeprefix("file://") if base_url.startswith("file://") else base_url
     if "://" not in local:
         root = os.path.abspath(local).rstrip("/") + "/files/md5"
@@ -579,9 +573,8 @@ def download(
     accept: Callable[[dict[str, str]], None] | None = None,
 ) -> tuple[str, int, int]:
     """Stream object MD5 (a file, or a `.dir` folder, its files in parallel) to DEST, md5 per object
-    and SHA-256 overall checked while writing, and ACCEPT (given the SHA-256 per file, keyed ""
-    for a
-    single file) raising to refuse. Bytes go to a partial path beside DEST named by the object,
+    and SHA-256 overall checked while writing, and ACCEPT (given the SHA-256 per file, keyed "" for
+    a single file) raising to refuse. Bytes go to a partial path beside DEST named by the object,
     renamed to DEST only once verified: a mismatch removes it; an interruption (a kill, a crash, a
     network failure past the retries) keeps it, and the next download of the same object to DEST
     resumes where it stopped, re-reading the local part to hash it and asking the remote for the

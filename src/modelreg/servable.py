@@ -17,8 +17,7 @@ PROGRAMS = ("torchscript", "export")
 
 def runs_modelreg_server(serving: Serving) -> bool:
     """The Deployment kind runs `modelreg serve`, KServe does with modelreg's runtime;
-    `serving.servable:
-    false` says the templates run another server."""
+    `serving.servable: false` says the templates run another server."""
     return serving.servable and (serving.kind == "deployment" or serving.runtime == "modelreg")
 
 

@@ -2,12 +2,10 @@
 `git verify-tag` against the registry's allowed signers.
 
 The allowed signers live beside modelreg.yaml and are read as policy is (the default branch as the
-origin has it, see settings.py):
-`.modelreg/allowed_signers` in git's SSH format (`principal namespaces="git" ssh-ed25519 AAAA...`)
-and
-`.modelreg/allowed_gpg`, one GPG fingerprint per line (the keys themselves in the verifier's
-keyring).
-Protect the default branch that holds them as you protect modelreg.yaml.
+origin has it, see settings.py): `.modelreg/allowed_signers` in git's SSH format (`principal
+namespaces="git" ssh-ed25519 AAAA...`) and `.modelreg/allowed_gpg`, one GPG fingerprint per line
+(the keys themselves in the verifier's keyring). Protect the default branch that holds them as you
+protect modelreg.yaml.
 """
 
 from __future__ import annotations

@@ -165,8 +165,7 @@ def _attach_deploys(
     registry: Registry, versions: list[Version], records: list[target.DeployRecord]
 ) -> None:
     """Each version's latest deploy per environment, the files it committed, and the diff against
-    the
-    version deployed there before it."""
+    the version deployed there before it."""
     by_key = {(v.info.model, str(v.info.version)): v for v in versions}
     for record in records:  # newest first
         found = by_key.get((record.model, record.version))

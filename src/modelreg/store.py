@@ -84,9 +84,8 @@ def parse_remote_url(dvc_config: bytes | str | None, remote: str | None = None) 
 
 def remote_settings(*configs: bytes | str | None, remote: str | None = None) -> dict[str, str]:
     """The default (or named) remote's settings (url, endpointurl, ...) from the texts of
-    `.dvc/config`
-    and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them; {} when
-    none."""
+    `.dvc/config` and `.dvc/config.local`, later texts overriding earlier ones, as DVC merges them;
+    {} when none."""
     sections = config_sections(*configs)
     name = remote or sections.get("core", {}).get("remote")
     return dict(sections.get(f"remote:{name}", {})) if name else {}
@@ -185,8 +184,8 @@ def has_remote(root: Path) -> bool:
 
 @dataclass(frozen=True)
 class Staged:
-    """An artifact written into DVC's cache: its pointer, SHA-256 and the cache objects it is
-    made of."""
+    """An artifact written into DVC's cache: its pointer, SHA-256 and the cache objects it is made
+    of."""
 
     pointer: Pointer
     sha256: str
@@ -206,9 +205,8 @@ OUTSIDE_CONFIGS = (Path("/etc/xdg/dvc/config"), Path.home() / ".config" / "dvc" 
 
 def cache_objects_dir(root: Path) -> Path:
     """`<cache>/files/md5`, wherever the repo's DVC config puts the cache. Read from `.dvc/config`
-    and
-    `config.local` when they set nothing about the cache but its `dir` (DVC is not imported); else
-    DVC answers (a shared or linked cache, or one set in the global config)."""
+    and `config.local` when they set nothing about the cache but its `dir` (DVC is not imported);
+    else DVC answers (a shared or linked cache, or one set in the global config)."""
     config = root / ".dvc"
     texts = plain_configs(root)
     settings = config_sections(*texts).get("cache", {}) if texts is not None else {"unreadable": ""}
@@ -224,9 +222,8 @@ CONFIG_LINE = re.compile(r"\s*(?:[#;].*|\[[^\]\n]+\]|[A-Za-z0-9_.-]+\s*=.*)?")
 
 def plain_configs(root: Path) -> list[str] | None:
     """The texts of `.dvc/config` and `.dvc/config.local` when every line is a section, a `key =
-    value`
-    or a comment (what modelreg reads without DVC); None otherwise: DVC reads them and says what is
-    wrong."""
+    value` or a comment (what modelreg reads without DVC); None otherwise: DVC reads them and says
+    what is wrong."""
     texts = []
     for name in ("config", "config.local"):
         path = root / ".dvc" / name
@@ -245,11 +242,10 @@ def stage(
     root: Path, source: Path, progress: Progress | None = None, worktree_copy: bool = False
 ) -> Staged:
     """Put SOURCE (a file or folder) into DVC's cache exactly as `dvc add` would, reading every byte
-    once: md5 (DVC's address) and SHA-256 come from the same read, and with WORKTREE_COPY the
-    same read
-    also writes the copy the working tree gets (`Staged.prepared`, renamed into place later). Each
-    object is written to a private staging file and renamed into place, so a kill leaves no partial
-    object, only staging debris that the next run clears."""
+    once: md5 (DVC's address) and SHA-256 come from the same read, and with WORKTREE_COPY the same
+    read also writes the copy the working tree gets (`Staged.prepared`, renamed into place later).
+    Each object is written to a private staging file and renamed into place, so a kill leaves no
+    partial object, only staging debris that the next run clears."""
     objects_dir = cache_objects_dir(root)
     staging = objects_dir.parent.parent / "modelreg-staging"
     clear_staging(staging)
@@ -414,9 +410,8 @@ def place(prepared: Path, dest: Path) -> bool:
 
 def materialize(root: Path, pointer: Pointer, dest: Path, objects_dir: Path | None = None) -> None:
     """Write the artifact from the cache (OBJECTS_DIR, found through DVC when not given) to its
-    place
-    in the working tree, through a temporary path: a kill never leaves half a file under the real
-    name."""
+    place in the working tree, through a temporary path: a kill never leaves half a file under the
+    real name."""
     objects_dir = objects_dir or cache_objects_dir(root)
     tmp = dest.with_name(f".{dest.name}.modelreg-{os.getpid()}")
     try:

@@ -153,8 +153,7 @@ def _summarize(
     registry: Registry, models: list[str]
 ) -> dict[str, tuple[dict[str, Any] | None, int, int]]:
     """(latest valid version's fields, valid count, invalid count) of MODELS: one scan per model
-    when
-    few changed, one scan of every tag when many did."""
+    when few changed, one scan of every tag when many did."""
     by_model: dict[str, list[VersionInfo]] = {m: [] for m in models}
     if len(models) <= 20:
         for model in models:

@@ -1,6 +1,5 @@
 """What each tag says (its commit, creator, date, subject and register's SHA-256 line), kept by
-object
-id in `<git dir>/modelreg/tag-cache`.
+object id in `<git dir>/modelreg/tag-cache`.
 
 A tag object is immutable and named by the hash of its bytes, so an entry can never go stale: a tag
 that moves names another object, which is read afresh. Listing tags is then one `for-each-ref` of
@@ -24,8 +23,8 @@ SHA256_LINE = re.compile(r"^sha256: ([0-9a-f]{64})$", re.MULTILINE)
 
 
 class TagRecord(NamedTuple):
-    """One version tag: what its ref names and what that object says. A tuple: there are 100,000
-    of them."""
+    """One version tag: what its ref names and what that object says. A tuple: there are 100,000 of
+    them."""
 
     name: str
     object: str  # the tag object (annotated) or the commit (lightweight) the ref names

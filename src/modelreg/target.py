@@ -77,8 +77,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Landing(Generic[R]):
-    """What one attempt decided: a result, and the commit to move the branch to (None: nothing
-    to land)."""
+    """What one attempt decided: a result, and the commit to move the branch to (None: nothing to
+    land)."""
 
     result: R
     commit: str | None = None

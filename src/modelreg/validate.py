@@ -1,6 +1,5 @@
 """The validation gate: load a runnable artifact, run it on the card's example (or random data of
-the
-signature's shapes), check outputs against the signature, time it.
+the signature's shapes), check outputs against the signature, time it.
 
 Results are recorded as a git note (`refs/notes/modelreg-validation`) on the version's commit, keyed
 by tag, so tags stay immutable and no new version is needed. Push them with

@@ -167,8 +167,8 @@ class Resolved:
 
 
 def resolve(registry: Registry, text: str) -> Resolved:
-    """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version
-    and its card."""
+    """`NAME@VERSION`, `NAME` (latest valid) or a bare `VERSION` (default model) to a version and
+    its card."""
     ref = parse_ref(text, registry.config.default_model)
     versions = scan(registry, ref.model)
     if ref.version is None and versions:

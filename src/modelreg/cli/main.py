@@ -69,9 +69,8 @@ def cli(ctx: click.Context, repo: str) -> None:
     """modelreg: a GitOps model registry.
 
     A model version is a DVC-tracked artifact committed to git and named by an annotated tag
-    (churn@v3). Deploying a version renders Kubernetes manifests onto a deploy branch that
-    Argo CD or Flux syncs; a rollback is a new commit that puts back what an earlier version
-    deployed.
+    (churn@v3). Deploying a version renders Kubernetes manifests onto a deploy branch that Argo CD
+    or Flux syncs; a rollback is a new commit that puts back what an earlier version deployed.
     """
     ctx.obj = repo
 

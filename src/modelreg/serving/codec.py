@@ -111,8 +111,7 @@ INTEGERS = {"UINT8", "INT8", "INT16", "INT32", "INT64"}
 
 def check_values(name: str, datatype: str, data: Any) -> str | None:
     """Why the JSON values of an input do not fit its datatype: a boolean or string where numbers
-    go,
-    a fraction where integers go. None when they fit (or come as raw bytes)."""
+    go, a fraction where integers go. None when they fit (or come as raw bytes)."""
     if not isinstance(data, list):
         return None
     stack, checked = [data], 0

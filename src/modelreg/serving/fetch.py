@@ -3,20 +3,17 @@
 The URL is the object's address in a DVC remote (`<remote>/files/md5/ab/cdef...`, a `.dir` listing
 for a folder), as the manifests carry it. Local paths, `s3://` (endpoint and credentials from the
 standard AWS variables, so MinIO and moto work), `gs://`, `azure://` and `http(s)://` go through
-fsspec
-(the filesystems DVC's extras install). md5 per object and SHA-256 overall are checked while the
-bytes
-stream; with a signature (and a trusted key or identity) the OpenSSF model signature is checked
-against the SHA-256 of the bytes downloaded, before they are put in place. A mismatch or an
+fsspec (the filesystems DVC's extras install). md5 per object and SHA-256 overall are checked while
+the bytes stream; with a signature (and a trusted key or identity) the OpenSSF model signature is
+checked against the SHA-256 of the bytes downloaded, before they are put in place. A mismatch or an
 interruption leaves nothing at the output path.
 
 Idempotent, as Kubernetes wants of an init container writing to an emptyDir (it runs again when the
 pod sandbox restarts, and the volume keeps its content): bytes already at the output path with the
 registered SHA-256 (and signature) are kept without a download; anything else there is replaced,
-once
-the new bytes are verified (a failed fetch leaves it as it was).
-A remote that cannot be reached, that times out, that refuses access, and an object it lacks are
-four different one-line errors, each naming the URL.
+once the new bytes are verified (a failed fetch leaves it as it was). A remote that cannot be
+reached, that times out, that refuses access, and an object it lacks are four different one-line
+errors, each naming the URL.
 """
 
 from __future__ import annotations
@@ -60,8 +57,7 @@ def fetch(
     timeout: float | None = None,
 ) -> Fetched:
     """Download the object URL names (it must be the object MD5) to OUT, verified against SHA256
-    and,
-    when given, SIGNATURE made by TRUST."""
+    and, when given, SIGNATURE made by TRUST."""
     match = OBJECT_URL.match(url.rstrip("/"))
     if match is None or match["prefix"] + match["rest"] != md5:
         raise ArtifactError(

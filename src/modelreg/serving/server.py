@@ -6,11 +6,10 @@ module adds what a registry needs and KServe lacks: the bind address (KServe har
 limit, 400 with `{"error": ...}` for a body that is not JSON (FastAPI answers 422 with `detail`),
 Prometheus metrics by model, version and status code (every answer counted, 5xx included) with an
 info metric naming the artifact's SHA-256, and the limits a server facing a network needs
-(`Limits`):
-a body over the limit is read and discarded up to a bound before its 413 (so that a client sending
-the whole body first reads the answer), a body that stalls gets 408, more requests in flight than
-the limit get 503 at once, and a model that raises answers a short 500 with a request id (the
-traceback goes to the log).
+(`Limits`): a body over the limit is read and discarded up to a bound before its 413 (so that a
+client sending the whole body first reads the answer), a body that stalls gets 408, more requests in
+flight than the limit get 503 at once, and a model that raises answers a short 500 with a request id
+(the traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -99,8 +98,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Deprecated:
-    """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement
-    (a tag)."""
+    """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement (a
+    tag)."""
 
     since: str
     sunset: str

@@ -36,8 +36,8 @@ CARD_VARIABLE = "MODELREG_CARD"
 
 def pod_card(path: Path | None) -> dict[str, Any]:
     """The card rendered into the pod: a file (a ConfigMap, Deployment) or the MODELREG_CARD
-    variable
-    (KServe). Name, version, artifact path and SHA-256, and the signature are what serving needs."""
+    variable (KServe). Name, version, artifact path and SHA-256, and the signature are what serving
+    needs."""
     if path is not None:
         try:
             card = parse_card(path.read_bytes(), str(path))
