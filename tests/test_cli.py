@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from helpers import Env, signature_card, snapshot, write_artifact
 from modelreg.cli.main import cli
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(click.Context(cli))  # the lazy group's table
 
 
 def run(env: Env, *args: str) -> Result:
