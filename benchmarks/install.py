@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,17 +82,22 @@ def main() -> None:
     bare = work / "venv-bare"  # the first row
     floor = timed([str(bare / "bin" / "python"), "-c", "pass"], runs=10)
     helped = timed([str(bare / "bin" / "modelreg"), "--help"], runs=10)
-    image = subprocess.run(
-        [
-            "podman",
-            "image",
-            "inspect",
-            "--format",
-            "{{.Size}}",
-            f"ghcr.io/modelreg/modelreg:{wheel.name.split('-')[1]}",
-        ],
-        capture_output=True,
-        text=True,
+    podman = shutil.which("podman")
+    image = (
+        subprocess.run(
+            [
+                podman,
+                "image",
+                "inspect",
+                "--format",
+                "{{.Size}}",
+                f"ghcr.io/modelreg/modelreg:{wheel.name.split('-')[1]}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if podman
+        else None
     )
     lines = (
         [
@@ -111,7 +117,7 @@ def main() -> None:
             f"`modelreg --help` in the bare venv: {helped * 1000:.0f} ms (median of 10) against "
             f"`python -c pass` {floor * 1000:.0f} ms: {helped / floor:.1f}x.",
             f"Server image: {int(image.stdout) / 1e6:.0f} MB."
-            if image.returncode == 0 and image.stdout.strip()
+            if image is not None and image.returncode == 0 and image.stdout.strip()
             else "Server image: not built here (`make image`).",
         ]
     )

@@ -15,8 +15,8 @@ import random
 from pathlib import Path
 
 from helpers import Env, modelreg, signature_card, write_model_dir
+from modelreg.collection import Version, kept_versions
 from modelreg.deploy import deploy
-from modelreg.gc import Version, kept_versions
 from modelreg.policy import Mark, Policy
 from modelreg.register import RegisterRequest, register
 from modelreg.target import DeployRecord

@@ -243,8 +243,8 @@ def gc(repo: str, keep_last: int, window: str, dry_run: bool, as_json: bool) -> 
 
     Example: modelreg gc --dry-run; modelreg gc --keep-last 5 --window 90d
     """
+    from modelreg.collection import gc as run_gc
     from modelreg.config import duration_seconds
-    from modelreg.gc import gc as run_gc
     from modelreg.handle import open_registry
 
     seconds = duration_seconds(window, "--window")
