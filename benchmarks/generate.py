@@ -71,6 +71,9 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
                 "size: 1024\n"
                 f"  sha256: {mark:064x}\nauthor: Bench <bench@example.com>\nmessage: v{version}\n"
                 f"metrics:\n  auc: {0.5 + (mark % 500) / 1000}\n"
+                # what modelreg's server checks requests against (the servable gate wants it)
+                "signature:\n  inputs:\n  - {name: x, dtype: float32, shape: [-1, 4]}\n"
+                "  outputs:\n  - {name: y, dtype: float32, shape: [-1, 2]}\n"
             )
             pointer = f"outs:\n- md5: {md5}\n  size: 1024\n  hash: md5\n  path: model.pt\n"
             out.append(
