@@ -28,15 +28,6 @@ class Event(JsonFields):
     commit: str
     note: str
 
-    @classmethod
-    def of_record(cls, record: target.DeployRecord) -> Event:
-        """A deploy-branch commit as an event (its note: what the trailers add)."""
-        where = record.env or None
-        return cls(
-            record.timestamp, record.action, record.model, record.version, where, record.author,
-            record.commit, _note(record),
-        )  # fmt: skip
-
 
 def history(registry: Registry, model: str | None = None, env: str | None = None) -> list[Event]:
     """Events newest first. Registrations are ordered by version and deploys by branch order,
@@ -68,13 +59,12 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
     for record in reversed(records):
         # quarantines hold in every environment: they show under any --env
         if (model is None or record.model == model) and (env is None or record.env in (env, "")):
-            events.append(
-                (
-                    record.timestamp,
-                    len(events),
-                    Event.of_record(record),
-                )
-            )
+            where = record.env or None
+            event = Event(
+                record.timestamp, record.action, record.model, record.version, where,
+                record.author, record.commit, _note(record),
+            )  # fmt: skip
+            events.append((record.timestamp, len(events), event))
     events.sort(key=lambda item: item[:2], reverse=True)
     return [event for _, _, event in events]
 

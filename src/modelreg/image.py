@@ -9,7 +9,6 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 
 from modelreg.config import Config
 
@@ -26,6 +25,8 @@ class Image:
 
 def modelreg_version() -> str:
     """The installed modelreg's version ("dev" when run from a tree that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version  # 20-30 ms: only when asked
+
     try:
         return version("modelreg")
     except PackageNotFoundError:

@@ -8,6 +8,7 @@ A registration tag is `<model>@<version>` (GTO's grammar); in a registry with a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelreg.errors import RefError
@@ -101,13 +102,20 @@ def _version(parts: tuple[int, ...]) -> Version:
     return Version(key=(padded[0], padded[1], padded[2]), parts=parts)
 
 
-def tag_group(tag: str, default_model: str | None) -> str | None:
-    """The model a tag's name claims, its version unchecked: the part before `@`, or DEFAULT_MODEL
-    for a bare `v...` tag; None for a tag of no model (`release-1`)."""
-    model, at, _ = tag.partition("@")
-    if at:
-        return model
-    return default_model if default_model is not None and tag.startswith("v") else None
+def group_tags(lines: Iterable[str], default_model: str | None) -> dict[str, list[str]]:
+    """LINES (each a tag name, then anything after a NUL: for-each-ref output) grouped by the model
+    their tag names claim, versions unchecked: the part before `@`, or DEFAULT_MODEL for a bare
+    `v...` tag; tags of no model (`release-1`) are left out. One loop: 100,000 tags per `list`."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        name = line.partition("\0")[0]
+        model, at, _ = name.partition("@")
+        if not at:
+            if default_model is None or not name.startswith("v"):
+                continue
+            model = default_model
+        groups.setdefault(model, []).append(line)
+    return groups
 
 
 def qualify(ref: str, model: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from modelreg import cache, git
 from modelreg.handle import Registry
 from modelreg.policy import deprecations, quarantines
-from modelreg.refs import parse_version, tag_group
+from modelreg.refs import group_tags, parse_version
 from modelreg.target import moved, read_log
 from modelreg.versions import VersionInfo, latest_valid_of, scan
 
@@ -38,12 +38,7 @@ def summaries(registry: Registry, compute: Compute) -> dict[str, Summary]:
     root = registry.root
     out = git.run_git("for-each-ref", f"--format={FORMAT}", "refs/tags", cwd=root)
     salt = f"{registry.config.models_dir}\0{registry.config.default_model}\n"
-    groups: dict[str, list[str]] = {}
-    default = registry.config.default_model
-    for line in out.splitlines():
-        model = tag_group(line.partition("\0")[0], default)
-        if model is not None:
-            groups.setdefault(model, []).append(line)
+    groups = group_tags(out.splitlines(), registry.config.default_model)
     digests = {
         model: hashlib.sha1(
             (salt + "\n".join(lines)).encode("utf-8", "surrogateescape")

@@ -166,10 +166,8 @@ def read_log(
     start = start or tip(registry)
     if start is None:
         return []
-    if events_only:
-        paths = [events_path(model) if model else EVENTS_DIR]
-        return _parse_log(_git_log(registry, start, paths), model)
-    return _cached_log(registry, start, model)
+    records = _cached_log(registry, start, model)
+    return [r for r in records if not r.changes_manifests] if events_only else records
 
 
 LOG_FORMAT = "--format=%H%x1f%ct%x1f%an <%ae>%x1f%P%x1f%(trailers:only,unfold)%x1e"
@@ -220,9 +218,23 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
 
 
 def _cached_log(registry: Registry, start: str, model: str | None) -> list[DeployRecord]:
-    """The log from START (one MODEL's, or all), from its cache file and the commits added since."""
+    """The log from START (one MODEL's, or all), from its cache file and the commits added since;
+    read once per process (`list` asks for the whole log three times)."""
     name = LOG_CACHE if model is None else f"{MODEL_LOGS}/{model}"
     path = cache.path(registry.root, name)
+    key = (path, start)
+    if key not in _READ:
+        _READ[key] = _read_log_at(registry, path, start, model)
+    return list(_READ[key])
+
+
+_READ: dict[tuple[Path, str], list[DeployRecord]] = {}  # (cache file, start): the history below a
+# commit never changes, so what was read for it holds for the life of the process
+
+
+def _read_log_at(
+    registry: Registry, path: Path, start: str, model: str | None
+) -> list[DeployRecord]:
     cached_start, cached = _load_log(path)
     if cached_start == start and cached is not None:
         return cached
