@@ -17,7 +17,7 @@ from modelreg.policy import Mark, derive
 from modelreg.refs import check_name
 from modelreg.target import Base, Landing, Snapshot
 from modelreg.trailers import message as trailers_message
-from modelreg.versions import resolve
+from modelreg.versions import VersionInfo, resolve
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,7 @@ def quarantine(
         if present != lift:
             return Landing(change)
         title = f"{'Lift the quarantine of' if lift else 'Quarantine'} {info.tag}"
-        trailers = [
-            ("Action", action),
-            ("Model", info.model),
-            ("Version", str(info.version)),
-            ("Tag", info.tag),
-            ("Tag-Object", info.object),
-            ("Reason", reason),
-        ]
-        commit = _event_commit(registry, at, info.model, title, trailers)
-        return Landing(
-            PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
-            commit,
-            title,
-        )
+        return _version_event(registry, at, action, info, title, [("Reason", reason)], push)
 
     return target.land(registry, info.model, push, attempt)
 
@@ -107,21 +94,8 @@ def deprecate(
                 PolicyChange(action, info.model, str(info.version), None, reason, None, True, False)
             )
         title = f"{'Lift the deprecation of' if lift else 'Deprecate'} {info.tag}"
-        trailers = [
-            ("Action", action),
-            ("Model", info.model),
-            ("Version", str(info.version)),
-            ("Tag", info.tag),
-            ("Tag-Object", info.object),
-            *terms,
-            ("Reason", reason),
-        ]
-        commit = _event_commit(registry, at, info.model, title, trailers)
-        return Landing(
-            PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push),
-            commit,
-            title,
-        )
+        trailers = [*terms, ("Reason", reason)]
+        return _version_event(registry, at, action, info, title, trailers, push)
 
     return target.land(registry, info.model, push, attempt)
 
@@ -219,6 +193,31 @@ def _reason(reason: str) -> str:
     if len(text) > 500:
         raise ModelregError("--reason: at most 500 characters")
     return text
+
+
+def _version_event(
+    registry: Registry,
+    at: Base,
+    action: str,
+    info: VersionInfo,
+    title: str,
+    more: list[tuple[str, str]],
+    push: bool,
+) -> Landing[PolicyChange]:
+    """The landing of an event about one version: its commit names the version (model, version,
+    tag and the tag's object), then MORE (the reason last)."""
+    trailers = [
+        ("Action", action),
+        ("Model", info.model),
+        ("Version", str(info.version)),
+        ("Tag", info.tag),
+        ("Tag-Object", info.object),
+        *more,
+    ]
+    commit = _event_commit(registry, at, info.model, title, trailers)
+    reason = dict(more).get("Reason", "")
+    change = PolicyChange(action, info.model, str(info.version), None, reason, commit, False, push)
+    return Landing(change, commit, title)
 
 
 def _event_commit(

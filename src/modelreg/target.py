@@ -224,12 +224,16 @@ def _cached_log(registry: Registry, start: str, model: str | None) -> list[Deplo
     path = cache.path(registry.root, name)
     key = (path, start)
     if key not in _READ:
+        if len(_READ) >= READ_KEPT:  # `modelreg ui` lives on while the branch moves
+            del _READ[next(iter(_READ))]
         _READ[key] = _read_log_at(registry, path, start, model)
     return list(_READ[key])
 
 
-_READ: dict[tuple[Path, str], list[DeployRecord]] = {}  # (cache file, start): the history below a
-# commit never changes, so what was read for it holds for the life of the process
+# (cache file, start) -> its records: the history below a commit never changes, so what was read
+# for it holds for the life of the process; the oldest of READ_KEPT goes first
+_READ: dict[tuple[Path, str], list[DeployRecord]] = {}
+READ_KEPT = 8
 
 
 def _read_log_at(
