@@ -13,7 +13,7 @@ CONTAINER ?= podman
 # CONTAINERS_SETUP, else shared/containers/base-image.sh in a folder above the checkout (this project's machines)
 CONTAINERS_SETUP ?= $(firstword $(wildcard $(addsuffix /shared/containers/base-image.sh,.. ../.. ../../..)))
 
-.PHONY: venv tools test lint demo bench bench-install image image-test clean
+.PHONY: venv tools test lint demo bench bench-install image image-test containers-setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ image:
 image-test: venv image
 	$(if $(CONTAINERS_SETUP),eval "$$(bash $(CONTAINERS_SETUP))" &&) \
 	MODELREG_IMAGE=$(IMAGE) MODELREG_CONTAINER=$(CONTAINER) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image.py
+
+# where podman gets set up here (empty: nowhere); .ci/run asks
+containers-setup:
+	@echo $(CONTAINERS_SETUP)
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info

@@ -360,6 +360,8 @@ def _cards(registry: Registry, versions: list[Any]) -> dict[str, dict[str, Any]]
         cached: dict[str, dict[str, Any]] = json.loads(cache.read(path) or "{}")
     except ValueError:
         cached = {}
+    if not isinstance(cached, dict):  # damaged: rebuilt
+        cached = {}
     missing = [v for v in versions if v.object not in cached]
     if missing:
         from modelreg.card import parse_card

@@ -12,7 +12,7 @@ import click
 from modelreg.cli.output import emit_json, handle_errors, json_option, note, short, table, when, who
 
 if TYPE_CHECKING:
-    from modelreg.deploy import DeployResult
+    from modelreg.deploy import DeployOptions, DeployResult
     from modelreg.handle import Registry
     from modelreg.marks import PolicyChange
 
@@ -123,13 +123,18 @@ def change_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _deploy(repo: str, ref: str, env: str, action: str, flags: dict[str, bool]) -> None:
+def _options(flags: dict[str, bool]) -> tuple[DeployOptions, bool]:
+    """change_options' flags as DeployOptions, and whether to print JSON."""
     from modelreg.deploy import DeployOptions
+
+    return DeployOptions(**{k: v for k, v in flags.items() if k != "as_json"}), flags["as_json"]
+
+
+def _deploy(repo: str, ref: str, env: str, action: str, flags: dict[str, bool]) -> None:
     from modelreg.deploy import deploy as run_deploy
     from modelreg.handle import open_registry
 
-    as_json = flags.pop("as_json")
-    options = DeployOptions(**flags)
+    options, as_json = _options(flags)
     registry = open_registry(repo, refresh=options.push)
     result = run_deploy(registry, ref, env, options, action)
     _print_result(result, as_json)
@@ -189,12 +194,10 @@ def rollback(
 
     Example: modelreg rollback v2 --env prod
     """
-    from modelreg.deploy import DeployOptions
     from modelreg.deploy import rollback as run_rollback
     from modelreg.handle import open_registry
 
-    as_json = flags.pop("as_json")
-    options = DeployOptions(**flags)
+    options, as_json = _options(flags)
     registry = open_registry(repo, refresh=options.push)
     result = run_rollback(registry, version, env, model, options)
     _print_result(result, as_json)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from modelreg.cli.output import byte_progress, emit_json, handle_errors, json_option, note
+from modelreg.serving.limits import DEFAULT
 
 if TYPE_CHECKING:
     from modelreg.serving.server import Deprecated
@@ -45,49 +47,49 @@ if TYPE_CHECKING:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option(
     "--max-body",
-    default=8 * 1024 * 1024,
+    default=DEFAULT.max_body,
     show_default=True,
     type=click.IntRange(1),
     help="Largest request body in bytes (over it: 413).",
 )
 @click.option(
     "--max-inflight",
-    default=64,
+    default=DEFAULT.max_inflight,
     show_default=True,
     type=click.IntRange(1),
     help="Inference requests handled at once; past it: 503 with Retry-After, at once.",
 )
 @click.option(
     "--max-connections",
-    default=1024,
+    default=DEFAULT.max_connections,
     show_default=True,
     type=click.IntRange(1),
     help="Open connections; past it: 503 and close.",
 )
 @click.option(
     "--header-timeout",
-    default=10.0,
+    default=DEFAULT.header_timeout,
     show_default=True,
     type=click.FloatRange(0.1),
     help="Seconds a client has to send a request's headers (slow clients: 408).",
 )
 @click.option(
     "--body-timeout",
-    default=10.0,
+    default=DEFAULT.body_timeout,
     show_default=True,
     type=click.FloatRange(0.1),
     help="Seconds a request body may stall (then 408).",
 )
 @click.option(
     "--keep-alive",
-    default=65,
+    default=DEFAULT.keep_alive,
     show_default=True,
-    type=click.IntRange(1),
+    type=click.FloatRange(1),
     help="Seconds an idle kept-alive connection stays open (above load balancers' usual 60).",
 )
 @click.option(
     "--drain-seconds",
-    default=0.0,
+    default=DEFAULT.drain_seconds,
     show_default=True,
     type=click.FloatRange(0),
     help="On SIGTERM: fail readiness and keep serving this long before stopping "
@@ -121,7 +123,7 @@ def serve(
     max_connections: int,
     header_timeout: float,
     body_timeout: float,
-    keep_alive: int,
+    keep_alive: float,
     drain_seconds: float,
     deprecated_since: str | None,
     sunset: str | None,
@@ -164,14 +166,14 @@ def serve(
         deprecation = deprecation or marked
         warm.join()
         from modelreg.serving.runtime import TorchModel
-        from modelreg.serving.server import Limits
         from modelreg.serving.server import serve as run_server
 
         _log_to_stderr()
         served = TorchModel(
             card, path, device, verified=model_dir is None
         )  # a pull checks SHA-256 as it writes
-        limits = Limits(
+        limits = replace(
+            DEFAULT,
             max_body=max_body,
             max_inflight=max_inflight,
             max_connections=max_connections,

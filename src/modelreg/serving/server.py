@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg.refs import parse_tag
+from modelreg.serving.limits import DEFAULT, DISCARD_FACTOR, Limits
 from modelreg.serving.runtime import ModelFailure, TorchModel
 
-MAX_BODY = 8 * 1024 * 1024
 MAX_NAME = 100  # longest model name a URL may carry (modelreg's own names are DNS labels: 53)
 MAX_DEPTH = 32  # deepest JSON nesting of a request body (the protocol needs 4)
 OTHER = "other"  # the one `model` label of requests for models this server does not run
@@ -81,22 +81,6 @@ def _metrics(model: TorchModel, deprecated: Deprecated | None = None) -> tuple[A
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What one server accepts. DISCARD_FACTOR * max_body: the most of an oversized body read (and
-    thrown away) so that its sender, still writing, reads the 413 rather than a reset."""
-
-    max_body: int = MAX_BODY
-    max_inflight: int = 64  # inference requests admitted at once; past it: 503 at once
-    max_connections: int = 1024  # open connections; past it uvicorn answers 503 and closes
-    header_timeout: float = 10.0  # seconds to send a request's headers
-    body_timeout: float = 10.0  # seconds the body may stall between two reads
-    keep_alive: float = (
-        65.0  # idle seconds a kept-alive connection waits (longer than common load balancers' 60)
-    )
-    drain_seconds: float = 0.0  # after SIGTERM: not ready, still serving, this long before stopping
-
-
-@dataclass(frozen=True)
 class Deprecated:
     """The served version is deprecated: since (ISO 8601 UTC), sunset (YYYY-MM-DD), replacement (a
     tag)."""
@@ -132,7 +116,6 @@ class Deprecated:
         return found
 
 
-DISCARD_FACTOR = 4
 CLOSE = {"connection": "close"}
 
 
@@ -339,7 +322,7 @@ def _json_by_default(scope: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_app(
-    model: TorchModel, limits: Limits = Limits(), deprecated: Deprecated | None = None
+    model: TorchModel, limits: Limits = DEFAULT, deprecated: Deprecated | None = None
 ) -> Any:
     """KServe's FastAPI app serving MODEL (loaded already), with the additions above."""
     with _argv_for_kserve():
@@ -426,7 +409,7 @@ def serve(
     host: str,
     port: int,
     grpc_port: int | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT,
     on_ready: Callable[[str], None] | None = None,
     deprecated: Deprecated | None = None,
 ) -> None:
