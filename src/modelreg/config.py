@@ -22,6 +22,38 @@ CONFIG_FILE = "modelreg.yaml"
 
 
 @dataclass(frozen=True)
+class Check:
+    """A check of the user's own: a PromQL query whose value must stay at or below `max` (or at or
+    above `min`). `{model}`, `{version}` and `{namespace}` in the query are the candidate's."""
+
+    name: str = ""
+    query: str = ""
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class Canary:
+    """How a canary runs in one environment and how `modelreg analyze` judges it."""
+
+    gateway: str = ""  # the Gateway API Gateway whose HTTPRoute splits traffic (kind deployment)
+    gateway_namespace: str = ""  # where that Gateway lives (default: the environment's namespace)
+    steps: tuple[int, ...] = (10, 50)  # weights in percent; promote needs a pass at the last
+    interval: str = "1m"  # between two measurements
+    count: int = 3  # measurements in one analysis
+    failure_limit: int = 0  # failed measurements tolerated before the verdict is failed
+    window: str = "5m"  # the range each query looks back over
+    min_requests: int = 50  # traffic floor: fewer candidate (or stable) requests: inconclusive
+    min_success_rate: float = 0.99  # non-5xx answers / all answers, the candidate's
+    max_success_drop: float = 0.01  # at most this far below the stable version's success rate
+    max_client_error_rise: float = 0.01  # 4xx ratio at most this far above the stable version's
+    max_p99_seconds: float = 1.0
+    max_p99_ratio: float = 1.5  # the candidate's p99 at most this times the stable version's
+    check_bytes: bool = True  # every candidate pod reports the card's SHA-256, all pods report
+    checks: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str = ""
     namespace: str = ""
@@ -72,6 +104,9 @@ class Environment:
         False  # a NetworkPolicy: ingress to the server port; egress to DNS and storage
     )
     storage_port: int = 443  # the storage endpoint's port, for that NetworkPolicy's egress
+    # a PodMonitor and a PrometheusRule (alerts) rendered with the manifests
+    monitoring: bool = False
+    canary: Canary = field(default_factory=lambda: Canary())  # `modelreg canary`, `analyze`
 
 
 @dataclass(frozen=True)
@@ -121,7 +156,14 @@ class Config:
 DEFAULT_FILE = "default-config.yaml"  # in modelreg.templates
 MAX_INT = 1_000_000
 INTERNAL = {"name", "source"}  # fields modelreg fills in, never keys of the file
-TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a mapping"}
+TYPE_WORDS = {
+    int: "an integer",
+    str: "a string",
+    bool: "true or false",
+    dict: "a mapping",
+    float: "a number",
+    list: "a list",
+}
 
 
 def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
@@ -130,6 +172,10 @@ def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if expected is float and ok and value != value:  # NaN
+        ok = False
     if not ok:
         shown = json.dumps(value, default=str)
         raise ConfigError(
@@ -138,21 +184,24 @@ def _check_type(value: Any, expected: type, key: str, optional: bool) -> Any:
         )
     if expected is int and isinstance(value, int) and not 0 <= value <= MAX_INT:
         raise ConfigError(f"{key}: expected an integer from 0 to {MAX_INT}")
+    if expected is float and isinstance(value, float) and not 0 <= value <= MAX_INT:
+        raise ConfigError(f"{key}: expected a number from 0 to {MAX_INT}")
     return value
 
 
 def _build(cls: type, data: Any, key: str, extra: dict[str, Any] | None = None) -> Any:
     data = _check_type({} if data is None else data, dict, key or "modelreg.yaml", False)
     hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    internal = INTERNAL if cls in (Environment, Config) else set()
     values = dict(extra or {})
     for name, value in data.items():
         where = f"{key}.{name}" if key else str(name)
-        if name not in hints or name in INTERNAL:
+        if name not in hints or name in internal:
             raise ConfigError(
-                f"{where}: unknown key (known: {', '.join(sorted(set(hints) - INTERNAL))})"
+                f"{where}: unknown key (known: {', '.join(sorted(set(hints) - internal))})"
             )
         hint = str(hints[name])
-        base = {"int": int, "str": str, "bool": bool}.get(hint.split(" ")[0])
+        base = {"int": int, "str": str, "bool": bool, "float": float}.get(hint.split(" ")[0])
         if base is not None:
             values[name] = _check_type(value, base, where, "None" in hint)
         else:
@@ -180,7 +229,10 @@ def parse_config(text: str | bytes, source: str = CONFIG_FILE) -> Config:
             raise ConfigError(
                 f"environments.{name}: an environment name must be a DNS-1123 label (staging, prod)"
             )
-        envs[name] = _build(Environment, settings, f"environments.{name}", {"name": name})
+        where = f"environments.{name}"
+        settings = dict(_check_type({} if settings is None else settings, dict, where, False))
+        canary = _canary(settings.pop("canary", None), f"{where}.canary")
+        envs[name] = _build(Environment, settings, where, {"name": name, "canary": canary})
         if not envs[name].namespace:
             envs[name] = dataclasses.replace(envs[name], namespace=name)
     config = _build(
@@ -248,6 +300,42 @@ def _check_consistency(config: Config) -> None:
                 f"{env.storage_port}"
             )
     _check_deploy(config.deploy)
+
+
+def _canary(data: Any, where: str) -> Canary:
+    data = dict(_check_type({} if data is None else data, dict, where, False))
+    steps = _check_type(data.pop("steps", [10, 50]), list, f"{where}.steps", False)
+    checks = _check_type(data.pop("checks", []), list, f"{where}.checks", False)
+    canary = _build(Canary, data, where)
+    weights = tuple(_check_type(w, int, f"{where}.steps", False) for w in steps)
+    if (
+        not weights
+        or any(not 1 <= w <= 99 for w in weights)
+        or list(weights) != sorted(set(weights))
+    ):
+        raise ConfigError(
+            f"{where}.steps: expected rising weights from 1 to 99 percent, such as [10, 50]"
+        )
+    for key in ("interval", "window"):
+        if duration_seconds(getattr(canary, key), f"{where}.{key}") == 0:
+            raise ConfigError(f"{where}.{key}: must be longer than 0s")
+    if canary.count < 1:
+        raise ConfigError(f"{where}.count: at least 1 measurement")
+    if canary.min_success_rate > 1:
+        raise ConfigError(f"{where}.min_success_rate: a ratio from 0 to 1")
+    built: list[Check] = []
+    for number, item in enumerate(checks):
+        check = _build(Check, item, f"{where}.checks[{number}]")
+        if not NAME_RE.fullmatch(check.name) or not check.query.strip():
+            raise ConfigError(
+                f"{where}.checks[{number}]: needs a name (a DNS-1123 label) and a query"
+            )
+        if (check.max is None) == (check.min is None):
+            raise ConfigError(f"{where}.checks[{number}]: give max or min (one of them)")
+        built.append(check)
+    if len({c.name for c in built}) != len(built):
+        raise ConfigError(f"{where}.checks: two checks have the same name")
+    return dataclasses.replace(canary, steps=weights, checks=tuple(built))
 
 
 def _check_artifact_trust(env: Environment) -> None:

@@ -88,6 +88,10 @@ def deploy(
     def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
         rules = policy.derive(snapshot.records)
         info = resolved.info
+        try:
+            policy.refuse_canary(snapshot.records, env, info.model)
+        except DeployError as exc:
+            raise (Held(str(exc)) if options.automated else exc) from None
         policy.refuse_quarantined(rules, info)
         sunset = policy.refuse_sunset(rules, info)
         if options.automated and (mark := policy.held(rules, env, info.model)) is not None:
@@ -108,7 +112,7 @@ def deploy(
             signer=signer,
             gates=checked,
         )
-        return _build(registry, snapshot, change, env, action, options)
+        return build(registry, snapshot, change, env, action, options)
 
     return target.land(registry, resolved.info.model, options.push, attempt)
 
@@ -138,6 +142,7 @@ def rollback(
 
     def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
         rules = policy.derive(snapshot.records)
+        policy.refuse_canary(snapshot.records, env, model)
         mine = [
             r for r in snapshot.records if r.env == env and r.model == model and r.changes_manifests
         ]
@@ -164,7 +169,7 @@ def rollback(
             signer=signer,
             gates=checked,
         )
-        return _build(registry, snapshot, change, env, "rollback", options)
+        return build(registry, snapshot, change, env, "rollback", options)
 
     return target.land(registry, model, options.push, attempt)
 
@@ -217,7 +222,7 @@ def _rollback_target(
     )
 
 
-def _build(
+def build(
     registry: Registry,
     snapshot: Snapshot,
     change: Change,
@@ -228,7 +233,7 @@ def _build(
     """From one snapshot of the branch and what was decided on it: the result, and the commit to
     land (none for a no-op or a dry run)."""
     info = change.resolved.info
-    _check_pinned(registry, snapshot.records, info, options.push)
+    check_pinned(registry, snapshot.records, info, options.push)
     path = target.deploy_path(registry, env, info.model)
     current = target.live(snapshot.records, env, info.model)
     on_branch = target.files_at(registry, snapshot.at.commit, path)
@@ -278,7 +283,7 @@ def _build(
     return Landing(landed, commit, message.splitlines()[0])
 
 
-def _check_pinned(
+def check_pinned(
     registry: Registry, records: list[DeployRecord], info: VersionInfo, push: bool
 ) -> None:
     """A version is immutable: refuse it when its tag names another object than at its first deploy,
@@ -347,7 +352,12 @@ def _pick_model(registry: Registry, env: str) -> str:
 
 def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:
     info = change.resolved.info
-    verb = {"deploy": "Deploy", "promote": "Promote", "rollback": "Roll back"}[action]
+    verb = {
+        "deploy": "Deploy",
+        "promote": "Promote",
+        "rollback": "Roll back",
+        "canary-promote": "Promote the canary",
+    }[action]
     title = (
         f"{verb} {info.tag} to {env}"
         if action != "rollback"

@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from modelreg import git, target
+from modelreg import git, policy, target
 from modelreg.card import CARD_FILE, parse_card
 from modelreg.errors import ModelregError
 from modelreg.handle import Registry
@@ -70,6 +70,12 @@ def history(registry: Registry, model: str | None = None, env: str | None = None
 
 
 def _note(record: target.DeployRecord) -> str:
+    if record.action == "analysis":
+        return f"{record.verdict} at {record.weight}%: {record.reason}"
+    if record.action in ("canary-start", "canary-step"):
+        return f"at {record.weight}% beside {record.previous_version}"
+    if record.action == "canary-abort":
+        return f"back to {record.previous_version} from {record.weight}%: {record.reason}"
     if record.reason:
         return record.reason
     parts = (
@@ -91,6 +97,7 @@ class LiveAt(target.Live):
     author: str
     timestamp: int
     rollback: bool  # action == "rollback", for --json readers
+    canary: dict | None = None  # a canary running then: candidate, weight, newest verdict
 
 
 RELATIVE = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago")
@@ -155,8 +162,9 @@ def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
     is when it landed), with the tag object and artifact SHA-256 it ran."""
     registry.config.env(env)
     chosen: dict[str, target.DeployRecord] = {}
-    for record in target.read_log(registry):  # newest first
-        if record.env == env and record.changes_manifests and record.timestamp <= moment:
+    then = [r for r in target.read_log(registry) if r.timestamp <= moment]  # newest first
+    for record in then:
+        if record.env == env and record.changes_manifests:
             chosen.setdefault(record.model, record)
     ordered = sorted(chosen.items())
     cards = git.read_objects(
@@ -178,9 +186,23 @@ def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
                 timestamp=record.timestamp,
                 action=record.action,
                 rollback=record.action == "rollback",
+                canary=_canary(then, env, model),
             )
         )
     return result
+
+
+def _canary(records: list[target.DeployRecord], env: str, model: str) -> dict | None:
+    running = policy.canary_of(records, env, model)
+    if running is None:
+        return None
+    return {
+        "candidate": running.candidate,
+        "tag": running.tag,
+        "weight": running.weight,
+        "verdict": running.verdict,
+        "summary": running.summary,
+    }
 
 
 def _sha256(card: tuple[str, bytes] | None) -> str | None:

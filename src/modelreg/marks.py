@@ -38,7 +38,7 @@ def quarantine(
     """Quarantine REF in every environment (or, with `lift`, lift its quarantine): one commit on the
     deploy branch that `git push` shares. Quarantining twice, or lifting what is not set, changes
     nothing."""
-    reason = _reason(reason)
+    reason = reason_text(reason)
     info = resolve(registry, ref).info
     action = "unquarantine" if lift else "quarantine"
 
@@ -68,7 +68,7 @@ def deprecate(
     """Deprecate REF (callers told until SUNSET, YYYY-MM-DD, then deploys refuse it; REPLACEMENT:
     the version to use instead), or with `lift` undo it. Deprecating again with the same terms, or
     lifting what is not set, changes nothing; new terms replace the old ones."""
-    reason = _reason(reason)
+    reason = reason_text(reason)
     info = resolve(registry, ref).info
     action = "undeprecate" if lift else "deprecate"
     terms: list[tuple[str, str]] = []
@@ -186,7 +186,8 @@ def _only_held(holds: dict[tuple[str, str], Mark], env: str) -> str:
     raise ModelregError(f"{env} is held for {', '.join(models)}: pass --model NAME")
 
 
-def _reason(reason: str) -> str:
+def reason_text(reason: str) -> str:
+    """REASON on one line, required, at most 500 characters."""
     text = " ".join(reason.split())
     if not text:
         raise ModelregError("--reason is required: say why (it is recorded with your name)")
@@ -220,6 +221,17 @@ def _version_event(
     return Landing(change, commit, title)
 
 
+def event_line(
+    registry: Registry, at: Base, model: str, title: str, reason: str
+) -> tuple[str, bytes]:
+    """`.modelreg/<model>/events` as it is at AT with one line more: (its path, its bytes)."""
+    path = target.events_path(model)
+    old = git.read_file(registry.root, at.commit, path) if at.commit else None
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    line = f"{now}  {title}  ({f'Reason: {reason}' if reason else ''})\n"
+    return path, (old or b"") + line.encode()
+
+
 def _event_commit(
     registry: Registry,
     at: Base,
@@ -230,15 +242,10 @@ def _event_commit(
 ) -> str:
     """A commit on AT that appends one line to `.modelreg/<model>/events` and carries the
     trailers."""
-    path = target.events_path(model)
-    old = git.read_file(registry.root, at.commit, path) if at.commit else None
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    line = f"{now}  {title}  ({'; '.join(f'{k}: {v}' for k, v in trailers if k == 'Reason')})\n"
+    path, events = event_line(registry, at, model, title, dict(trailers).get("Reason", ""))
     message = trailers_message(title, trailers)
     try:
-        return git.build_commit(
-            registry.root, at.commit, {path: (old or b"") + line.encode()}, message, sign=sign
-        )
+        return git.build_commit(registry.root, at.commit, {path: events}, message, sign=sign)
     except ModelregError as exc:
         if not sign:
             raise

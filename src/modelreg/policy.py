@@ -11,6 +11,9 @@ holds (the commits that set them are written by `marks`).
   clears the mark.
 - A rollback holds its environment for that model: the tag-push path (`modelreg ci`) does not deploy
   over it. A `release` commit, or any deploy or promotion by hand, lifts the hold.
+- A canary (`canary-start`, `canary-step`) runs until a `canary-promote`, a `canary-abort` or any
+  deploy, promotion or rollback of the model in that environment. An abort quarantines the
+  candidate (its reason quotes the failed measurement) and holds the environment as a rollback does.
 - A deprecation is a commit like a quarantine (`Modelreg-Action: deprecate`, with `-Sunset` and
   `-Replacement`), lifted by `undeprecate`: until the sunset a deploy warns and the pods it renders
   answer with `Deprecation` and `Sunset` headers; after it, deploy and promote refuse the version.
@@ -103,6 +106,11 @@ def derive(records: list[DeployRecord]) -> Policy:
             policy.deprecated.pop((r.model, r.version), None)
         elif r.action == "release":
             policy.holds.pop(key, None)
+        elif r.action == "canary-abort":
+            policy.quarantined[(r.model, r.version)] = Mark(
+                r.version, r.author, r.timestamp, r.reason, r.commit
+            )
+            policy.holds[key] = Mark(r.previous_version, r.author, r.timestamp, r.reason, r.commit)
         elif r.action == "rollback":
             if r.rolled_back:
                 policy.rolled_back.setdefault(key, set()).add(r.rolled_back)
@@ -114,6 +122,101 @@ def derive(records: list[DeployRecord]) -> Policy:
             if r.forced:
                 policy.rolled_back.get(key, set()).discard(r.version)
     return policy
+
+
+CANARY_MOVES = ("canary-start", "canary-step")
+
+
+@dataclass(frozen=True)
+class Canary(JsonFields):
+    """A canary running in an environment: the candidate beside the stable version, at `weight`
+    percent of the traffic, and the newest analysis at that weight (none yet: empty)."""
+
+    env: str
+    model: str
+    candidate: str  # version
+    tag: str  # the candidate's tag
+    stable: str  # version
+    weight: int
+    since: int  # when the canary reached this weight
+    by: str
+    commit: str  # the start or step commit that set the weight
+    started: str  # the canary-start commit
+    stable_commit: str  # the deploy commit of the stable version (what an abort restores)
+    verdict: str = ""  # of the newest analysis at this weight
+    analysis: str = ""  # that analysis' commit
+    summary: str = ""  # and what it measured, in a line
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+
+def canary_of(records: list[DeployRecord], env: str, model: str) -> Canary | None:
+    """The canary of MODEL running in ENV, from the records (newest first), or None."""
+    newest: DeployRecord | None = None
+    started: DeployRecord | None = None
+    analysis: DeployRecord | None = None
+    for r in records:
+        if r.env != env or r.model != model:
+            continue
+        if r.action == "analysis":
+            if newest is None and analysis is None:
+                analysis = r
+            continue
+        if r.action not in CANARY_MOVES:
+            if newest is None and (r.changes_manifests or r.action == "canary-abort"):
+                return None
+            if r.changes_manifests:
+                break
+            continue
+        if newest is None:
+            newest = r
+        if r.action == "canary-start":
+            started = r
+            break
+    if newest is None or started is None:
+        return None
+    stable = target.live(records, env, model)
+    if analysis is not None and (
+        analysis.version != newest.version or analysis.weight != newest.weight
+    ):
+        analysis = None
+    return Canary(
+        env=env,
+        model=model,
+        candidate=newest.version,
+        tag=newest.tag,
+        stable=newest.previous_version,
+        weight=int(newest.weight or 0),
+        since=newest.timestamp,
+        by=newest.author,
+        commit=newest.commit,
+        started=started.commit,
+        stable_commit=stable.commit if stable else "",
+        verdict=analysis.verdict if analysis else "",
+        analysis=analysis.commit if analysis else "",
+        summary=analysis.reason if analysis else "",
+    )
+
+
+def canaries(records: list[DeployRecord]) -> list[Canary]:
+    """Every canary running, by environment and model."""
+    pairs = sorted({(r.env, r.model) for r in records if r.action in CANARY_MOVES})
+    found = [canary_of(records, env, model) for env, model in pairs]
+    return [c for c in found if c is not None]
+
+
+def refuse_canary(records: list[DeployRecord], env: str, model: str) -> None:
+    """A deploy, promotion or rollback of MODEL in ENV while a canary runs there is refused: the
+    canary is promoted or aborted first."""
+    running = canary_of(records, env, model)
+    if running is not None:
+        raise DeployError(
+            f"a canary of {running.tag} runs in {env} at {running.weight}% beside "
+            f"{running.stable}: finish it first (`modelreg canary promote --env {env} --model "
+            f"{model}` or `modelreg canary abort --env {env} --model {model} --reason ...`)"
+        )
 
 
 def quarantines(registry: Registry, model: str | None = None) -> dict[tuple[str, str], Mark]:

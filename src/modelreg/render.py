@@ -9,6 +9,7 @@ the pod to check.
 
 from __future__ import annotations
 
+import functools
 import json
 import traceback
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from modelreg.sandbox import BoundedSandbox
 from modelreg.versions import Resolved
 
 TEMPLATES_DIR = "templates"
+OWNED_DIR = "cluster"  # in modelreg.templates: the objects modelreg renders itself, for any version
+CANARY_DIR = "canary"  # below the deploy path: the candidate's manifests while a canary runs
+ROUTE_FILE = "route.yaml"
 CRD_SCHEMAS = {
     "InferenceService": "schema.inferenceservice.json",
     "ClusterServingRuntime": "schema.clusterservingruntime.json",
@@ -40,6 +44,15 @@ class Rendered:
     objects: list[dict[str, Any]]
     config: Config
     warnings: tuple[str, ...] = ()  # e.g. the image named by tag (a development install)
+
+
+@dataclass(frozen=True)
+class Track:
+    """A canary's candidate, rendered beside the stable version: its objects are named
+    `<model>-<env>-canary`, run `replicas` pods and take `weight` percent of the traffic."""
+
+    weight: int
+    replicas: int
 
 
 def quote(value: Any) -> str:
@@ -74,6 +87,7 @@ def build_context(
     remote_url: str | None,
     signature: bytes | None = None,
     trust: Any = None,
+    track: Track | None = None,
 ) -> dict[str, Any]:
     """What the templates see. SIGNATURE and TRUST (an artifact_signature.Trust) are given when the
     environment requires a signed artifact: the pod checks it again against them."""
@@ -85,7 +99,10 @@ def build_context(
             "(dvc remote add -d storage URL, committed)"
         )
     artifact_card = section(resolved.card, "artifact")
-    name = f"{info.model}-{env_name}"
+    name = f"{info.model}-{env_name}" + ("-canary" if track else "")
+    settings = dict(env.__dict__)
+    if track is not None:
+        settings.update(replicas=track.replicas, min_replicas=track.replicas)
     return {
         "model": info.model,
         "version": str(info.version),
@@ -93,7 +110,7 @@ def build_context(
         "commit": info.commit,
         "name": name,
         "card": resolved.card,
-        "env": env.__dict__,
+        "env": settings,
         "serving": config.serving.__dict__,
         "artifact": {
             "path": pointer.path,
@@ -122,7 +139,11 @@ def build_context(
             "modelreg.io/model": info.model,
             "modelreg.io/version": str(info.version),
             "modelreg.io/env": env_name,
+            **({"modelreg.io/track": "canary"} if track else {}),
         },
+        "stable_name": f"{info.model}-{env_name}",
+        "route": {"weight": 0},
+        "candidate": track is not None,
     }
 
 
@@ -156,12 +177,14 @@ def render(
     env_name: str,
     registering: bool = False,
     deprecation: Any = None,
+    track: Track | None = None,
 ) -> Rendered:
     """Render the tag's templates for one environment of the registry's policy and check every
     object against the schema. REGISTERING (register's check before it tags): a registry without a
     DVC remote renders with a placeholder URL, and the artifact signature the policy may require is
     left to the deploy gate. DEPRECATION (a policy.Deprecation in force): the server is told, and
-    answers with the Deprecation and Sunset headers."""
+    answers with the Deprecation and Sunset headers. TRACK: the candidate of a canary (its own
+    names, replicas and share of traffic; under KServe, `canaryTrafficPercent`)."""
     config = registry.config
     config.env(env_name)
     templates, remote_url = read_tree_inputs(registry, resolved.info.commit)
@@ -170,7 +193,7 @@ def render(
     )
     if registering and remote_url is None:
         remote_url = NO_REMOTE
-    context = build_context(resolved, config, env_name, remote_url, signature, trust)
+    context = build_context(resolved, config, env_name, remote_url, signature, trust, track)
     context["deprecation"] = (
         {
             "since": deprecation.since_iso(),
@@ -189,6 +212,18 @@ def render(
         if docs:
             files[name.removesuffix(".j2")] = text.encode()
             objects.extend(docs)
+    if track is not None and config.serving.kind == "kserve":
+        files, objects = _kserve_canary(files, objects, track.weight, resolved.info.tag)
+    for name, text in _render_all(_owned_templates(), context).items():
+        if name.removesuffix(".j2") in files:
+            raise RenderError(
+                f"templates/{name} of {resolved.info.tag}: modelreg renders {name} itself "
+                f"(environments.{env_name}.monitoring or canary.gateway); rename yours"
+            )
+        docs = _parse(name, text)
+        if docs:
+            files[name.removesuffix(".j2")] = text.encode()
+            objects.extend(docs)
     if not files:
         raise RenderError(
             f"the templates of {resolved.info.tag} rendered no manifest for serving.kind "
@@ -198,6 +233,74 @@ def render(
     return Rendered(
         files=files, objects=objects, config=config, warnings=(image.note,) if image.note else ()
     )
+
+
+def route(config: Config, env_name: str, model: str, weight: int) -> bytes | None:
+    """The HTTPRoute of MODEL in ENV that sends WEIGHT percent of the traffic to the canary's
+    Service (0: all to the stable one); None when the environment names no gateway."""
+    env = config.env(env_name)
+    if config.serving.kind != "deployment" or not env.canary.gateway:
+        return None
+    context = {
+        "model": model,
+        "env": env.__dict__,
+        "stable_name": f"{model}-{env_name}",
+        "route": {"weight": weight},
+        "serving": config.serving.__dict__,
+        "candidate": False,
+    }
+    name = f"{ROUTE_FILE}.j2"
+    return _render_all({name: _owned_templates()[name]}, context)[name].encode()
+
+
+@functools.cache
+def _owned_templates() -> dict[str, str]:
+    from importlib import resources
+
+    folder = resources.files("modelreg.templates").joinpath(OWNED_DIR)
+    return {item.name: item.read_text() for item in folder.iterdir() if item.name.endswith(".j2")}
+
+
+def _kserve_canary(
+    files: dict[str, bytes], objects: list[dict[str, Any]], weight: int, tag: str
+) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """The candidate's InferenceService with `spec.predictor.canaryTrafficPercent`: KServe keeps
+    the last ready revision (the stable one) for the rest of the traffic. Raw deployment mode has no
+    revisions to split between: refused."""
+    import yaml
+
+    found = False
+    out: dict[str, bytes] = {}
+    for name, data in files.items():
+        docs = [d for d in safe_yaml.load_all(data.decode(), name, RenderError) if d is not None]
+        if not any(d.get("kind") == "InferenceService" for d in docs):
+            out[name] = data
+            continue
+        for doc in docs:
+            if doc.get("kind") != "InferenceService":
+                continue
+            mode = (doc.get("metadata", {}).get("annotations") or {}).get(
+                "serving.kserve.io/deploymentMode", ""
+            )
+            if mode == "RawDeployment":
+                raise RenderError(
+                    f"{tag}: KServe's RawDeployment mode cannot split traffic "
+                    "(canaryTrafficPercent needs Serverless mode's revisions)"
+                )
+            doc["spec"]["predictor"]["canaryTrafficPercent"] = weight
+            found = True
+        out[name] = yaml.safe_dump_all(docs, sort_keys=False).encode()
+    if not found:
+        raise RenderError(f"{tag}: the templates rendered no InferenceService to split traffic on")
+    objects = [
+        d
+        for name, data in out.items()
+        for d in safe_yaml.load_all(data.decode(), name, RenderError)
+        if d is not None
+    ]
+    for doc in objects:
+        check_schema(doc, "inferenceservice.yaml.j2", "")
+    return out, objects
 
 
 def _artifact_trust(

@@ -236,6 +236,7 @@ def _pages(
     live = {
         (r.env, r.model): r for r in reversed(records) if r.changes_manifests
     }  # oldest first: the newest wins
+    analyses = _analyses(registry, records)
     common = {
         "envs": envs,
         "live": live,
@@ -258,12 +259,31 @@ def _pages(
         )
         page = env.get_template("version.html.j2")
         for version in history:
-            pages[version.page] = page.render(**common, model=model, v=version)
+            mine = analyses.get((model, str(version.info.version)), [])
+            pages[version.page] = page.render(**common, model=model, v=version, analyses=mine)
     timeline = env.get_template("env.html.j2")
     for name in envs:
         events = [r for r in records if r.env in (name, "")]
         pages[f"env-{name}.html"] = timeline.render(**common, env_name=name, events=events)
     return pages
+
+
+SHOWN_ANALYSES = 20  # per version, newest first, with their measurements
+
+
+def _analyses(
+    registry: Registry, records: list[target.DeployRecord]
+) -> dict[tuple[str, str], list[tuple[target.DeployRecord, dict | None]]]:
+    """(model, version) -> its newest analyses and their whole records (one batch read)."""
+    chosen: dict[tuple[str, str], list[target.DeployRecord]] = {}
+    for record in records:
+        if record.action == "analysis":
+            mine = chosen.setdefault((record.model, record.version), [])
+            if len(mine) < SHOWN_ANALYSES:
+                mine.append(record)
+    flat = [r for rs in chosen.values() for r in rs]
+    full = dict(zip((r.commit for r in flat), target.analysis_records(registry, flat)))
+    return {key: [(r, full[r.commit]) for r in rs] for key, rs in chosen.items()}
 
 
 def _plots(history: list[Version], width: int = 560, height: int = 160) -> list[dict[str, Any]]:

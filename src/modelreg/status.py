@@ -25,6 +25,7 @@ class LiveState(target.Live):
     quarantined: str = ""  # the reason, when the live version is quarantined
     held: bool = False  # a rollback holds this environment against automatic deploys
     deprecated: str = ""  # "deprecated, sunset ...", when the live version is deprecated
+    canary: dict | None = None  # a canary beside it: candidate, weight, newest verdict
 
 
 def status(
@@ -34,6 +35,7 @@ def status(
     records = target.read_log(registry)
     tip = target.tip(registry)
     rules = policy.derive(records)
+    canaries = {(c.env, c.model): c for c in policy.canaries(records)}
     newest: dict[tuple[str, str], target.DeployRecord] = {}
     for record in records:  # newest first: the first record of an (env, model) is what is live
         if record.changes_manifests:
@@ -51,7 +53,8 @@ def status(
             spec
             for r, path in zip(live, paths)
             if r
-            for spec in (f"{tip}:{path}", f"{r.commit}:{path}")
+            # a canary's commit is what the branch should hold while it runs
+            for spec in (f"{tip}:{path}", f"{_expected(canaries, r)}:{path}")
         ],
     )
     tag_objects = git.object_ids(registry.root, [f"refs/tags/{r.tag}" for r in live])
@@ -60,6 +63,7 @@ def status(
     states = []
     for i, record in enumerate(r for r in live if r):
         edited = trees[2 * i] != trees[2 * i + 1]
+        running = canaries.get((record.env, record.model))
         states.append(
             LiveState(
                 env=record.env,
@@ -72,16 +76,22 @@ def status(
                 commit=record.commit,
                 drift="edited"
                 if edited
-                else _render_drift(registry, record, tip, check_render, rules),
+                else _render_drift(registry, record, tip, check_render and running is None, rules),
                 tag_state=absent.get(record.tag) or _tag_state(pins, record, tag_objects[i]),
                 quarantined=getattr(
                     rules.quarantine_of(record.model, record.version), "reason", ""
                 ),
                 held=policy.held(rules, record.env, record.model) is not None,
                 deprecated=_deprecated(rules, record),
+                canary=running.to_json() if running else None,
             )
         )
     return states
+
+
+def _expected(canaries: dict[tuple[str, str], policy.Canary], record: target.DeployRecord) -> str:
+    running = canaries.get((record.env, record.model))
+    return running.commit if running else record.commit
 
 
 def _absent_tags(registry: Registry, tags: list[str]) -> dict[str, str]:

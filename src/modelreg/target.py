@@ -50,6 +50,8 @@ class DeployRecord(JsonFields):
     reason: str = ""  # quarantine, unquarantine, release, deprecate: why
     sunset: str = ""  # deprecate: the date (YYYY-MM-DD) after which deploys refuse the version
     replacement: str = ""  # deprecate: the tag callers should move to
+    weight: str = ""  # canary-*, analysis: the candidate's share of traffic, in percent
+    verdict: str = ""  # analysis: passed, failed or inconclusive
 
     @property
     def changes_manifests(self) -> bool:
@@ -68,7 +70,9 @@ class Live(JsonFields):
     action: str  # deploy, promote or rollback
 
 
-MANIFEST_ACTIONS = ("deploy", "promote", "rollback")
+# the commits that put a version live (a canary's start, steps and abort change manifests too, but
+# what runs is still the stable version: `policy.canary_of` reads them)
+MANIFEST_ACTIONS = ("deploy", "promote", "rollback", "canary-promote")
 EVENTS_DIR = ".modelreg"  # per model, a plain-text log of the commits that change no manifest
 
 
@@ -212,6 +216,8 @@ def _parse_log(out: str, model: str | None, merges: list[str] | None = None) -> 
                 reason=fields.get("Reason", ""),
                 sunset=fields.get("Sunset", ""),
                 replacement=fields.get("Replacement", ""),
+                weight=fields.get("Weight", ""),
+                verdict=fields.get("Verdict", ""),
             )
         )
     return records
@@ -287,6 +293,25 @@ _FIELDS = ",".join(f.name for f in dataclasses.fields(DeployRecord))
 
 def events_path(model: str) -> str:
     return f"{EVENTS_DIR}/{model}/events"
+
+
+def analysis_path(model: str, env: str) -> str:
+    """Where an analysis commit (`modelreg analyze --record`) keeps its whole record."""
+    return f"{EVENTS_DIR}/{model}/analyses/{env}.json"
+
+
+def analysis_records(registry: Registry, records: list[DeployRecord]) -> list[dict | None]:
+    """The whole records of these analysis commits (one `cat-file --batch` for all); None where
+    one cannot be read."""
+    specs = [f"{r.commit}:{analysis_path(r.model, r.env)}" for r in records]
+    found: list[dict | None] = []
+    for blob in git.read_objects(registry.root, specs):
+        try:
+            data = json.loads(blob[1]) if blob is not None else None
+        except ValueError:
+            data = None
+        found.append(data if isinstance(data, dict) else None)
+    return found
 
 
 def land(

@@ -10,14 +10,15 @@ from __future__ import annotations
 import re
 
 PREFIX = "Modelreg-"
-_LINE = re.compile(rf"^{PREFIX}([A-Za-z-]+):\s*(.*)$", re.MULTILINE)
+_LINE = re.compile(rf"^{PREFIX}([A-Za-z-]+):[ \t]*(.*)$", re.MULTILINE)
 
 Trailers = list[tuple[str, str]]  # (key without the prefix, value), in the order written
 
 
 def message(title: str, trailers: Trailers) -> str:
-    """A commit message: TITLE, then one trailer line per (key, value)."""
-    return title + "\n\n" + "\n".join(f"{PREFIX}{k}: {v}" for k, v in trailers) + "\n"
+    """A commit message: TITLE, then one trailer line per (key, value); an empty value writes no
+    line."""
+    return title + "\n\n" + "\n".join(f"{PREFIX}{k}: {v}" for k, v in trailers if v) + "\n"
 
 
 def parse(text: str) -> dict[str, str]:

@@ -247,6 +247,7 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
                         ("QUARANTINED", s.quarantined),
                         ("DEPRECATED", s.deprecated),
                         ("held", s.held),
+                        (f"canary:{_canary_flag(s.canary)}", s.canary),
                     )
                     if on
                 )
@@ -280,6 +281,21 @@ def status(repo: str, env: str | None, no_render: bool, as_json: bool) -> None:
                 f"{s.env} is held for {s.model} (a rollback): tag pushes do not deploy there until "
                 f"`modelreg release {s.env} --model {s.model}` or a deploy by hand"
             )
+        if s.canary:
+            c = s.canary
+            verdict = (
+                f"last analysis {c['verdict']}: {c['summary']}"
+                if c["verdict"]
+                else "no analysis at this weight yet"
+            )
+            click.echo(
+                f"{s.env}: canary of {c['tag']} at {c['weight']}% beside {s.version} since "
+                f"{when(c['since'])} by {who(c['by'])} ({verdict})"
+            )
+
+
+def _canary_flag(canary: dict | None) -> str:
+    return f"{canary['candidate']}@{canary['weight']}%" if canary else ""
 
 
 @click.command()

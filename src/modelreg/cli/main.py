@@ -33,6 +33,7 @@ COMMANDS = {
     },
     **{name: ("serve_commands", name) for name in ("serve", "fetch")},
     **{name: ("site_commands", name) for name in ("site", "ui")},
+    **{name: ("canary_commands", name) for name in ("canary", "analyze")},
 }  # fmt: skip
 
 

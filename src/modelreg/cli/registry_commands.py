@@ -312,12 +312,18 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     import yaml
 
     from modelreg.handle import open_registry
-    from modelreg.policy import deprecations, quarantines
-    from modelreg.target import moved, read_log
+    from modelreg.policy import canaries, deprecations, quarantines
+    from modelreg.target import analysis_records, moved, read_log
     from modelreg.versions import resolve
 
     registry = open_registry(repo)
     found = resolve(registry, ref)
+    log = read_log(registry, found.info.model)
+    running = [c for c in canaries(log) if c.tag == found.info.tag]
+    analyses = [r for r in log if r.action == "analysis" and r.version == str(found.info.version)][
+        :SHOWN_ANALYSES
+    ]
+    measured = analysis_records(registry, analyses)
     held_back = {v: mark for (_, v), mark in quarantines(registry, found.info.model).items()}
     retiring = {v: mark for (_, v), mark in deprecations(registry, found.info.model).items()}
     shifted = {v for _, v in moved(registry, read_log(registry, found.info.model))}
@@ -331,6 +337,8 @@ def show(repo: str, ref: str, as_json: bool) -> None:
                 "quarantined": {v: mark.to_json() for v, mark in held_back.items()},
                 "deprecated": {v: mark.to_json() for v, mark in retiring.items()},
                 "moved": sorted(shifted),
+                "canaries": [c.to_json() for c in running],
+                "analyses": [{**r.to_json(), "record": m} for r, m in zip(analyses, measured)],
             }
         )
     click.echo(
@@ -357,6 +365,25 @@ def show(repo: str, ref: str, as_json: bool) -> None:
             for v in reversed(found.versions)
         ],
     )
+    for c in running:
+        click.echo(f"\nCanary in {c.env} at {c.weight}% beside {c.stable} since {when(c.since)}")
+    for record, full in zip(analyses, measured):
+        click.echo(
+            f"\nAnalysis in {record.env} at {record.weight}%: {record.verdict.upper()}  "
+            f"{when(record.timestamp)}  {who(record.author)}  commit {short(record.commit)}"
+        )
+        for number, measurement in enumerate((full or {}).get("measurements", []), start=1):
+            click.echo(f"  measurement {number}: {measurement.get('verdict')}")
+            for check in measurement.get("checks", []):
+                value = check.get("value")
+                shown = "no data" if value is None else f"{value:.6g}"
+                click.echo(
+                    f"    {check.get('name')} {shown} {check.get('condition')}: "
+                    f"{check.get('outcome')}"
+                )
+
+
+SHOWN_ANALYSES = 5  # the newest analyses of the version `show` prints, with their measurements
 
 
 def _state(

@@ -1,0 +1,430 @@
+"""`modelreg analyze`: judge a running canary on Prometheus, with the policy of its environment
+(`environments.ENV.canary` in modelreg.yaml), over modelreg's own metrics.
+
+Each measurement runs every check's PromQL at one moment and evaluates its condition here (not in
+PromQL, so the record holds the value and the condition apart):
+
+| check | candidate's value | condition |
+| --- | --- | --- |
+| requests | requests in the window | >= min_requests, else the traffic checks are inconclusive |
+| stable_requests | the stable version's | >= min_requests, else the comparisons are inconclusive |
+| success_rate | non-5xx answers / all | >= min_success_rate |
+| success_vs_stable | the same | >= stable's - max_success_drop |
+| client_errors_vs_stable | 4xx answers / all | <= stable's + max_client_error_rise |
+| p99 | p99 latency, seconds | <= max_p99_seconds |
+| p99_vs_stable | the same | <= max(stable's * max_p99_ratio, stable's + P99_NOISE) |
+| bytes | pods reporting the version with another SHA-256 than its card's | == 0 |
+| pods | pods reporting the version | >= the canary's replicas |
+| (checks) | the user's query | <= max or >= min; no value: inconclusive |
+
+A measurement fails when a check fails, is inconclusive when none failed and one could not be
+judged, and passes otherwise. The analysis (Argo Rollouts' model) takes `count` measurements
+`interval` apart; it fails as soon as more than `failure_limit` measurements failed, passes when
+every other measurement passed, and is inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelreg import canary, git, prometheus, target
+from modelreg.card import section
+from modelreg.config import CONFIG_FILE, Canary, duration_seconds
+from modelreg.errors import ModelregError
+from modelreg.handle import Registry
+from modelreg.jsonable import JsonFields
+from modelreg.versions import resolve
+
+PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
+P99_NOISE = 0.005  # seconds: a p99 this close to the stable one's is not judged slower
+MAX_COUNT = 1000
+MAX_INTERVAL = 3600
+
+
+@dataclass(frozen=True)
+class Check(JsonFields):
+    """One check of one measurement."""
+
+    name: str
+    query: str
+    value: float | None
+    condition: str  # e.g. ">= 0.99", ">= stable - 0.01 = 0.985"
+    outcome: str  # passed, failed, inconclusive
+    stable_query: str = ""
+    stable: float | None = None
+
+    def line(self) -> str:
+        shown = "no data" if self.value is None else f"{self.value:.6g}"
+        return f"{self.name} {shown} {self.condition}: {self.outcome}"
+
+
+@dataclass(frozen=True)
+class Measurement(JsonFields):
+    at: float
+    verdict: str
+    checks: list[Check]
+
+    def first(self, outcome: str) -> Check | None:
+        return next((c for c in self.checks if c.outcome == outcome), None)
+
+
+@dataclass(frozen=True)
+class Analysis(JsonFields):
+    model: str
+    env: str
+    candidate: str
+    tag: str
+    stable: str
+    weight: int
+    prometheus: str
+    window: str
+    interval: str
+    count: int
+    failure_limit: int
+    policy_blob: str  # the blob of modelreg.yaml the policy was read from
+    policy_source: str
+    started: float
+    finished: float
+    by: str
+    verdict: str
+    summary: str  # one line: the failing (or inconclusive) measurement, or what passed
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["measurements"] = [
+            {**m.__dict__, "checks": [c.to_json() for c in m.checks]} for m in self.measurements
+        ]
+        return data
+
+
+def analyze(
+    registry: Registry,
+    env: str,
+    model: str | None,
+    url: str,
+    interval: str | None = None,
+    count: int | None = None,
+    on_measurement: Callable[[int, Measurement], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Analysis:
+    """Measure the canary of MODEL running in ENV on the Prometheus at URL, COUNT times INTERVAL
+    apart (default: the policy's), and judge it."""
+    url = prometheus.check_url(url)
+    policy = registry.config.env(env).canary
+    interval = interval or policy.interval
+    pause = duration_seconds(interval, "--interval")
+    if pause > MAX_INTERVAL:
+        raise ModelregError(f"--interval {interval}: at most 1h")
+    count = policy.count if count is None else count
+    if not 1 <= count <= MAX_COUNT:
+        raise ModelregError(f"--count {count}: from 1 to {MAX_COUNT}")
+    running = canary.running(registry, env, model)
+    card = resolve(registry, running.tag).card
+    sha256 = str(section(card, "artifact").get("sha256", ""))
+    queries = Queries(
+        policy,
+        registry.config.env(env).namespace,
+        running.model,
+        running.candidate,
+        running.stable,
+        sha256,
+        canary.replicas(registry, env, running.weight),
+    )
+    started = time.time()
+    measurements: list[Measurement] = []
+    for number in range(1, count + 1):
+        if number > 1:
+            sleep(pause)
+        measured = queries.measure(url)
+        measurements.append(measured)
+        if on_measurement is not None:
+            on_measurement(number, measured)
+        if sum(m.verdict == FAILED for m in measurements) > policy.failure_limit:
+            break
+    verdict, summary = judge(measurements, policy.failure_limit, count)
+    return Analysis(
+        model=running.model,
+        env=env,
+        candidate=running.candidate,
+        tag=running.tag,
+        stable=running.stable,
+        weight=running.weight,
+        prometheus=url,
+        window=policy.window,
+        interval=interval,
+        count=count,
+        failure_limit=policy.failure_limit,
+        policy_blob=_policy_blob(registry),
+        policy_source=registry.policy.describe(),
+        started=started,
+        finished=time.time(),
+        by=_who(registry),
+        verdict=verdict,
+        summary=summary,
+        measurements=measurements,
+    )
+
+
+def judge(measurements: list[Measurement], failure_limit: int, count: int) -> tuple[str, str]:
+    """The verdict of the measurements, and a line that says why."""
+    failed = [m for m in measurements if m.verdict == FAILED]
+    if len(failed) > failure_limit:
+        worst = failed[-1]
+        check = worst.first(FAILED)
+        assert check is not None
+        return FAILED, (
+            f"{check.line()} (measurement {measurements.index(worst) + 1} of {count}; "
+            f"{len(failed)} failed, {failure_limit} tolerated)"
+        )
+    unsure = [m for m in measurements if m.verdict == INCONCLUSIVE]
+    if unsure:
+        check = unsure[-1].first(INCONCLUSIVE)
+        assert check is not None
+        return INCONCLUSIVE, (
+            f"{check.line()} (measurement {measurements.index(unsure[-1]) + 1} of {count})"
+        )
+    return PASSED, f"{len(measurements)} of {count} measurements passed" + (
+        f" ({len(failed)} failed, {failure_limit} tolerated)" if failed else ""
+    )
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The PromQL of one canary's checks."""
+
+    policy: Canary
+    namespace: str
+    model: str
+    candidate: str
+    stable: str
+    sha256: str
+    pods: int
+
+    def selector(self, version: str, more: str = "") -> str:
+        labels = [("model", self.model), ("version", version), ("namespace", self.namespace)]
+        text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+        return "{" + text + (f",{more}" if more else "") + "}"
+
+    def requests(self, version: str) -> str:
+        window = self.policy.window
+        return f"sum(increase(modelreg_requests_total{self.selector(version)}[{window}]))"
+
+    def ratio(self, version: str, codes: str) -> str:
+        window = self.policy.window
+        part = self.selector(version, f'code=~"{codes}"')
+        return (
+            f"(sum(rate(modelreg_requests_total{part}[{window}])) or vector(0)) / "
+            f"sum(rate(modelreg_requests_total{self.selector(version)}[{window}]))"
+        )
+
+    def success(self, version: str) -> str:
+        window = self.policy.window
+        part = self.selector(version, 'code!~"5.."')
+        return (
+            f"(sum(rate(modelreg_requests_total{part}[{window}])) or vector(0)) / "
+            f"sum(rate(modelreg_requests_total{self.selector(version)}[{window}]))"
+        )
+
+    def p99(self, version: str) -> str:
+        return (
+            "histogram_quantile(0.99, sum by (le) (rate(modelreg_request_duration_seconds_bucket"
+            f"{self.selector(version)}[{self.policy.window}])))"
+        )
+
+    def measure(self, url: str) -> Measurement:
+        at = time.time()
+        policy = self.policy
+
+        def ask(promql: str) -> float | None:
+            return prometheus.query(url, promql, at)
+
+        checks: list[Check] = []
+        requests = ask(self.requests(self.candidate))
+        stable_requests = ask(self.requests(self.stable))
+        enough = requests is not None and requests >= policy.min_requests
+        enough_stable = stable_requests is not None and stable_requests >= policy.min_requests
+        floor = f">= {policy.min_requests} (min_requests)"
+        checks.append(Check("requests", self.requests(self.candidate), requests, floor,
+                            PASSED if enough else INCONCLUSIVE))  # fmt: skip
+        checks.append(Check("stable_requests", self.requests(self.stable), stable_requests, floor,
+                            PASSED if enough_stable else INCONCLUSIVE))  # fmt: skip
+
+        success_q, stable_success_q = self.success(self.candidate), self.success(self.stable)
+        success = ask(success_q) if enough else None
+        checks.append(
+            _compare(
+                "success_rate",
+                success_q,
+                success,
+                ">=",
+                policy.min_success_rate,
+                f">= {policy.min_success_rate:g} (min_success_rate)",
+                enough,
+            )  # fmt: skip
+        )
+        stable_success = ask(stable_success_q) if enough and enough_stable else None
+        if stable_success is not None:
+            bound = stable_success - policy.max_success_drop
+            text = (
+                f">= stable {stable_success:.6g} - {policy.max_success_drop:g} (max_success_drop)"
+            )
+        else:
+            bound, text = None, f">= stable - {policy.max_success_drop:g} (max_success_drop)"
+        checks.append(
+            _compare(
+                "success_vs_stable",
+                success_q,
+                success,
+                ">=",
+                bound,
+                text,
+                enough and enough_stable,
+                stable_success_q,
+                stable_success,
+            )  # fmt: skip
+        )
+        errors_q, stable_errors_q = (
+            self.ratio(self.candidate, "4.."),
+            self.ratio(self.stable, "4.."),
+        )
+        errors = ask(errors_q) if enough else None
+        stable_errors = ask(stable_errors_q) if enough and enough_stable else None
+        rise = policy.max_client_error_rise
+        if stable_errors is not None:
+            bound = stable_errors + rise
+            text = f"<= stable {stable_errors:.6g} + {rise:g} (max_client_error_rise)"
+        else:
+            bound, text = None, f"<= stable + {rise:g} (max_client_error_rise)"
+        checks.append(
+            _compare(
+                "client_errors_vs_stable",
+                errors_q,
+                errors,
+                "<=",
+                bound,
+                text,
+                enough and enough_stable,
+                stable_errors_q,
+                stable_errors,
+            )  # fmt: skip
+        )
+        p99_q, stable_p99_q = self.p99(self.candidate), self.p99(self.stable)
+        p99 = ask(p99_q) if enough else None
+        checks.append(
+            _compare(
+                "p99",
+                p99_q,
+                p99,
+                "<=",
+                policy.max_p99_seconds,
+                f"<= {policy.max_p99_seconds:g}s (max_p99_seconds)",
+                enough,
+            )  # fmt: skip
+        )
+        stable_p99 = ask(stable_p99_q) if enough and enough_stable else None
+        if stable_p99 is not None:
+            bound = max(stable_p99 * policy.max_p99_ratio, stable_p99 + P99_NOISE)
+            text = f"<= stable {stable_p99:.6g}s x {policy.max_p99_ratio:g} (max_p99_ratio)"
+        else:
+            bound, text = None, f"<= stable x {policy.max_p99_ratio:g} (max_p99_ratio)"
+        checks.append(
+            _compare(
+                "p99_vs_stable",
+                p99_q,
+                p99,
+                "<=",
+                bound,
+                text,
+                enough and enough_stable,
+                stable_p99_q,
+                stable_p99,
+            )  # fmt: skip
+        )
+        if policy.check_bytes:
+            checks.extend(self._bytes(ask))
+        for own in policy.checks:
+            promql = own.query.format(
+                model=self.model, version=self.candidate, namespace=self.namespace
+            )
+            value = ask(promql)
+            if own.max is not None:
+                checks.append(_compare(own.name, promql, value, "<=", own.max,
+                                       f"<= {own.max:g}", True))  # fmt: skip
+            else:
+                checks.append(_compare(own.name, promql, value, ">=", own.min,
+                                       f">= {own.min:g}", True))  # fmt: skip
+        outcomes = {c.outcome for c in checks}
+        verdict = (
+            FAILED if FAILED in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else PASSED
+        )
+        return Measurement(at, verdict, checks)
+
+    def _bytes(self, ask: Callable[[str], float | None]) -> list[Check]:
+        other_q = f"count(modelreg_model_info{self.selector(self.candidate, self._other_bytes())})"
+        pods_q = f"count(modelreg_model_info{self.selector(self.candidate)})"
+        other = ask(other_q) or 0.0  # no series: no pod serves other bytes
+        pods = ask(pods_q) or 0.0
+        return [
+            Check(
+                "bytes",
+                other_q,
+                other,
+                f"== 0 (pods whose SHA-256 is not {self.sha256[:12]}...)",
+                PASSED if other == 0 else FAILED,
+            ),  # fmt: skip
+            Check(
+                "pods",
+                pods_q,
+                pods,
+                f">= {self.pods} (the canary's replicas)",
+                PASSED if pods >= self.pods else FAILED,
+            ),  # fmt: skip
+        ]
+
+    def _other_bytes(self) -> str:
+        return f'sha256!="{_escape(self.sha256)}"'
+
+
+def _compare(
+    name: str,
+    query: str,
+    value: float | None,
+    sign: str,
+    bound: float | None,
+    condition: str,
+    judged: bool,
+    stable_query: str = "",
+    stable: float | None = None,
+) -> Check:
+    if not judged or value is None or bound is None:
+        outcome = INCONCLUSIVE
+    elif sign == ">=":
+        outcome = PASSED if value >= bound else FAILED
+    else:
+        outcome = PASSED if value <= bound else FAILED
+    return Check(name, query, value, condition, outcome, stable_query, stable)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _policy_blob(registry: Registry) -> str:
+    commit = registry.policy.commit
+    if commit is None:
+        path = registry.root / CONFIG_FILE
+        return target.blob_id(path.read_bytes()) if path.exists() else ""
+    found = git.object_ids(registry.root, [f"{commit}:{CONFIG_FILE}"])[0]
+    return found or ""
+
+
+def _who(registry: Registry) -> str:
+    try:
+        return git.identity(registry.root)
+    except ModelregError:
+        return getpass.getuser()
