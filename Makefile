@@ -30,10 +30,18 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/python -m pip install --quiet "checkov==3.3.30"
 
-tools: $(CHECKOV)
+# the Gateway API and Prometheus Operator CRD validators (@kubernetes-models, generated from the CRDs) that
+# tests/crd/validate.mjs runs on the HTTPRoute, PodMonitor and PrometheusRule modelreg renders; needs node and npm
+K8S_MODELS := .tools/k8s-models/node_modules/.package-lock.json
+$(K8S_MODELS): tests/crd/package.json tests/crd/package-lock.json
+	rm -rf .tools/k8s-models && mkdir -p .tools/k8s-models
+	cp tests/crd/package.json tests/crd/package-lock.json .tools/k8s-models/
+	cd .tools/k8s-models && npm ci --silent --no-audit --no-fund
+
+tools: $(CHECKOV) $(K8S_MODELS)
 
 test: venv tools
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n auto --dist loadgroup -q
 
 # ruff (style, import order, lines <= 100), pyright (basic: every modelreg.* import resolved, zero errors),
 # import-linter (imports run one way: .importlinter), vulture (no dead code); settings in pyproject.toml

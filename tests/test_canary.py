@@ -292,7 +292,7 @@ def test_the_route_and_the_monitoring_pass_the_crd_schemas_and_promtool(
     assert node and (MODELS / "node_modules").is_dir(), (
         "the CRD validators are missing: `make tools` (needs node and npm: apt-get install nodejs npm)"
     )
-    judge = [node, str(ROOT / "tests" / "crd_validate.mjs"), str(MODELS)]
+    judge = [node, str(ROOT / "tests" / "crd" / "validate.mjs"), str(MODELS)]
     result = subprocess.run(
         judge, input=json.dumps(objects), capture_output=True, text=True, timeout=60
     )
