@@ -3,10 +3,12 @@
 `make_registry(path, tags, deploys)`: tags/10 models with 10 versions each (annotated tags, each on
 its own commit), and a deploy branch of `deploys` modelreg deploy commits alternating staging/prod.
 With `gto=True` the versions are semver (`m@v1.0.N`) and stage assignments are GTO's `m#prod#N`.
+With `analyses=N`, a canary of m0000@v2 in prod and N analysis records of it follow the deploys.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +30,7 @@ def _files(base: dict[str, str]) -> str:
     return "".join(f"M 100644 inline {path}\n{_blob(text)}" for path, text in base.items())
 
 
-def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
+def stream(tags: int, deploys: int, gto: bool, remote: str, analyses: int = 0) -> str:
     config = default_config_text("m0000" if tags <= 10 else None)
     if gto:
         config = config.replace("versions: integer", "versions: semver")
@@ -125,14 +127,53 @@ def stream(tags: int, deploys: int, gto: bool, remote: str) -> str:
                 f"{when} +0000\n"
                 f"{_blob('promote')}"
             )
+    if analyses:
+        out.extend(_canary(when, analyses))
     return "".join(out)
 
 
-def make_registry(path: Path, tags: int, deploys: int, gto: bool = False) -> Path:
+def _canary(when: int, analyses: int) -> list[str]:
+    """A canary of m0000@v2 in prod beside v1, and ANALYSES analysis commits of it, each with its
+    record file (the shape `modelreg analyze --record` writes, a measurement of two checks)."""
+    common = (
+        "Modelreg-Model: m0000\nModelreg-Version: v2\nModelreg-Env: prod\n"
+        "Modelreg-Tag: m0000@v2\nModelreg-Previous-Version: v1\nModelreg-Weight: 10\n"
+    )
+    start = "Start a canary of m0000@v2 in prod at 10%\n\nModelreg-Action: canary-start\n"
+    out = [
+        f"commit refs/heads/deploy\ncommitter Bench <bench@example.com> {when + 1} +0000\n"
+        f"{_blob(start + common)}"
+        + _files({"prod/m0000/canary/deployment.yaml": "kind: Deployment\n"})
+    ]
+    for i in range(analyses):
+        verdict = ("passed", "failed", "inconclusive")[i % 3]
+        check = {"name": "success_rate", "query": "q", "value": 0.99, "condition": ">= 0.99",
+                 "outcome": verdict, "stable_query": "", "stable": None}  # fmt: skip
+        measured = [{"at": when, "verdict": verdict, "checks": [check]}]
+        record = {"model": "m0000", "env": "prod", "candidate": "v2", "stable": "v1",
+                  "weight": 10, "verdict": verdict, "summary": f"analysis {i}",
+                  "measurements": measured}  # fmt: skip
+        trailers = (
+            f"Modelreg-Action: analysis\n{common}Modelreg-Verdict: {verdict}\n"
+            "Modelreg-Prometheus: http://prometheus:9090\nModelreg-Window: 5m\n"
+            f"Modelreg-Reason: success_rate 0.99 >= 0.99: {verdict} (analysis {i})\n"
+        )
+        title = f"Analysis of m0000@v2 in prod at 10%: {verdict}\n\n"
+        out.append(
+            f"commit refs/heads/deploy\ncommitter Bench <bench@example.com> {when + 2 + i} +0000\n"
+            f"{_blob(title + trailers)}"
+            + _files({".modelreg/m0000/analyses/prod.json": json.dumps(record)})
+        )
+    return out
+
+
+def make_registry(
+    path: Path, tags: int, deploys: int, gto: bool = False, analyses: int = 0
+) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     (path / "dvc-remote").mkdir(exist_ok=True)
-    data = stream(tags, deploys, gto, str(path / "dvc-remote"))
+    data = stream(tags, deploys, gto, str(path / "dvc-remote"), analyses)
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=data.encode(), check=True)
     subprocess.run(["git", "checkout", "-q", "-f", "main"], cwd=path, check=True)
     subprocess.run(["git", "pack-refs", "--all"], cwd=path, check=True)

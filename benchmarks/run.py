@@ -221,12 +221,38 @@ def _bench_one_artifact(work: Path, name: str, shard_mb: list[int], rows: list[l
     shutil.rmtree(work)
 
 
+def bench_analyses(work: Path, rows: list[list[str]], count: int) -> None:
+    """Listing canary analyses: COUNT analysis records of one canary on the deploy branch (issue
+    #22: 10,000 listed in under a second, warm)."""
+    repo = make_registry(work / "analyses", 100, 20, analyses=count)
+    py = sys.executable
+    floor, _ = measure([py, "-c", "pass"], repo)
+    mr = shutil.which("modelreg") or "modelreg"
+    label = f"{count} analyses"
+    cases = [
+        ("history MODEL (cold)", ["sh", "-c",
+         'rm -rf "$(git rev-parse --git-common-dir)/modelreg" && exec "$0" history m0000', mr]),
+        ("history MODEL", [mr, "history", "m0000"]),
+        ("history --env prod", [mr, "history", "--env", "prod"]),
+        ("history --env prod --json", [mr, "history", "--env", "prod", "--json"]),
+        ("status --no-render", [mr, "status", "--no-render"]),
+        ("show MODEL@VERSION (its analyses)", [mr, "show", "m0000@v2"]),
+    ]  # fmt: skip
+    rows.append([label, "floor: python -c pass", f"{floor:.3f}", "", ""])
+    for name, cmd in cases:
+        seconds, rss = measure(cmd, repo)
+        rows.append([label, name, f"{seconds:.3f}", f"{rss:.0f}", f"{seconds / floor:.1f}x floor"])
+    shutil.rmtree(repo)
+
+
 def main() -> None:
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000,10000,100000").split(",")]
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for tags in sizes:
             bench_size(tags, Path(tmp), rows)
+        if (analyses := int(os.environ.get("BENCH_ANALYSES", "10000"))) > 0:
+            bench_analyses(Path(tmp), rows, analyses)
         if os.environ.get("BENCH_ARTIFACT_MB", "1024") != "0":
             bench_artifact(Path(tmp), rows)
         if os.environ.get("BENCH_SERVE", "1") != "0":

@@ -1,5 +1,5 @@
-"""`modelreg analyze` against a real Prometheus (Debian's `prometheus`) scraping real `modelreg serve`
-processes on 127.0.0.1 while a bounded load sends them requests (issue #22).
+"""`modelreg analyze` against a real Prometheus (Debian's `prometheus`) scraping real
+`modelreg serve` processes on 127.0.0.1 while a bounded load sends them requests (issue #22).
 
 The servers run as pods do (`serve --card --model-dir`): v1 (the stable version), v2 (healthy), v3
 (raises on the requests whose features sum over 100: about a third of the load), v4 (its pod
@@ -96,10 +96,12 @@ class Stack:
 def _wait(url: str, deadline: float, what: str, proc: subprocess.Popen[bytes]) -> None:
     while True:
         assert proc.poll() is None, f"{what} exited {proc.returncode}"
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError):
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, OSError),
+            urllib.request.urlopen(url, timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
         assert time.monotonic() < deadline, f"{what} was not ready in time"
         time.sleep(0.3)
 
@@ -180,12 +182,12 @@ def stack() -> Iterator[Stack]:
                 ))  # fmt: skip
                 servers[version] = f"http://127.0.0.1:{port}"
             port = free_port()
+            targets = [u.removeprefix("http://") for u in servers.values()]
             config = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [{
                     "job_name": "modelreg",
-                    "static_configs": [{"targets": [u.removeprefix("http://") for u in servers.values()],
-                                        "labels": {"namespace": "prod"}}],
+                    "static_configs": [{"targets": targets, "labels": {"namespace": "prod"}}],
                 }],
             }  # fmt: skip
             (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))

@@ -328,6 +328,36 @@ CASES: list[tuple[list[str], int, str]] = [
     (["approve", "churn@v1", "--env", "qa"], 1, "unknown environment 'qa'"),
     (["approve", "churn@v9", "--env", "prod"], 1, "churn@v9 is not registered"),
     (["approve", "churn@v1", "--env", "prod"], 1, "signing the commit failed"),
+    # canary, analyze
+    (["canary", "bogus"], 2, "No such command 'bogus'"),
+    (["canary", "start", "churn@v2", "--env", "prod"], 1, "prod cannot split traffic"),
+    (["canary", "start", "churn@v2", "--env", "prod", "--weight", "101"], 1, "from 1 to 99"),
+    (["canary", "start", "churn@v2", "--env", "prod", "--weight", "ten"], 2, "'--weight'"),
+    (["canary", "start", "churn@v2", "--env", "prod", "--weight", "9" * 40], 2, "'--weight'"),
+    (["canary", "start", "churn@v2"], 2, "Missing option '--env'"),
+    (["canary", "step", "--env", "staging"], 1, "no canary of churn runs in staging"),
+    (["canary", "step", "--env", "qa"], 1, "unknown environment 'qa'"),
+    (["canary", "promote", "--env", "staging", "--model", "Bad_Name"], 1, "invalid model name"),
+    (["canary", "abort", "--env", "staging"], 2, "Missing option '--reason'"),
+    (["canary", "abort", "--env", "staging", "--reason", "x" * 600], 1, "at most 500"),
+    (["analyze", "--prometheus", "http://x"], 2, "give --env ENV or --all"),
+    (["analyze", "--all", "--env", "prod", "--prometheus", "http://x"], 2, "give --env ENV"),
+    (["analyze", "--all", "--model", "churn", "--prometheus", "http://x"], 2, "--model goes"),
+    (["analyze", "--env", "staging"], 2, "Missing option '--prometheus'"),
+    (["analyze", "--env", "staging", "--prometheus", "ftp://x"], 1, "expected the server's base"),
+    (["analyze", "--env", "staging", "--prometheus", "http://127.0.0.1:9"], 1, "no canary of"),
+    (
+        ["analyze", "--env", "staging", "--prometheus", "http://x", "--interval", "soon"],
+        1,
+        "--interval: 'soon' is not a duration",
+    ),  # fmt: skip
+    (
+        ["analyze", "--env", "staging", "--prometheus", "http://x", "--interval", "2h"],
+        1,
+        "--interval 2h: at most 1h",
+    ),  # fmt: skip
+    (["analyze", "--env", "staging", "--prometheus", "http://x", "--count", "0"], 2, "--count"),
+    (["analyze", "--env", "staging", "--prometheus", "http://x", "--on-fail", "no"], 2, "no"),
     # site, ui
     (["site", "-o", "/proc/modelreg-site"], 1, "/proc/"),
     (["site", "-o", f"{W}/linkdir"], 1, "is not empty and `modelreg site` did not write it"),

@@ -290,7 +290,8 @@ def test_the_route_and_the_monitoring_pass_the_crd_schemas_and_promtool(
     assert {o["kind"] for o in objects} == {"HTTPRoute", "PodMonitor", "PrometheusRule"}
     node = shutil.which("node")
     assert node and (MODELS / "node_modules").is_dir(), (
-        "the CRD validators are missing: `make tools` (needs node and npm: apt-get install nodejs npm)"
+        "the CRD validators are missing: `make tools` (needs node and npm: apt-get install "
+        "nodejs npm)"
     )
     judge = [node, str(ROOT / "tests" / "crd" / "validate.mjs"), str(MODELS)]
     result = subprocess.run(
@@ -318,3 +319,49 @@ def test_the_route_and_the_monitoring_pass_the_crd_schemas_and_promtool(
         assert checked.returncode == 0 and "SUCCESS: 4 rules found" in checked.stdout, (
             checked.stdout + checked.stderr
         )
+
+
+def test_history_at_status_show_and_the_site_show_the_canary_and_its_verdicts(
+    prod: Env, tmp_path: Path
+) -> None:
+    before = git(prod.root, "log", "-1", "--format=%ct", "deploy").strip()
+    later = {"GIT_COMMITTER_DATE": "2026-01-02T00:00:00+0000"}  # the tests' clock stands still
+    started = modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod", env=later)
+    assert started.returncode == 0, started.stderr
+    judged(prod, "passed")
+    at = modelreg(prod.root, "history", "--env", "prod", "--at", "now", "--json")
+    assert json.loads(at.stdout)[0]["canary"] == {
+        "candidate": "v2", "tag": "churn@v2", "weight": 10, "verdict": "passed",
+        "summary": "passed by hand",
+    }  # fmt: skip
+    printed = modelreg(prod.root, "history", "--env", "prod", "--at", "now").stdout
+    assert "churn: a canary of churn@v2 ran at 10% beside it (last analysis passed)" in printed
+    earlier = json.loads(
+        modelreg(prod.root, "history", "--env", "prod", "--at", f"@{before}", "--json").stdout
+    )
+    assert earlier[0]["version"] == "v1" and earlier[0]["canary"] is None
+    status = modelreg(prod.root, "status", "--env", "prod").stdout
+    assert "canary:v2@10%" in status and "canary of churn@v2 at 10% beside v1" in status
+    shown = modelreg(prod.root, "show", "churn@v2").stdout
+    assert "Canary in prod at 10% beside v1" in shown and "Analysis in prod at 10%: PASSED" in shown
+    site = tmp_path / "site"
+    assert modelreg(prod.root, "site", "-o", str(site)).returncode == 0
+    page = (site / "version-churn-v2.html").read_text()
+    assert "Canary analyses" in page and "prod at 10%: passed" in page
+    assert "canary-start" in (site / "env-prod.html").read_text()
+
+
+def test_gc_keeps_the_candidate_a_canary_runs(prod: Env) -> None:
+    assert modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod").returncode == 0
+    # v2 is also live in staging: a third version, in a canary alone, shows the canary's own rule
+    prod.register("churn", 3)
+    deploy(prod.registry, "churn@v3", "staging")
+    assert modelreg(prod.root, "canary", "abort", "--env", "prod", "--reason", "r").returncode == 0
+    git(prod.root, "update-ref", "-d", "refs/heads/deploy")  # start over: only v3's canary left
+    deploy(prod.registry, "churn@v1", "prod")
+    assert modelreg(prod.root, "canary", "start", "churn@v3", "--env", "prod").returncode == 0
+    deploy(prod.registry, "churn@v1", "staging")  # v3 is live nowhere but in the canary
+    planned = modelreg(prod.root, "gc", "--keep-last", "0", "--window", "0s", "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    kept = json.loads(planned.stdout)["kept"]
+    assert kept.get("churn@v3") == "a canary in prod", kept

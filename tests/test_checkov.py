@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from helpers import Env, git
 from modelreg.config import parse_config
-from modelreg.render import render
+from modelreg.render import Track, render
 from modelreg.versions import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,8 @@ EVERY_OPTION = {
     "require_image_digest": True,
     "require_artifact_signature": True,
     "artifact_key": ".modelreg/release.pub",
+    "monitoring": True,
+    "canary": {"gateway": "public"},
 }
 
 
@@ -147,6 +149,13 @@ def test_checkov_passes_every_rendered_manifest(
         for file, data in rendered.files.items():
             (out / name).mkdir(parents=True, exist_ok=True)
             (out / name / file).write_bytes(data)
+        if options != "default":  # a canary's candidate, as `modelreg canary start` renders it
+            track = render(
+                env.registry, resolve(env.registry, "churn@v1"), name, track=Track(10, 1)
+            )
+            for file, data in track.files.items():
+                (out / name / "canary").mkdir(parents=True, exist_ok=True)
+                (out / name / "canary" / file).write_bytes(data)
     kinds = {
         doc["kind"]
         for path in out.rglob("*.yaml")
@@ -160,6 +169,7 @@ def test_checkov_passes_every_rendered_manifest(
     assert expected <= kinds, kinds
     if options != "default" and kind == "deployment":
         assert {"NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds, kinds
+        assert {"HTTPRoute", "PodMonitor", "PrometheusRule"} <= kinds, kinds
     if kind == "kserve":
         kserve_pods(out)
     run = subprocess.run(

@@ -46,6 +46,29 @@ def test_init_text_round_trips() -> None:
         ("serving:\n  kind: lambda\n", "serving.kind"),
         ("- a\n", "mapping"),
         ("a: [\n", "not valid YAML"),
+        *(
+            (f"environments:\n  prod:\n    canary: {canary}\n", message)
+            for canary, message in [
+                ("{steps: [50, 10]}", "environments.prod.canary.steps: expected rising weights"),
+                ("{steps: [0, 50]}", "from 1 to 99 percent"),
+                ("{steps: 7}", "environments.prod.canary.steps: expected a list, got 7"),
+                ("{min_success_rate: 2}", "min_success_rate: a ratio from 0 to 1"),
+                ("{max_p99_ratio: .nan}", "max_p99_ratio: expected a number, got NaN"),
+                ("{max_p99_seconds: 1.0e+300}", "max_p99_seconds: expected a number from 0 to"),
+                ("{interval: soon}", "canary.interval: 'soon' is not a duration"),
+                ("{window: 0s}", "canary.window: must be longer than 0s"),
+                ("{count: 0}", "canary.count: at least 1 measurement"),
+                ("{gateways: a}", "canary.gateways: unknown key"),
+                ("{checks: [{name: q}]}", "checks[0]: needs a name (a DNS-1123 label) and a query"),
+                ("{checks: [{name: q, query: up}]}", "checks[0]: give max or min"),
+                ("{checks: [{name: q, query: up, max: 1, extra: 2}]}", "checks[0].extra: unknown"),
+                (
+                    "{checks: [{name: q, query: up, max: 1}, {name: q, query: up, min: 0}]}",
+                    "two checks have the same name",
+                ),
+                ("nope", "environments.prod.canary: expected a mapping"),
+            ]
+        ),
     ],
 )
 def test_errors_name_the_key(text: str, message: str) -> None:

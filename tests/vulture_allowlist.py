@@ -34,3 +34,7 @@ card_text
 against
 _.against
 torch_version
+policy_source  # analysis records (--json, the record file)
+finished
+gateway_namespace  # templates/cluster/route.yaml.j2
+monitoring  # templates/cluster/*.j2

@@ -1,12 +1,13 @@
 """`modelreg gc`: remove the artifacts nobody can need any more, and never one somebody can.
 
 Kept, always: every version live in an environment, every rollback target within the window (each
-version live in an environment at any moment of the last WINDOW), the version each held environment
-is held at, every quarantined version (the evidence), and the last N versions of each model. Only
-the DVC objects of the other versions are candidates, and of those only the ones no kept version
-shares are removed (from the version's DVC remote and the local cache): objects outside any version
-(other DVC data in the same remote) are never touched. Files go before the folder listings that name
-them, so a gc killed midway, run again, finds what is left; a kill never touches a kept version.
+version live in an environment at any moment of the last WINDOW), the candidate of every canary
+running or run within the window, the version each held environment is held at, every quarantined
+version (the evidence), and the last N versions of each model. Only the DVC objects of the other
+versions are candidates, and of those only the ones no kept version shares are removed (from the
+version's DVC remote and the local cache): objects outside any version (other DVC data in the same
+remote) are never touched. Files go before the folder listings that name them, so a gc killed
+midway, run again, finds what is left; a kill never touches a kept version.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from modelreg import faults
 from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
-from modelreg.policy import Policy
+from modelreg.policy import CANARY_MOVES, Policy, canaries
 from modelreg.target import DeployRecord
 
 
@@ -59,6 +60,11 @@ def kept_versions(
         elif (r.env, r.model) not in at_start:  # live in that environment when the window opened
             at_start.add((r.env, r.model))
             keep(r.model, r.version, f"live in {r.env} when the window opened")
+    for c in canaries(records):  # a running canary's candidate has pods fetching its bytes
+        keep(c.model, c.candidate, f"a canary in {c.env}")
+    for r in records:
+        if r.action in CANARY_MOVES and r.timestamp >= since:
+            keep(r.model, r.version, f"a canary in {r.env} within the window")
     for (env, model), mark in rules.holds.items():
         keep(model, mark.version, f"{env} is held at it")
     for model, version in rules.quarantined:

@@ -167,6 +167,11 @@ def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
         if record.env == env and record.changes_manifests:
             chosen.setdefault(record.model, record)
     ordered = sorted(chosen.items())
+    running = {
+        c.model: {k: c.to_json()[k] for k in ("candidate", "tag", "weight", "verdict", "summary")}
+        for c in policy.canaries(then)
+        if c.env == env
+    }
     cards = git.read_objects(
         registry.root,
         [f"{r.source_commit}:{registry.model_dir(m)}/{CARD_FILE}" for m, r in ordered],
@@ -186,23 +191,10 @@ def live_at(registry: Registry, env: str, moment: int) -> list[LiveAt]:
                 timestamp=record.timestamp,
                 action=record.action,
                 rollback=record.action == "rollback",
-                canary=_canary(then, env, model),
+                canary=running.get(model),
             )
         )
     return result
-
-
-def _canary(records: list[target.DeployRecord], env: str, model: str) -> dict | None:
-    running = policy.canary_of(records, env, model)
-    if running is None:
-        return None
-    return {
-        "candidate": running.candidate,
-        "tag": running.tag,
-        "weight": running.weight,
-        "verdict": running.verdict,
-        "summary": running.summary,
-    }
 
 
 def _sha256(card: tuple[str, bytes] | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,7 @@ from modelreg.cli.output import emit_json, handle_errors, json_option, note, sho
 if TYPE_CHECKING:
     from modelreg.analysis import Measurement
     from modelreg.canary import CanaryResult
+    from modelreg.handle import Registry
 
 # analyze's exit codes: 1 and 2 stay errors and usage, 3 is modelreg's own bug
 EXIT_CODES = {"passed": 0, "failed": 4, "inconclusive": 5}
@@ -152,8 +153,9 @@ def abort(repo: str, env: str, model: str | None, reason: str, push: bool, as_js
 
 
 @click.command()
-@env_option
+@click.option("--env", "env", help="The environment whose canary to judge.")
 @model_option
+@click.option("--all", "every", is_flag=True, help="Judge every running canary (the workflow).")
 @click.option(
     "--prometheus",
     "url",
@@ -179,8 +181,9 @@ def abort(repo: str, env: str, model: str | None, reason: str, push: bool, as_js
 @handle_errors
 def analyze(
     repo: str,
-    env: str,
+    env: str | None,
     model: str | None,
+    every: bool,
     url: str,
     interval: str | None,
     count: int | None,
@@ -194,17 +197,60 @@ def analyze(
     Runs the policy's PromQL (success rate, 4xx rate and p99 latency against the stable
     version's, a traffic floor, served bytes against the card's SHA-256, your own checks) COUNT
     times INTERVAL apart and prints each measurement. Exit status: 0 passed, 4 failed,
-    5 inconclusive (too little traffic, no data); 1 an error, 2 a usage error.
+    5 inconclusive (too little traffic, no data); 1 an error, 2 a usage error. With --all, the
+    worst verdict's (failed, then inconclusive).
     `--record` commits the analysis (every query, value and condition) to the deploy branch;
     `--on-fail abort` then aborts a failed canary.
 
     Example: modelreg analyze --env prod --prometheus http://prometheus:9090 --record --on-fail
     abort --push
     """
-    from modelreg.analysis import analyze as run
     from modelreg.handle import open_registry
 
+    if every == (env is not None):
+        raise click.UsageError("give --env ENV or --all (one of them)")
+    if every and model is not None:
+        raise click.UsageError("--model goes with --env")
     registry = open_registry(repo, refresh=push)
+    targets = [(env, model)] if env is not None else _running(registry, push)
+    if not targets:
+        return emit_json([]) if as_json else click.echo("No canary runs: nothing to analyze.")
+    results = [
+        _judge(registry, where, name, url, interval, count, on_fail, record, push, as_json)
+        for where, name in targets
+    ]
+    if as_json:
+        emit_json(results if every else results[0])
+    sys.stdout.flush()
+    verdicts = {r["verdict"] for r in results}
+    worst = next((v for v in ("failed", "inconclusive") if v in verdicts), "passed")
+    raise SystemExit(EXIT_CODES[worst])
+
+
+def _running(registry: Registry, push: bool) -> list[tuple[str, str | None]]:
+    """(env, model) of every running canary, as the remote's deploy branch has them when pushing."""
+    from modelreg import target
+    from modelreg.policy import canaries
+
+    if push:
+        target.fetch(registry)
+    return [(c.env, c.model) for c in canaries(target.read_log(registry))]
+
+
+def _judge(
+    registry: Registry,
+    env: str,
+    model: str | None,
+    url: str,
+    interval: str | None,
+    count: int | None,
+    on_fail: str,
+    record: bool,
+    push: bool,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Analyze one canary, print it, record it and abort it as asked; its JSON."""
+    from modelreg.analysis import analyze as run
 
     def shown(number: int, measured: Measurement) -> None:
         if as_json:
@@ -222,29 +268,26 @@ def analyze(
     if result.verdict == "failed" and on_fail == "abort":
         from modelreg.canary import abort
 
-        aborted = abort(registry, env, result.model, f"canary analysis failed: {result.summary}",
-                        push)  # fmt: skip
-        data["aborted"] = aborted.commit
+        reason = f"canary analysis failed: {result.summary}"
+        data["aborted"] = abort(registry, env, result.model, reason, push).commit
     if as_json:
-        emit_json(data)
-    else:
+        return data
+    click.echo(
+        f"Verdict for {result.tag} at {result.weight}% in {env}: {result.verdict.upper()} "
+        f"({result.summary})"
+    )
+    if "record" in data:
+        click.echo(f"Recorded: commit {short(data['record'])}")
+    if "aborted" in data:
         click.echo(
-            f"Verdict for {result.tag} at {result.weight}% in {env}: {result.verdict.upper()} "
-            f"({result.summary})"
+            f"Aborted: {result.stable} takes all the traffic, {result.candidate} is "
+            f"quarantined (commit {short(data['aborted'])})"
         )
-        if "record" in data:
-            click.echo(f"Recorded: commit {short(data['record'])}")
-        if "aborted" in data:
-            click.echo(
-                f"Aborted: {result.stable} takes all the traffic, {result.candidate} is "
-                f"quarantined (commit {short(data['aborted'])})"
-            )
-        if push and ("record" in data or "aborted" in data):
-            click.echo("Pushed the deploy branch.")
-        if result.verdict != "passed" and "aborted" not in data:
-            note(
-                f"The canary stays at {result.weight}%: step and promote refuse until an "
-                "analysis passes."
-            )
-    sys.stdout.flush()
-    raise SystemExit(EXIT_CODES[result.verdict])
+    if push and ("record" in data or "aborted" in data):
+        click.echo("Pushed the deploy branch.")
+    if result.verdict != "passed" and "aborted" not in data:
+        note(
+            f"The canary stays at {result.weight}%: step and promote refuse until an "
+            "analysis passes."
+        )
+    return data

@@ -486,6 +486,13 @@ def _live_at(repo: str, model: str | None, env: str | None, at: str, as_json: bo
             for s in states
         ],
     )
+    for s in states:
+        if s.canary:
+            c = s.canary
+            verdict = f"last analysis {c['verdict']}" if c["verdict"] else "not analysed yet"
+            click.echo(
+                f"{s.model}: a canary of {c['tag']} ran at {c['weight']}% beside it ({verdict})"
+            )
 
 
 @click.command("diff")
