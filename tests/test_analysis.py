@@ -37,8 +37,10 @@ from modelreg import prometheus
 from modelreg.deploy import deploy
 from modelreg.register import RegisterRequest, register
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("kserve")
+import torch  # noqa: E402
+
 pytestmark = pytest.mark.xdist_group("prometheus")  # one Prometheus and one set of servers
 
 PROMETHEUS = shutil.which("prometheus")
