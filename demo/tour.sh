@@ -88,20 +88,7 @@ git --no-pager diff "$V3_COMMIT" deploy -- prod/churn/deployment.yaml | grep -E 
 
 if command -v prometheus >/dev/null; then
 step "Canaries judged on real traffic: two more versions, one that fails on part of its inputs"
-python - "$TOUR" <<'PY'
-import sys, torch
-class Fussy(torch.nn.Module):  # answers, except on inputs whose features sum over 100
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 2)
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if bool(features.sum() > 100):
-            raise RuntimeError("cannot take this input")
-        return self.linear(features)
-torch.jit.script(Fussy()).save(f"{sys.argv[1]}/churn-4.pt")
-torch.manual_seed(5)
-torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))).save(f"{sys.argv[1]}/churn-5.pt")
-PY
+python "$DEMO/canary_models.py" "$TOUR"
 run modelreg register churn "$TOUR/churn-4.pt" -m "new features (breaks on large inputs)"
 run modelreg register churn "$TOUR/churn-5.pt" -m "retrained"
 git push -q origin HEAD:main --tags

@@ -302,7 +302,7 @@ def test_too_little_traffic_is_inconclusive_and_nothing_moves(registry: Env, sta
     before = git(registry.root, "rev-parse", "deploy:prod/churn")
     code, analysis = analyze(registry, stack, "--record", "--on-fail", "abort")
     assert code == 5 and analysis["verdict"] == "inconclusive", analysis["summary"]
-    assert analysis["summary"].startswith("requests no data >= 20 (min_requests)")
+    assert analysis["summary"].startswith("requests = no data, needs >= 20 (min_requests)")
     assert "aborted" not in analysis
     assert git(registry.root, "rev-parse", "deploy:prod/churn") == before
     status = json.loads(modelreg(registry.root, "status", "--json").stdout)
@@ -327,6 +327,29 @@ def test_a_pod_serving_other_bytes_fails_the_bytes_check(registry: Env, stack: S
     assert "record" not in analysis  # without --record nothing is committed
     printed = modelreg(registry.root, "analyze", "--env", "prod", "--prometheus", stack.prometheus,
                        "--count", "1")  # fmt: skip
-    assert printed.returncode == 4 and "bytes 1 == 0" in printed.stdout
+    assert printed.returncode == 4 and "bytes = 1, needs == 0" in printed.stdout
     assert "Verdict for churn@v4 at 10% in prod: FAILED" in printed.stdout
     assert os.environ.get("MODELREG_PROMETHEUS_URL") is None
+
+
+def test_your_own_checks_the_failure_limit_and_key_checks(registry: Env, stack: Stack) -> None:
+    own = (
+        "      failure_limit: 3\n      checks:\n        - name: pods-in-namespace\n"
+        "          query: 'count(modelreg_model_info{{namespace=\"{namespace}\"}})'\n"
+        "          max: 1\n"
+    )
+    policy = POLICY.replace("      max_p99_ratio: 20\n", "      max_p99_ratio: 20\n" + own)
+    (registry.root / "modelreg.yaml").write_text(policy)
+    git(registry.root, "commit", "-qam", "a check of our own, tolerated")
+    start(registry, "churn@v2")
+    code, analysis = analyze(registry, stack)
+    mine = checks(analysis)["pods-in-namespace"]
+    assert [c["value"] for c in mine] == [5, 5] and {c["outcome"] for c in mine} == {"failed"}
+    assert code == 0 and "2 failed, 3 tolerated" in analysis["summary"], analysis["summary"]
+    (registry.root / "modelreg.yaml").write_text(
+        policy.replace("max: 1\n", "max: 1\n          key: true\n")
+    )
+    git(registry.root, "commit", "-qam", "the same check, key")
+    code, analysis = analyze(registry, stack)
+    assert code == 4 and len(analysis["measurements"]) == 1, analysis  # stopped at the first
+    assert "a key check fails the analysis alone" in analysis["summary"]

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import Env, git, modelreg
+from helpers import Env, git, modelreg, start
 from modelreg import canary
-from modelreg.analysis import Analysis
+from modelreg.analysis import Analysis, Measurement, judge
+from modelreg.analysis import Check as AnalysisCheck
 from modelreg.deploy import deploy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -365,3 +366,53 @@ def test_gc_keeps_the_candidate_a_canary_runs(prod: Env) -> None:
     assert planned.returncode == 0, planned.stderr
     kept = json.loads(planned.stdout)["kept"]
     assert kept.get("churn@v3") == "a canary in prod", kept
+
+
+def measurement(*outcomes: str, key: bool = False) -> Measurement:
+    found = [
+        AnalysisCheck(f"c{i}", "q", 1.0, "<= 2", outcome, key=key)
+        for i, outcome in enumerate(outcomes)
+    ]
+    return Measurement(
+        0.0, next((o for o in ("failed", "inconclusive") if o in outcomes), "passed"), found
+    )
+
+
+def test_the_verdict_of_measurements_follows_argos_model() -> None:
+    passed, failed = measurement("passed", "passed"), measurement("passed", "failed")
+    unsure = measurement("passed", "inconclusive")
+    assert judge([passed, passed, passed], 0, 3)[0] == "passed"
+    assert judge([passed, failed], 0, 3) == (
+        "failed",
+        "c1 = 1, needs <= 2: failed (measurement 2 of 3; 1 failed, 0 tolerated)",
+    )
+    assert judge([failed, passed, passed], 1, 3) == (
+        "passed",
+        "3 of 3 measurements passed (1 failed, 1 tolerated)",
+    )
+    assert judge([failed, failed], 1, 3)[0] == "failed"
+    assert judge([passed, unsure, passed], 0, 3)[0] == "inconclusive"
+    assert judge([unsure, failed], 1, 2)[0] == "inconclusive"  # tolerated, but not all judged
+    key = measurement("passed", "failed", key=True)
+    assert judge([passed, key], 5, 3)[0] == "failed"
+    assert "a key check fails the analysis alone" in judge([key], 5, 3)[1]
+
+
+def test_canary_starts_at_once_land_one_canary(prod: Env) -> None:
+    """Four `canary start`s of two candidates started together: exactly one lands; the others are
+    refused because a canary runs (they lost the compare-and-swap and read the winner's commit)."""
+    prod.register("churn", 3)
+    deploy(prod.registry, "churn@v3", "staging")
+    tip = git(prod.root, "rev-parse", "deploy").strip()
+    procs = [
+        start(prod.root, "canary", "start", f"churn@v{2 + i % 2}", "--env", "prod")
+        for i in range(4)
+    ]
+    results = [(p.wait(timeout=120), p.communicate()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1, 1, 1], results
+    for code, (_, err) in results:
+        assert code == 0 or "already runs in prod at 10%" in err, err
+    log = git(
+        prod.root, "log", "--format=%(trailers:key=Modelreg-Action,valueonly)", f"{tip}..deploy"
+    )
+    assert log.split() == ["canary-start"]

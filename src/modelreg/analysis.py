@@ -13,18 +13,20 @@ PromQL, so the record holds the value and the condition apart):
 | client_errors_vs_stable | 4xx answers / all | <= stable's + max_client_error_rise |
 | p99 | p99 latency, seconds | <= max_p99_seconds |
 | p99_vs_stable | the same | <= max(stable's * max_p99_ratio, stable's + P99_NOISE) |
-| bytes | pods reporting the version with another SHA-256 than its card's | == 0 |
+| bytes | pods reporting the version with another SHA-256 than its card's | == 0 (key) |
 | pods | pods reporting the version | >= the canary's replicas |
-| (checks) | the user's query | <= max or >= min; no value: inconclusive |
+| (checks) | the user's query | <= max or >= min; no value: inconclusive (key: true: key) |
 
 A measurement fails when a check fails, is inconclusive when none failed and one could not be
 judged, and passes otherwise. The analysis (Argo Rollouts' model) takes `count` measurements
-`interval` apart; it fails as soon as more than `failure_limit` measurements failed, passes when
-every other measurement passed, and is inconclusive otherwise.
+`interval` apart; it fails as soon as more than `failure_limit` measurements failed or a key check
+failed (a pod serving other bytes is never tolerated), passes when every other measurement passed,
+and is inconclusive otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import time
 from collections.abc import Callable
@@ -56,10 +58,16 @@ class Check(JsonFields):
     outcome: str  # passed, failed, inconclusive
     stable_query: str = ""
     stable: float | None = None
+    key: bool = False  # failing, it fails the analysis alone (the bytes check; `key: true` checks)
 
     def line(self) -> str:
-        shown = "no data" if self.value is None else f"{self.value:.6g}"
-        return f"{self.name} {shown} {self.condition}: {self.outcome}"
+        return check_line(self.name, self.value, self.condition, self.outcome)
+
+
+def check_line(name: str, value: float | None, condition: str, outcome: str) -> str:
+    """One check on one line: `success_rate = 0.71, needs >= 0.99 (min_success_rate): failed`."""
+    shown = "no data" if value is None else f"{value:.6g}"
+    return f"{name} = {shown}, needs {condition}: {outcome}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,10 @@ class Measurement(JsonFields):
 
     def first(self, outcome: str) -> Check | None:
         return next((c for c in self.checks if c.outcome == outcome), None)
+
+    @property
+    def key_failed(self) -> Check | None:
+        return next((c for c in self.checks if c.key and c.outcome == FAILED), None)
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,8 @@ def analyze(
         measurements.append(measured)
         if on_measurement is not None:
             on_measurement(number, measured)
-        if sum(m.verdict == FAILED for m in measurements) > policy.failure_limit:
+        failed = sum(m.verdict == FAILED for m in measurements)
+        if failed > policy.failure_limit or measured.key_failed is not None:
             break
     verdict, summary = judge(measurements, policy.failure_limit, count)
     return Analysis(
@@ -173,6 +186,14 @@ def analyze(
 def judge(measurements: list[Measurement], failure_limit: int, count: int) -> tuple[str, str]:
     """The verdict of the measurements, and a line that says why."""
     failed = [m for m in measurements if m.verdict == FAILED]
+    key = next((m for m in measurements if m.key_failed is not None), None)
+    if key is not None:
+        check = key.key_failed
+        assert check is not None
+        return FAILED, (
+            f"{check.line()} (measurement {measurements.index(key) + 1} of {count}; a key "
+            "check fails the analysis alone)"
+        )
     if len(failed) > failure_limit:
         worst = failed[-1]
         check = worst.first(FAILED)
@@ -353,15 +374,12 @@ class Queries:
             )
             value = ask(promql)
             if own.max is not None:
-                checks.append(_compare(own.name, promql, value, "<=", own.max,
-                                       f"<= {own.max:g}", True))  # fmt: skip
+                found = _compare(own.name, promql, value, "<=", own.max, f"<= {own.max:g}", True)
             else:
-                checks.append(_compare(own.name, promql, value, ">=", own.min,
-                                       f">= {own.min:g}", True))  # fmt: skip
+                found = _compare(own.name, promql, value, ">=", own.min, f">= {own.min:g}", True)
+            checks.append(dataclasses.replace(found, key=own.key))
         outcomes = {c.outcome for c in checks}
-        verdict = (
-            FAILED if FAILED in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else PASSED
-        )
+        verdict = next((o for o in (FAILED, INCONCLUSIVE) if o in outcomes), PASSED)
         return Measurement(at, verdict, checks)
 
     def _bytes(self, ask: Callable[[str], float | None]) -> list[Check]:
@@ -376,7 +394,8 @@ class Queries:
                 other,
                 f"== 0 (pods whose SHA-256 is not {self.sha256[:12]}...)",
                 PASSED if other == 0 else FAILED,
-            ),  # fmt: skip
+                key=True,  # never right, however few pods and however briefly
+            ),
             Check(
                 "pods",
                 pods_q,

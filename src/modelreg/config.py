@@ -24,12 +24,14 @@ CONFIG_FILE = "modelreg.yaml"
 @dataclass(frozen=True)
 class Check:
     """A check of the user's own: a PromQL query whose value must stay at or below `max` (or at or
-    above `min`). `{model}`, `{version}` and `{namespace}` in the query are the candidate's."""
+    above `min`). `{model}`, `{version}` and `{namespace}` in the query are the candidate's. A `key`
+    check failing fails the analysis alone, whatever `failure_limit` tolerates."""
 
     name: str = ""
     query: str = ""
     max: float | None = None
     min: float | None = None
+    key: bool = False
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,7 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     versions."""
     import yaml
 
+    from modelreg.analysis import check_line
     from modelreg.handle import open_registry
     from modelreg.policy import canaries, deprecations, quarantines
     from modelreg.target import analysis_records, moved, read_log
@@ -375,12 +376,13 @@ def show(repo: str, ref: str, as_json: bool) -> None:
         for number, measurement in enumerate((full or {}).get("measurements", []), start=1):
             click.echo(f"  measurement {number}: {measurement.get('verdict')}")
             for check in measurement.get("checks", []):
-                value = check.get("value")
-                shown = "no data" if value is None else f"{value:.6g}"
-                click.echo(
-                    f"    {check.get('name')} {shown} {check.get('condition')}: "
-                    f"{check.get('outcome')}"
+                line = check_line(
+                    str(check.get("name")),
+                    check.get("value"),
+                    str(check.get("condition")),
+                    str(check.get("outcome")),
                 )
+                click.echo(f"    {line}")
 
 
 SHOWN_ANALYSES = 5  # the newest analyses of the version `show` prints, with their measurements
