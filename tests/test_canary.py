@@ -243,16 +243,17 @@ def test_kserve_splits_with_canary_traffic_percent_and_refuses_raw_deployments(e
     configure(env, "kserve")
     live_v1_with_v2_in_staging(env)
     stable = git(env.root, "rev-parse", "deploy:prod/churn")
-    assert (
-        modelreg(
-            env.root, "canary", "start", "churn@v2", "--env", "prod", "--weight", "20"
-        ).returncode
-        == 0
-    )
+    rules = tree(env)["prod/churn/prometheusrule.yaml"]
+    started = modelreg(env.root, "canary", "start", "churn@v2", "--env", "prod", "--weight", "20")
+    assert started.returncode == 0, started.stderr
+    # the stable version's alerts stay; the candidate's go beside them
+    assert tree(env)["prod/churn/prometheusrule.yaml"] == rules
+    rule = show(env, "prod/churn/canary/prometheusrule.yaml")
+    assert rule["metadata"]["name"] == "churn-prod-canary"
     service = show(env, "prod/churn/inferenceservice.yaml")
     assert service["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert service["metadata"]["labels"]["modelreg.io/version"] == "v2"
-    assert not any("/canary/" in name for name in tree(env))
+    assert [n for n in tree(env) if "/canary/" in n] == ["prod/churn/canary/prometheusrule.yaml"]
     assert (
         modelreg(env.root, "canary", "abort", "--env", "prod", "--reason", "test").returncode == 0
     )

@@ -33,7 +33,7 @@ from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
 from modelreg.policy import Canary, canary_of
 from modelreg.refs import check_name
-from modelreg.render import CANARY_DIR, ROUTE_FILE, Track, render, route
+from modelreg.render import CANARY_DIR, ROUTE_FILE, Track, owned_files, render, route
 from modelreg.target import Landing, Snapshot
 from modelreg.trailers import message as trailers_message
 from modelreg.versions import Resolved, resolve
@@ -354,8 +354,11 @@ def _split(
     files = {n: blob[1] for n, blob in zip(stable, contents) if blob is not None}
     track = Track(weight=weight, replicas=replicas(registry, env, weight))
     candidate = render(registry, resolved, env, track=track)
-    if registry.config.serving.kind == "kserve":
-        return {**files, **candidate.files}
+    if registry.config.serving.kind == "kserve":  # the InferenceService itself splits
+        owned = owned_files()
+        files.update({n: data for n, data in candidate.files.items() if n not in owned})
+        files.update({f"{CANARY_DIR}/{n}": d for n, d in candidate.files.items() if n in owned})
+        return files
     split = route(registry.config, env, resolved.info.model, weight)
     assert split is not None  # check_weight: a gateway is named
     files.update({f"{CANARY_DIR}/{n}": data for n, data in candidate.files.items()})

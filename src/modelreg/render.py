@@ -253,6 +253,12 @@ def route(config: Config, env_name: str, model: str, weight: int) -> bytes | Non
     return _render_all({name: _owned_templates()[name]}, context)[name].encode()
 
 
+def owned_files() -> set[str]:
+    """The names of the files modelreg renders itself (templates/cluster/), whatever the version's
+    templates are."""
+    return {name.removesuffix(".j2") for name in _owned_templates()}
+
+
 @functools.cache
 def _owned_templates() -> dict[str, str]:
     from importlib import resources

@@ -212,7 +212,11 @@ def analyze(
     if every and model is not None:
         raise click.UsageError("--model goes with --env")
     registry = open_registry(repo, refresh=push)
-    targets = [(env, model)] if env is not None else _running(registry, push)
+    if push:  # judge the canary the remote's deploy branch runs
+        from modelreg import target
+
+        target.fetch(registry)
+    targets = [(env, model)] if env is not None else _running(registry)
     if not targets:
         return emit_json([]) if as_json else click.echo("No canary runs: nothing to analyze.")
     results = [
@@ -227,13 +231,11 @@ def analyze(
     raise SystemExit(EXIT_CODES[worst])
 
 
-def _running(registry: Registry, push: bool) -> list[tuple[str, str | None]]:
-    """(env, model) of every running canary, as the remote's deploy branch has them when pushing."""
+def _running(registry: Registry) -> list[tuple[str, str | None]]:
+    """(env, model) of every running canary."""
     from modelreg import target
     from modelreg.policy import canaries
 
-    if push:
-        target.fetch(registry)
     return [(c.env, c.model) for c in canaries(target.read_log(registry))]
 
 
