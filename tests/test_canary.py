@@ -214,6 +214,9 @@ def test_what_a_canary_cannot_do_is_refused_and_changes_nothing(prod: Env) -> No
         result = modelreg(prod.root, *args)
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    prod.register("churn", 3, push=False)  # its bytes never reached the DVC remote
+    unpushed = modelreg(prod.root, "canary", "start", "churn@v3", "--env", "prod")
+    assert unpushed.returncode == 1 and "are not in the DVC remote" in unpushed.stderr
     assert git(prod.root, "rev-parse", "deploy") == tip
     assert modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod").returncode == 0
     tip = git(prod.root, "rev-parse", "deploy")

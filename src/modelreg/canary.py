@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg import gates, git, marks, policy, target
-from modelreg.deploy import Change, DeployOptions, DeployResult, build, check_pinned
+from modelreg.deploy import (
+    Change,
+    DeployOptions,
+    DeployResult,
+    build,
+    check_artifact,
+    check_pinned,
+)
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
@@ -86,6 +93,7 @@ def start(
     check_weight(registry, env, weight)
     resolved = resolve(registry, ref)
     info = resolved.info
+    check_artifact(registry, resolved, DeployOptions())  # the candidate's pods fetch its bytes
     gate_cache: dict[tuple[str, ...], gates.Gate] = {}
     rendered: dict[int, dict[str, bytes]] = {}
 
@@ -114,11 +122,12 @@ def start(
         )
         gates.enforce(checked, resolved, env)
         _check_untouched(registry, snapshot, env, info.model, stable.commit)
-        if weight not in rendered:
-            rendered[weight] = _split(registry, resolved, env, snapshot, weight)
+        if weight not in rendered:  # the stable files are read again from each snapshot
+            rendered[weight] = _candidate(registry, resolved, env, weight)
+        files = _split(registry, snapshot, info.model, env, weight, rendered[weight])
         title = f"Start a canary of {info.tag} in {env} at {weight}%"
         return _land(registry, snapshot, "canary-start", resolved, env, stable.version, weight,
-                     rendered[weight], title, push)  # fmt: skip
+                     files, title, push)  # fmt: skip
 
     return target.land(registry, info.model, push, attempt)
 
@@ -135,6 +144,7 @@ def step(
     settings = registry.config.env(env)
     name = _model(registry, env, model)
     resolved_by_tag: dict[str, Resolved] = {}
+    rendered: dict[tuple[str, int], dict[str, bytes]] = {}
 
     def attempt(snapshot: Snapshot) -> Landing[CanaryResult]:
         running = _running(snapshot.records, env, name)
@@ -156,7 +166,10 @@ def step(
         if running.tag not in resolved_by_tag:
             resolved_by_tag[running.tag] = resolve(registry, running.tag)
         resolved = resolved_by_tag[running.tag]
-        files = _split(registry, resolved, env, snapshot, wanted)
+        if (running.tag, wanted) not in rendered:
+            rendered[(running.tag, wanted)] = _candidate(registry, resolved, env, wanted)
+        candidate = rendered[(running.tag, wanted)]
+        files = _split(registry, snapshot, running.model, env, wanted, candidate)
         title = f"Step the canary of {running.tag} in {env} to {wanted}%"
         return _land(registry, snapshot, "canary-step", resolved, env, running.stable, wanted,
                      files, title, push)  # fmt: skip
@@ -341,27 +354,36 @@ def _check_untouched(
         )
 
 
+def _candidate(registry: Registry, resolved: Resolved, env: str, weight: int) -> dict[str, bytes]:
+    """The candidate's manifests at WEIGHT (its own names and replicas; KServe: the split)."""
+    track = Track(weight=weight, replicas=replicas(registry, env, weight))
+    return render(registry, resolved, env, track=track).files
+
+
 def _split(
-    registry: Registry, resolved: Resolved, env: str, snapshot: Snapshot, weight: int
+    registry: Registry,
+    snapshot: Snapshot,
+    model: str,
+    env: str,
+    weight: int,
+    candidate: dict[str, bytes],
 ) -> dict[str, bytes]:
-    """The files of ENV's deploy path with the candidate at WEIGHT: the stable ones as they are on
+    """The files of ENV's deploy path with the CANDIDATE's at WEIGHT: the stable ones as they are on
     the branch, the candidate's in the canary folder and the route's weights (Deployments), or the
     candidate's InferenceService with canaryTrafficPercent (KServe)."""
-    path = target.deploy_path(registry, env, resolved.info.model)
+    path = target.deploy_path(registry, env, model)
     blobs = target.files_at(registry, snapshot.at.commit, path)
     stable = {n: b for n, b in blobs.items() if not n.startswith(f"{CANARY_DIR}/")}
     contents = git.read_objects(registry.root, list(stable.values()))
     files = {n: blob[1] for n, blob in zip(stable, contents) if blob is not None}
-    track = Track(weight=weight, replicas=replicas(registry, env, weight))
-    candidate = render(registry, resolved, env, track=track)
     if registry.config.serving.kind == "kserve":  # the InferenceService itself splits
         owned = owned_files()
-        files.update({n: data for n, data in candidate.files.items() if n not in owned})
-        files.update({f"{CANARY_DIR}/{n}": d for n, d in candidate.files.items() if n in owned})
+        files.update({n: data for n, data in candidate.items() if n not in owned})
+        files.update({f"{CANARY_DIR}/{n}": d for n, d in candidate.items() if n in owned})
         return files
-    split = route(registry.config, env, resolved.info.model, weight)
+    split = route(registry.config, env, model, weight)
     assert split is not None  # check_weight: a gateway is named
-    files.update({f"{CANARY_DIR}/{n}": data for n, data in candidate.files.items()})
+    files.update({f"{CANARY_DIR}/{n}": data for n, data in candidate.items()})
     files[ROUTE_FILE] = split
     return files
 

@@ -81,7 +81,7 @@ def deploy(
     """Render REF for ENV and commit the manifests to the deploy branch."""
     registry.config.env(env)
     resolved = resolve(registry, ref)
-    checked_artifact = _check_artifact(registry, resolved, options)
+    checked_artifact = check_artifact(registry, resolved, options)
     gate_cache: dict[tuple[str, ...], gates.Gate] = {}  # results keyed by immutable ids
     renders: dict[policy.Deprecation | None, Rendered] = {}  # by what the manifests announce
 
@@ -158,7 +158,7 @@ def rollback(
         blobs = target.files_at(registry, earlier.commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
         if resolved.info.tag not in checked_artifacts:
-            checked_artifacts[resolved.info.tag] = _check_artifact(registry, resolved, options)
+            checked_artifacts[resolved.info.tag] = check_artifact(registry, resolved, options)
         change = Change(
             resolved,
             {name: blob[1] for name, blob in zip(blobs, contents) if blob is not None},
@@ -318,7 +318,7 @@ def check_pinned(
             )
 
 
-def _check_artifact(registry: Registry, resolved: Resolved, options: DeployOptions) -> list[str]:
+def check_artifact(registry: Registry, resolved: Resolved, options: DeployOptions) -> list[str]:
     """Refuse a version whose bytes the remote lacks: pods would fail to fetch them."""
     from modelreg.remote import missing
 
