@@ -335,7 +335,7 @@ def test_a_pod_serving_other_bytes_fails_the_bytes_check(registry: Env, stack: S
 def test_your_own_checks_the_failure_limit_and_key_checks(registry: Env, stack: Stack) -> None:
     own = (
         "      failure_limit: 3\n      checks:\n        - name: pods-in-namespace\n"
-        "          query: 'count(modelreg_model_info{{namespace=\"{namespace}\"}})'\n"
+        "          query: 'count(modelreg_model_info{namespace=\"{namespace}\"})'\n"
         "          max: 1\n"
     )
     policy = POLICY.replace("      max_p99_ratio: 20\n", "      max_p99_ratio: 20\n" + own)

@@ -23,7 +23,7 @@ import yaml
 
 from helpers import Env, git, modelreg, start
 from modelreg import canary
-from modelreg.analysis import Analysis, Measurement, judge
+from modelreg.analysis import Analysis, Measurement, fill, judge
 from modelreg.analysis import Check as AnalysisCheck
 from modelreg.deploy import deploy
 
@@ -392,7 +392,7 @@ def test_the_verdict_of_measurements_follows_argos_model() -> None:
     )
     assert judge([failed, passed, passed], 1, 3) == (
         "passed",
-        "3 of 3 measurements passed (1 failed, 1 tolerated)",
+        "2 of 3 measurements passed (1 failed, 1 tolerated)",
     )
     assert judge([failed, failed], 1, 3)[0] == "failed"
     assert judge([passed, unsure, passed], 0, 3)[0] == "inconclusive"
@@ -420,3 +420,20 @@ def test_canary_starts_at_once_land_one_canary(prod: Env) -> None:
         prod.root, "log", "--format=%(trailers:key=Modelreg-Action,valueonly)", f"{tip}..deploy"
     )
     assert log.split() == ["canary-start"]
+
+
+def test_a_checks_query_keeps_promqls_braces_and_the_record_stays_strict_json() -> None:
+    query = 'max(q{namespace="{namespace}",v="{version}"}) / count(r{m="{model}"}) > {0}'
+    assert fill(query, "churn", 'v"2', "prod") == (
+        'max(q{namespace="prod",v="v\\"2"}) / count(r{m="churn"}) > {0}'
+    )
+    check = AnalysisCheck("p99", "q", float("inf"), "<= 1s", "failed")
+    analysis = Analysis(
+        model="churn", env="prod", candidate="v2", tag="churn@v2", stable="v1", weight=10,
+        prometheus="http://p", window="5m", interval="1m", count=1, failure_limit=0,
+        policy_blob="", policy_source="", started=0.0, finished=0.0, by="t", verdict="failed",
+        summary=check.line(), measurements=[Measurement(0.0, "failed", [check])],
+    )  # fmt: skip
+    text = json.dumps(analysis.to_json(), allow_nan=False)
+    assert json.loads(text)["measurements"][0]["checks"][0]["value"] == "+Inf"
+    assert analysis.summary == "p99 = inf, needs <= 1s: failed"

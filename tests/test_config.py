@@ -67,6 +67,10 @@ def test_init_text_round_trips() -> None:
                     "two checks have the same name",
                 ),
                 ("nope", "environments.prod.canary: expected a mapping"),
+                (
+                    "{checks: [{name: q, max: 1, query: " + "x" * 5000 + "}]}",
+                    "checks[0].query: at most 4096 characters",
+                ),
             ]
         ),
     ],

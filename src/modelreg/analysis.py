@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,11 +108,22 @@ class Analysis(JsonFields):
     measurements: list[Measurement] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """Strict JSON: an infinite value (a p99 past the last bucket) is Prometheus' `+Inf`."""
         data = dict(self.__dict__)
         data["measurements"] = [
-            {**m.__dict__, "checks": [c.to_json() for c in m.checks]} for m in self.measurements
+            {
+                **m.__dict__,
+                "checks": [{k: _finite(v) for k, v in c.to_json().items()} for c in m.checks],
+            }
+            for m in self.measurements
         ]
         return data
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
 
 
 def analyze(
@@ -209,7 +221,7 @@ def judge(measurements: list[Measurement], failure_limit: int, count: int) -> tu
         return INCONCLUSIVE, (
             f"{check.line()} (measurement {measurements.index(unsure[-1]) + 1} of {count})"
         )
-    return PASSED, f"{len(measurements)} of {count} measurements passed" + (
+    return PASSED, f"{len(measurements) - len(failed)} of {count} measurements passed" + (
         f" ({len(failed)} failed, {failure_limit} tolerated)" if failed else ""
     )
 
@@ -369,9 +381,7 @@ class Queries:
         if policy.check_bytes:
             checks.extend(self._bytes(ask))
         for own in policy.checks:
-            promql = own.query.format(
-                model=self.model, version=self.candidate, namespace=self.namespace
-            )
+            promql = fill(own.query, self.model, self.candidate, self.namespace)
             value = ask(promql)
             if own.max is not None:
                 found = _compare(own.name, promql, value, "<=", own.max, f"<= {own.max:g}", True)
@@ -407,6 +417,14 @@ class Queries:
 
     def _other_bytes(self) -> str:
         return f'sha256!="{_escape(self.sha256)}"'
+
+
+def fill(query: str, model: str, version: str, namespace: str) -> str:
+    """A check's QUERY with `{model}`, `{version}` and `{namespace}` put in (label values, escaped);
+    every other brace is PromQL's own."""
+    for token, value in (("{model}", model), ("{version}", version), ("{namespace}", namespace)):
+        query = query.replace(token, _escape(value))
+    return query
 
 
 def _compare(

@@ -261,7 +261,8 @@ def record(registry: Registry, analysis: Any, push: bool = False) -> str:
     """Commit ANALYSIS (an analysis.Analysis) to the deploy branch; its commit id. Refused when the
     canary moved since it was measured (another candidate, or another weight)."""
     env, name = analysis.env, analysis.model
-    body = (json.dumps(analysis.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    record_json = json.dumps(analysis.to_json(), indent=2, sort_keys=True, allow_nan=False)
+    body = (record_json + "\n").encode()
 
     def attempt(snapshot: Snapshot) -> Landing[str]:
         running = _running(snapshot.records, env, name)

@@ -304,6 +304,9 @@ def _check_consistency(config: Config) -> None:
     _check_deploy(config.deploy)
 
 
+MAX_QUERY = 4096  # characters of a check's PromQL
+
+
 def _canary(data: Any, where: str) -> Canary:
     data = dict(_check_type({} if data is None else data, dict, where, False))
     steps = _check_type(data.pop("steps", [10, 50]), list, f"{where}.steps", False)
@@ -328,6 +331,8 @@ def _canary(data: Any, where: str) -> Canary:
     built: list[Check] = []
     for number, item in enumerate(checks):
         check = _build(Check, item, f"{where}.checks[{number}]")
+        if len(check.query) > MAX_QUERY:
+            raise ConfigError(f"{where}.checks[{number}].query: at most {MAX_QUERY} characters")
         if not NAME_RE.fullmatch(check.name) or not check.query.strip():
             raise ConfigError(
                 f"{where}.checks[{number}]: needs a name (a DNS-1123 label) and a query"
