@@ -41,6 +41,8 @@ pytest.importorskip("torch")
 pytest.importorskip("kserve")
 import torch  # noqa: E402
 
+from helpers.models import Fussy, healthy  # noqa: E402
+
 pytestmark = pytest.mark.xdist_group("prometheus")  # one Prometheus and one set of servers
 
 PROMETHEUS = shutil.which("prometheus")
@@ -67,24 +69,6 @@ deploy:
 """
 LOAD_SECONDS = 600  # the load stops by itself after this, whatever happens to the tests
 RATE = 8  # requests a second to each loaded server
-
-
-class Fussy(torch.nn.Module):
-    """Raises on inputs whose features sum over 100."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 2)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if bool(features.sum() > 100):
-            raise RuntimeError("the candidate cannot take this input")
-        return self.linear(features)
-
-
-def healthy(seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
 
 
 @dataclass

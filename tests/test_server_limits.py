@@ -45,6 +45,8 @@ from test_serving import SIGNATURE, Server, infer_body, register_model, start_se
 pytest.importorskip("torch")
 import torch  # noqa: E402
 
+from helpers.models import Fussy  # noqa: E402
+
 pytest.importorskip("kserve")
 
 INFER = "/v2/models/churn/infer"
@@ -279,19 +281,6 @@ def test_overload_is_a_fast_503_and_the_probes_still_answer(limited: Server) -> 
     assert re.search(
         r'modelreg_requests_total\{code="503",model="churn",version="v1"\} [1-9]', metrics
     ), metrics
-
-
-class Fussy(torch.nn.Module):
-    """Raises (with a message naming its internals) on inputs whose sum is over 100."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 2)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if bool(features.sum() > 100):
-            raise RuntimeError("internal detail: the secret threshold was crossed")
-        return self.linear(features)
 
 
 def test_a_model_that_raises_answers_a_short_500_with_a_request_id_and_is_counted(env: Env) -> None:

@@ -34,6 +34,7 @@ from modelreg.deploy import (
     build,
     check_artifact,
     check_pinned,
+    version_trailers,
 )
 from modelreg.errors import DeployError
 from modelreg.handle import Registry
@@ -403,17 +404,7 @@ def _land(
 ) -> Landing[CanaryResult]:
     info = resolved.info
     path = target.deploy_path(registry, env, info.model)
-    trailers = [
-        ("Action", action),
-        ("Model", info.model),
-        ("Version", str(info.version)),
-        ("Env", env),
-        ("Tag", info.tag),
-        ("Tag-Object", info.object),
-        ("Source-Commit", info.commit),
-        ("Previous-Version", stable),
-        ("Weight", str(weight)),
-    ]
+    trailers = [*version_trailers(action, info, env, stable), ("Weight", str(weight))]
     commit = target.build_commit(
         registry, snapshot.at.commit, path, files, trailers_message(title, trailers)
     )

@@ -350,6 +350,23 @@ def _pick_model(registry: Registry, env: str) -> str:
     raise DeployError(f"which model? {env} runs {', '.join(models)}: pass --model NAME")
 
 
+def version_trailers(
+    action: str, info: VersionInfo, env: str, previous: str
+) -> list[tuple[str, str]]:
+    """The trailers of a commit that puts INFO's manifests in ENV (a deploy, a canary's step): what
+    the version is (its tag object pins it) and what ran before (PREVIOUS)."""
+    return [
+        ("Action", action),
+        ("Model", info.model),
+        ("Version", str(info.version)),
+        ("Env", env),
+        ("Tag", info.tag),
+        ("Tag-Object", info.object),
+        ("Source-Commit", info.commit),
+        ("Previous-Version", previous),
+    ]
+
+
 def _message(action: str, change: Change, env: str, current: DeployRecord | None) -> str:
     info = change.resolved.info
     verb = {
@@ -363,16 +380,7 @@ def _message(action: str, change: Change, env: str, current: DeployRecord | None
         if action != "rollback"
         else f"Roll back {info.model} in {env} to {info.version}"
     )
-    trailers = [
-        ("Action", action),
-        ("Model", info.model),
-        ("Version", str(info.version)),
-        ("Env", env),
-        ("Tag", info.tag),
-        ("Tag-Object", info.object),
-        ("Source-Commit", info.commit),
-        ("Previous-Version", current.version if current else "none"),
-    ]
+    trailers = version_trailers(action, info, env, current.version if current else "none")
     if change.restored_from:
         trailers += [("Restored-From", change.restored_from), ("Rolled-Back", change.rolled_back)]
     if change.forced:
