@@ -145,6 +145,10 @@ def test_step_and_promote_move_only_after_a_passed_analysis(prod: Env) -> None:
     judged(prod, "passed")
     promoted = modelreg(prod.root, "canary", "promote", "--env", "prod")
     assert promoted.returncode == 0, promoted.stderr
+    tip = git(prod.root, "rev-parse", "deploy")
+    rerun = modelreg(prod.root, "canary", "promote", "--env", "prod")  # a re-run: nothing to do
+    assert rerun.returncode == 0 and "was promoted already" in rerun.stdout
+    assert git(prod.root, "rev-parse", "deploy") == tip
     # the candidate is now deployed as any version is: a deploy of it renders the same bytes
     files = tree(prod)
     assert not any("/canary/" in name for name in files)
@@ -192,8 +196,12 @@ def test_abort_restores_the_stable_tree_quarantines_the_candidate_and_holds(prod
     assert "Abort the canary of churn@v2 in prod" in git(
         prod.root, "show", "deploy:.modelreg/churn/events"
     )
-    again = modelreg(prod.root, "canary", "abort", "--env", "prod", "--reason", "again")
-    assert again.returncode == 1 and "no canary of churn runs in prod" in again.stderr
+    tip = git(prod.root, "rev-parse", "deploy")
+    again = modelreg(prod.root, "canary", "abort", "--env", "prod", "--reason", "again", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["noop"] is True  # a re-run
+    assert git(prod.root, "rev-parse", "deploy") == tip
+    step = modelreg(prod.root, "canary", "step", "--env", "prod")
+    assert step.returncode == 1 and "no canary of churn runs in prod" in step.stderr
 
 
 def test_what_a_canary_cannot_do_is_refused_and_changes_nothing(prod: Env) -> None:
@@ -221,7 +229,7 @@ def test_what_a_canary_cannot_do_is_refused_and_changes_nothing(prod: Env) -> No
     assert modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod").returncode == 0
     tip = git(prod.root, "rev-parse", "deploy")
     for args, message in [
-        (("canary", "start", "churn@v2", "--env", "prod"), "already runs in prod at 10%"),
+        (("canary", "start", "churn@v2", "--env", "prod", "--weight", "20"), "already runs in"),
         (("deploy", "churn@v2", "--env", "prod"), "a canary of churn@v2 runs in prod"),
         (("rollback", "--env", "prod"), "a canary of churn@v2 runs in prod"),
         (("canary", "step", "--env", "prod", "--weight", "5"), "only raises the weight"),
@@ -409,13 +417,22 @@ def test_canary_starts_at_once_land_one_canary(prod: Env) -> None:
     deploy(prod.registry, "churn@v3", "staging")
     tip = git(prod.root, "rev-parse", "deploy").strip()
     procs = [
-        start(prod.root, "canary", "start", f"churn@v{2 + i % 2}", "--env", "prod")
+        start(
+            prod.root,
+            "canary",
+            "start",
+            f"churn@v{2 + i % 2}",
+            "--env",
+            "prod",
+            "--weight",
+            str(10 + i),
+        )  # fmt: skip
         for i in range(4)
     ]
     results = [(p.wait(timeout=120), p.communicate()) for p in procs]
     assert sorted(code for code, _ in results) == [0, 1, 1, 1], results
     for code, (_, err) in results:
-        assert code == 0 or "already runs in prod at 10%" in err, err
+        assert code == 0 or "already runs in prod at 1" in err, err
     log = git(
         prod.root, "log", "--format=%(trailers:key=Modelreg-Action,valueonly)", f"{tip}..deploy"
     )
@@ -437,3 +454,35 @@ def test_a_checks_query_keeps_promqls_braces_and_the_record_stays_strict_json() 
     text = json.dumps(analysis.to_json(), allow_nan=False)
     assert json.loads(text)["measurements"][0]["checks"][0]["value"] == "+Inf"
     assert analysis.summary == "p99 = inf, needs <= 1s: failed"
+
+
+@pytest.mark.parametrize("step", ["deploy-built", "deploy-pushed", "deploy-landed"])
+@pytest.mark.parametrize("action", ["start", "abort"])
+def test_a_canary_step_killed_at_each_step_lands_once(prod: Env, step: str, action: str) -> None:
+    """kill -9 after each named step of a pushed canary start or abort: the origin holds the commit
+    or not, never half of it; the same command again lands it exactly once (or says it is done)."""
+    git(prod.root, "push", "-q", "origin", "main", "deploy", "--tags")
+    if action == "abort":
+        assert (
+            modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod", "--push").returncode
+            == 0
+        )
+    args = {
+        "start": ("canary", "start", "churn@v2", "--env", "prod", "--push"),
+        "abort": ("canary", "abort", "--env", "prod", "--reason", "killed", "--push"),
+    }[action]
+    before = git(prod.root, "ls-remote", "origin", "refs/heads/deploy").split()[0]
+    killed = modelreg(prod.root, *args, env={"MODELREG_TEST_KILL_AFTER": step})
+    assert killed.returncode == -9, killed.stderr
+    after = git(prod.root, "ls-remote", "origin", "refs/heads/deploy").split()[0]
+    assert (after == before) == (step == "deploy-built")
+    again = modelreg(prod.root, *args)
+    assert again.returncode == 0, again.stderr
+    git(prod.root, "fetch", "-q", "origin", "+refs/heads/deploy:refs/remotes/origin/deploy")
+    actions = git(
+        prod.root,
+        "log",
+        "--format=%(trailers:key=Modelreg-Action,valueonly)",
+        f"{before}..origin/deploy",
+    ).split()
+    assert actions == [f"canary-{action}"], actions

@@ -59,6 +59,7 @@ class CanaryResult(JsonFields):
     files: list[str]
     pushed: bool
     reason: str = ""
+    noop: bool = False  # it was so already (a re-run, e.g. after a killed job): nothing committed
 
 
 def replicas(registry: Registry, env: str, weight: int) -> int:
@@ -104,6 +105,21 @@ def start(
         policy.refuse_quarantined(rules, info)
         policy.refuse_sunset(rules, info)
         running = canary_of(records, env, info.model)
+        if running is not None and (running.tag, running.weight) == (info.tag, weight):
+            return Landing(
+                CanaryResult(
+                    "canary-start",
+                    info.model,
+                    env,
+                    running.candidate,
+                    running.stable,
+                    weight,
+                    running.commit,
+                    [],
+                    False,
+                    noop=True,
+                )  # fmt: skip
+            )
         if running is not None:
             raise DeployError(
                 f"a canary of {running.tag} already runs in {env} at {running.weight}%: step, "
@@ -188,6 +204,13 @@ def promote(
     renders: dict[str, Any] = {}
 
     def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
+        ended = _ended(snapshot.records, env, name, "canary-promote")
+        if ended is not None:  # promoted already (a re-run): nothing to do
+            result = DeployResult(
+                "canary-promote", name, ended.version, ended.tag, env, ended.commit,
+                ended.previous_version, [], noop=True, pushed=False, dry_run=False, warnings=[],
+            )  # fmt: skip
+            return Landing(result)
         running = _running(snapshot.records, env, name)
         if running.weight < final:
             raise DeployError(
@@ -216,6 +239,23 @@ def abort(
     name = _model(registry, env, model)
 
     def attempt(snapshot: Snapshot) -> Landing[CanaryResult]:
+        ended = _ended(snapshot.records, env, name, "canary-abort")
+        if ended is not None:  # aborted already (a re-run): nothing to do
+            return Landing(
+                CanaryResult(
+                    "canary-abort",
+                    name,
+                    env,
+                    ended.version,
+                    ended.previous_version,
+                    int(ended.weight or 0),
+                    ended.commit,
+                    [],
+                    False,
+                    ended.reason,
+                    noop=True,
+                )  # fmt: skip
+            )
         running = _running(snapshot.records, env, name)
         path = target.deploy_path(registry, env, name)
         blobs = target.files_at(registry, running.stable_commit, path)
@@ -312,6 +352,24 @@ def _running(records: list[target.DeployRecord], env: str, model: str) -> Canary
             f"`modelreg canary start {model}@VERSION --env {env}`"
         )
     return found
+
+
+def _ended(
+    records: list[target.DeployRecord], env: str, model: str, action: str
+) -> target.DeployRecord | None:
+    """The newest record of MODEL's canaries and deploys in ENV, when it is ACTION (the canary has
+    ended that way and nothing has moved since)."""
+    newest = next(
+        (
+            r
+            for r in records
+            if r.env == env
+            and r.model == model
+            and (r.changes_manifests or r.action in ("canary-start", "canary-step", "canary-abort"))
+        ),
+        None,
+    )
+    return newest if newest is not None and newest.action == action else None
 
 
 def _require_pass(running: Canary, env: str, what: str) -> None:

@@ -48,6 +48,8 @@ def canary() -> None:
 def _print(result: CanaryResult, as_json: bool, what: str) -> None:
     if as_json:
         return emit_json(result.to_json())
+    if result.noop:
+        return click.echo(f"Nothing to do: it is so already (commit {short(result.commit)}).")
     click.echo(f"{what}, commit {short(result.commit)}")
     if result.pushed:
         click.echo("Pushed the deploy branch.")
@@ -123,6 +125,8 @@ def promote(repo: str, env: str, model: str | None, push: bool, as_json: bool) -
     result = run(open_registry(repo, refresh=push), env, model, push)
     if as_json:
         return emit_json(result.to_json())
+    if result.noop:
+        return click.echo(f"{result.tag} was promoted already (commit {short(result.commit)}).")
     click.echo(
         f"Promoted the canary: {result.tag} runs in {env} (was {result.previous_version}), "
         f"commit {short(result.commit)}"
