@@ -486,3 +486,19 @@ def test_a_canary_step_killed_at_each_step_lands_once(prod: Env, step: str, acti
         f"{before}..origin/deploy",
     ).split()
     assert actions == [f"canary-{action}"], actions
+
+
+def test_a_candidate_quarantined_meanwhile_goes_no_further(prod: Env) -> None:
+    assert modelreg(prod.root, "canary", "start", "churn@v2", "--env", "prod").returncode == 0
+    judged(prod, "passed")
+    assert modelreg(prod.root, "quarantine", "churn@v2", "--reason", "bad batch").returncode == 0
+    step = modelreg(prod.root, "canary", "step", "--env", "prod")
+    assert step.returncode == 1 and "churn@v2 is quarantined (bad batch" in step.stderr
+    assert modelreg(prod.root, "unquarantine", "churn@v2", "--reason", "fine").returncode == 0
+    assert modelreg(prod.root, "canary", "step", "--env", "prod").returncode == 0
+    judged(prod, "passed")
+    assert modelreg(prod.root, "quarantine", "churn@v2", "--reason", "bad again").returncode == 0
+    promote = modelreg(prod.root, "canary", "promote", "--env", "prod")
+    assert promote.returncode == 1 and "churn@v2 is quarantined (bad again" in promote.stderr
+    aborted = modelreg(prod.root, "canary", "abort", "--env", "prod", "--reason", "quarantined")
+    assert aborted.returncode == 0, aborted.stderr

@@ -41,7 +41,15 @@ from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
 from modelreg.policy import Canary, canary_of
 from modelreg.refs import check_name
-from modelreg.render import CANARY_DIR, ROUTE_FILE, Track, owned_files, render, route
+from modelreg.render import (
+    CANARY_DIR,
+    ROUTE_FILE,
+    Rendered,
+    Track,
+    owned_files,
+    render,
+    route,
+)
 from modelreg.target import Landing, Snapshot
 from modelreg.trailers import message as trailers_message
 from modelreg.versions import Resolved, resolve
@@ -183,6 +191,7 @@ def step(
         if running.tag not in resolved_by_tag:
             resolved_by_tag[running.tag] = resolve(registry, running.tag)
         resolved = resolved_by_tag[running.tag]
+        policy.refuse_quarantined(policy.derive(snapshot.records), resolved.info)
         if (running.tag, wanted) not in rendered:
             rendered[(running.tag, wanted)] = _candidate(registry, resolved, env, wanted)
         candidate = rendered[(running.tag, wanted)]
@@ -201,7 +210,8 @@ def promote(
     final weight (the last of canary.steps) has passed."""
     final = registry.config.env(env).canary.steps[-1]
     name = _model(registry, env, model)
-    renders: dict[str, Any] = {}
+    renders: dict[tuple[str, Any], Rendered] = {}  # by tag and the deprecation it announces
+    gate_cache: dict[tuple[str, ...], gates.Gate] = {}
 
     def attempt(snapshot: Snapshot) -> Landing[DeployResult]:
         ended = _ended(snapshot.records, env, name, "canary-promote")
@@ -218,11 +228,24 @@ def promote(
                 f"passed analysis at the final weight, {final}% (modelreg canary step --env {env})"
             )
         _require_pass(running, env, "promote")
-        if running.tag not in renders:
-            resolved = resolve(registry, running.tag)
-            renders[running.tag] = (resolved, render(registry, resolved, env))
-        resolved, done = renders[running.tag]
-        change = Change(resolved, done.files, list(done.warnings))
+        resolved = resolve(registry, running.tag)
+        info = resolved.info
+        # what a deploy would refuse, promote refuses: a quarantine, a sunset, a gate since failed
+        rules = policy.derive(snapshot.records)
+        policy.refuse_quarantined(rules, info)
+        sunset = policy.refuse_sunset(rules, info)
+        checked, _ = gates.override(
+            gates.evaluate(registry, snapshot.records, resolved, env, memo=gate_cache), False
+        )
+        signer = gates.enforce(checked, resolved, env)
+        deprecation = rules.deprecated.get((info.model, str(info.version)))
+        if (info.tag, deprecation) not in renders:
+            renders[(info.tag, deprecation)] = render(
+                registry, resolved, env, deprecation=deprecation
+            )
+        done = renders[(info.tag, deprecation)]
+        warnings = [*done.warnings, *([sunset] if sunset else [])]
+        change = Change(resolved, done.files, warnings, signer=signer, gates=checked)
         # the canary folder and the route's weights are the canary's own: no hand edit to guard
         return build(registry, snapshot, change, env, "canary-promote",
                       DeployOptions(push=push, force=True))  # fmt: skip
