@@ -23,7 +23,7 @@ import yaml
 
 from helpers import Env, git, modelreg, start
 from modelreg import canary
-from modelreg.analysis import Analysis, Measurement, fill, judge
+from modelreg.analysis import Analysis, Measurement, fill, judge, record
 from modelreg.analysis import Check as AnalysisCheck
 from modelreg.deploy import deploy
 
@@ -87,7 +87,7 @@ def judged(env: Env, verdict: str) -> str:
         window="5m", interval="1m", count=1, failure_limit=0, policy_blob="", policy_source="",
         started=0.0, finished=0.0, by="test", verdict=verdict, summary=f"{verdict} by hand",
     )  # fmt: skip
-    return canary.record(registry, analysis)
+    return record(registry, analysis)
 
 
 def test_start_keeps_the_stable_manifests_and_adds_the_candidate_with_the_split(prod: Env) -> None:

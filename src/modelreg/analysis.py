@@ -22,12 +22,19 @@ judged, and passes otherwise. The analysis (Argo Rollouts' model) takes `count` 
 `interval` apart; it fails as soon as more than `failure_limit` measurements failed or a key check
 failed (a pod serving other bytes is never tolerated), passes when every other measurement passed,
 and is inconclusive otherwise.
+
+`record` keeps an analysis as a commit on the deploy branch: trailers for listing, the whole record
+as `.modelreg/<model>/analyses/<env>.json` in its tree (`target.analysis_records` reads them back).
+A commit rather than a git note: notes are neither fetched nor pushed by default (a CI clone would
+not see the verdict a step is gated on), and a commit on the branch lands through the same
+compare-and-swap as the step it gates, in one order with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import getpass
+import json
 import math
 import time
 from collections.abc import Callable
@@ -37,9 +44,11 @@ from typing import Any
 from modelreg import canary, git, prometheus, target
 from modelreg.card import section
 from modelreg.config import CONFIG_FILE, Canary, duration_seconds
-from modelreg.errors import ModelregError
+from modelreg.errors import DeployError, ModelregError
 from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
+from modelreg.target import Landing, Snapshot
+from modelreg.trailers import message as trailers_message
 from modelreg.versions import resolve
 
 PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
@@ -193,6 +202,46 @@ def analyze(
         summary=summary,
         measurements=measurements,
     )
+
+
+def record(registry: Registry, analysis: Analysis, push: bool = False) -> str:
+    """Commit ANALYSIS to the deploy branch; its commit id. Refused when the
+    canary moved since it was measured (another candidate, or another weight)."""
+    env, name = analysis.env, analysis.model
+    record_json = json.dumps(analysis.to_json(), indent=2, sort_keys=True, allow_nan=False)
+    body = (record_json + "\n").encode()
+
+    def attempt(snapshot: Snapshot) -> Landing[str]:
+        running = canary.require_running(snapshot.records, env, name)
+        if (running.candidate, running.weight) != (analysis.candidate, analysis.weight):
+            raise DeployError(
+                f"the canary moved while it was analysed (now {running.tag} at {running.weight}%, "
+                f"measured {analysis.candidate} at {analysis.weight}%): nothing recorded"
+            )
+        title = f"Analysis of {running.tag} in {env} at {running.weight}%: {analysis.verdict}"
+        trailers = [
+            ("Action", "analysis"),
+            ("Model", name),
+            ("Version", running.candidate),
+            ("Env", env),
+            ("Tag", running.tag),
+            ("Previous-Version", running.stable),
+            ("Weight", str(running.weight)),
+            ("Verdict", analysis.verdict),
+            ("Prometheus", analysis.prometheus),
+            ("Window", analysis.window),
+            ("Policy-Blob", analysis.policy_blob),
+            ("Reason", analysis.summary),
+        ]
+        commit = git.build_commit(
+            registry.root,
+            snapshot.at.commit,
+            {target.analysis_path(name, env): body},
+            trailers_message(title, trailers),
+        )
+        return Landing(commit, commit, title)
+
+    return target.land(registry, name, push, attempt)
 
 
 def judge(measurements: list[Measurement], failure_limit: int, count: int) -> tuple[str, str]:

@@ -11,17 +11,12 @@ verdicts of `modelreg analyze`. Every step is one commit on the deploy branch, l
   the canary folder goes), only after a passed analysis at the final weight.
 - `abort`: the stable deploy's tree comes back byte for byte (`Modelreg-Restored-From`), the
   candidate is quarantined with the reason (the failed measurement), the environment is held.
-- `record`: an analysis (see analysis.py) as a commit: trailers for listing, the whole record as
-  `.modelreg/<model>/analyses/<env>.json` in its tree (`target.analysis_records` reads them).
 
-The record is a commit on the deploy branch rather than a git note: notes are neither fetched nor
-pushed by default (a CI clone would not see the verdict a step is gated on), and a commit on the
-same branch lands in the same compare-and-swap as the step it gates, in one order with it.
+The verdicts the steps are gated on are analysis commits on the same branch (analysis.record).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +167,7 @@ def step(
     rendered: dict[tuple[str, int], dict[str, bytes]] = {}
 
     def attempt(snapshot: Snapshot) -> Landing[CanaryResult]:
-        running = _running(snapshot.records, env, name)
+        running = require_running(snapshot.records, env, name)
         wanted = weight
         if wanted is None:
             wanted = next((w for w in settings.canary.steps if w > running.weight), None)
@@ -221,7 +216,7 @@ def promote(
                 ended.previous_version, [], noop=True, pushed=False, dry_run=False, warnings=[],
             )  # fmt: skip
             return Landing(result)
-        running = _running(snapshot.records, env, name)
+        running = require_running(snapshot.records, env, name)
         if running.weight < final:
             raise DeployError(
                 f"the canary of {running.tag} in {env} is at {running.weight}%: promote needs a "
@@ -279,7 +274,7 @@ def abort(
                     noop=True,
                 )  # fmt: skip
             )
-        running = _running(snapshot.records, env, name)
+        running = require_running(snapshot.records, env, name)
         path = target.deploy_path(registry, env, name)
         blobs = target.files_at(registry, running.stable_commit, path)
         contents = git.read_objects(registry.root, list(blobs.values()))
@@ -321,53 +316,14 @@ def abort(
     return target.land(registry, name, push, attempt)
 
 
-def record(registry: Registry, analysis: Any, push: bool = False) -> str:
-    """Commit ANALYSIS (an analysis.Analysis) to the deploy branch; its commit id. Refused when the
-    canary moved since it was measured (another candidate, or another weight)."""
-    env, name = analysis.env, analysis.model
-    record_json = json.dumps(analysis.to_json(), indent=2, sort_keys=True, allow_nan=False)
-    body = (record_json + "\n").encode()
-
-    def attempt(snapshot: Snapshot) -> Landing[str]:
-        running = _running(snapshot.records, env, name)
-        if (running.candidate, running.weight) != (analysis.candidate, analysis.weight):
-            raise DeployError(
-                f"the canary moved while it was analysed (now {running.tag} at {running.weight}%, "
-                f"measured {analysis.candidate} at {analysis.weight}%): nothing recorded"
-            )
-        title = f"Analysis of {running.tag} in {env} at {running.weight}%: {analysis.verdict}"
-        trailers = [
-            ("Action", "analysis"),
-            ("Model", name),
-            ("Version", running.candidate),
-            ("Env", env),
-            ("Tag", running.tag),
-            ("Previous-Version", running.stable),
-            ("Weight", str(running.weight)),
-            ("Verdict", analysis.verdict),
-            ("Prometheus", analysis.prometheus),
-            ("Window", analysis.window),
-            ("Policy-Blob", analysis.policy_blob),
-            ("Reason", analysis.summary),
-        ]
-        commit = git.build_commit(
-            registry.root,
-            snapshot.at.commit,
-            {target.analysis_path(name, env): body},
-            trailers_message(title, trailers),
-        )
-        return Landing(commit, commit, title)
-
-    return target.land(registry, name, push, attempt)
-
-
 def running(registry: Registry, env: str, model: str | None = None) -> Canary:
     """The canary of MODEL (or the only one) running in ENV."""
     name = _model(registry, env, model)
-    return _running(target.read_log(registry, name), env, name)
+    return require_running(target.read_log(registry, name), env, name)
 
 
-def _running(records: list[target.DeployRecord], env: str, model: str) -> Canary:
+def require_running(records: list[target.DeployRecord], env: str, model: str) -> Canary:
+    """The canary of MODEL running in ENV by these records; an error naming how to start one."""
     found = canary_of(records, env, model)
     if found is None:
         raise DeployError(

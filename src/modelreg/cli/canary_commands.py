@@ -268,7 +268,7 @@ def _judge(
     result = run(registry, env, model, url, interval, count, on_measurement=shown)
     data = result.to_json()
     if record:
-        from modelreg.canary import record as commit_record
+        from modelreg.analysis import record as commit_record
 
         data["record"] = commit_record(registry, result, push)
     if result.verdict == "failed" and on_fail == "abort":
