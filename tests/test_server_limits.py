@@ -19,11 +19,9 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -35,12 +33,12 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import MODELREG, Env, free_port
+from helpers import Env, free_port
 from modelreg.register import RegisterRequest, register
 from modelreg.remote_config import add_remote
 from modelreg.store import object_url
 from modelreg.versions import resolve
-from test_serving import SIGNATURE, Server, infer_body, register_model, start_server
+from test_serving import SIGNATURE, Server, fetch, infer_body, register_model, start_server
 
 pytest.importorskip("torch")
 import torch  # noqa: E402
@@ -315,31 +313,6 @@ def test_a_model_that_raises_answers_a_short_500_with_a_request_id_and_is_counte
         next(servers, None)  # stops it
     log = output(server)
     assert "req-42" in log and "the secret threshold was crossed" in log and "Traceback" in log
-
-
-def fetch(
-    url: str, md5: str, sha256: str, out: Path, *args: str, **environ: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            MODELREG,
-            "fetch",
-            "--url",
-            url,
-            "--md5",
-            md5,
-            "--sha256",
-            sha256,
-            "--out",
-            str(out),
-            "--json",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **environ},
-    )
 
 
 def test_fetch_again_keeps_the_registered_bytes_and_replaces_anything_else(

@@ -344,29 +344,19 @@ def test_the_pod_side_refuses_bytes_that_do_not_match_the_card(env: Env, tmp_pat
 
 
 def fetch(
-    url: str, md5: str, sha256: str, out: Path, **environ: str
+    url: str, md5: str, sha256: str, out: Path, *args: str, **environ: str
 ) -> subprocess.CompletedProcess[str]:
+    """`modelreg fetch` of one artifact, as the init container runs it (--json, ARGS added)."""
     import os
 
     return subprocess.run(
-        [
-            MODELREG,
-            "fetch",
-            "--url",
-            url,
-            "--md5",
-            md5,
-            "--sha256",
-            sha256,
-            "--out",
-            str(out),
-            "--json",
-        ],
+        [MODELREG, "fetch", "--url", url, "--md5", md5, "--sha256", sha256, "--out", str(out),
+         "--json", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, **environ},
-    )
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("remote", ["local", "s3"])

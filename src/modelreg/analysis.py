@@ -49,9 +49,9 @@ from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
 from modelreg.target import Landing, Snapshot
 from modelreg.trailers import message as trailers_message
+from modelreg.verdict import FAILED, INCONCLUSIVE, PASSED, check_line
 from modelreg.versions import resolve
 
-PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
 P99_NOISE = 0.005  # seconds: a p99 this close to the stable one's is not judged slower
 MAX_COUNT = 1000
 MAX_INTERVAL = 3600
@@ -72,12 +72,6 @@ class Check(JsonFields):
 
     def line(self) -> str:
         return check_line(self.name, self.value, self.condition, self.outcome)
-
-
-def check_line(name: str, value: float | None, condition: str, outcome: str) -> str:
-    """One check on one line: `success_rate = 0.71, needs >= 0.99 (min_success_rate): failed`."""
-    shown = "no data" if value is None else f"{value:.6g}"
-    return f"{name} = {shown}, needs {condition}: {outcome}"
 
 
 @dataclass(frozen=True)
@@ -297,16 +291,9 @@ class Queries:
         return f"sum(increase(modelreg_requests_total{self.selector(version)}[{window}]))"
 
     def ratio(self, version: str, codes: str) -> str:
+        """The share of VERSION's answers whose code matches CODES (a label matcher)."""
         window = self.policy.window
-        part = self.selector(version, f'code=~"{codes}"')
-        return (
-            f"(sum(rate(modelreg_requests_total{part}[{window}])) or vector(0)) / "
-            f"sum(rate(modelreg_requests_total{self.selector(version)}[{window}]))"
-        )
-
-    def success(self, version: str) -> str:
-        window = self.policy.window
-        part = self.selector(version, 'code!~"5.."')
+        part = self.selector(version, codes)
         return (
             f"(sum(rate(modelreg_requests_total{part}[{window}])) or vector(0)) / "
             f"sum(rate(modelreg_requests_total{self.selector(version)}[{window}]))"
@@ -336,97 +323,51 @@ class Queries:
         checks.append(Check("stable_requests", self.requests(self.stable), stable_requests, floor,
                             PASSED if enough_stable else INCONCLUSIVE))  # fmt: skip
 
-        success_q, stable_success_q = self.success(self.candidate), self.success(self.stable)
-        success = ask(success_q) if enough else None
-        checks.append(
-            _compare(
-                "success_rate",
-                success_q,
-                success,
-                ">=",
-                policy.min_success_rate,
-                f">= {policy.min_success_rate:g} (min_success_rate)",
-                enough,
-            )  # fmt: skip
+        def against_stable(
+            name: str,
+            query: Callable[[str], str],
+            value: float | None,
+            sign: str,
+            bound_of: Callable[[float], float],
+            condition: str,
+        ) -> Check:
+            """NAME: the candidate's VALUE against a bound derived from the stable version's value
+            (CONDITION says how, with `{stable}`); judged only when both had enough traffic."""
+            judged = enough and enough_stable
+            stable_q = query(self.stable)
+            stable = ask(stable_q) if judged else None
+            shown = "stable" if stable is None else f"stable {stable:.6g}"
+            bound = None if stable is None else bound_of(stable)
+            return _compare(name, query(self.candidate), value, sign, bound,
+                            condition.format(stable=shown), judged, stable_q, stable)  # fmt: skip
+
+        def success(version: str) -> str:
+            return self.ratio(version, 'code!~"5.."')
+
+        def client_errors(version: str) -> str:
+            return self.ratio(version, 'code=~"4.."')
+
+        rate = ask(success(self.candidate)) if enough else None
+        errors = ask(client_errors(self.candidate)) if enough else None
+        p99 = ask(self.p99(self.candidate)) if enough else None
+        drop, rise, ratio = (
+            policy.max_success_drop,
+            policy.max_client_error_rise,
+            policy.max_p99_ratio,
         )
-        stable_success = ask(stable_success_q) if enough and enough_stable else None
-        if stable_success is not None:
-            bound = stable_success - policy.max_success_drop
-            text = (
-                f">= stable {stable_success:.6g} - {policy.max_success_drop:g} (max_success_drop)"
-            )
-        else:
-            bound, text = None, f">= stable - {policy.max_success_drop:g} (max_success_drop)"
-        checks.append(
-            _compare(
-                "success_vs_stable",
-                success_q,
-                success,
-                ">=",
-                bound,
-                text,
-                enough and enough_stable,
-                stable_success_q,
-                stable_success,
-            )  # fmt: skip
-        )
-        errors_q, stable_errors_q = (
-            self.ratio(self.candidate, "4.."),
-            self.ratio(self.stable, "4.."),
-        )
-        errors = ask(errors_q) if enough else None
-        stable_errors = ask(stable_errors_q) if enough and enough_stable else None
-        rise = policy.max_client_error_rise
-        if stable_errors is not None:
-            bound = stable_errors + rise
-            text = f"<= stable {stable_errors:.6g} + {rise:g} (max_client_error_rise)"
-        else:
-            bound, text = None, f"<= stable + {rise:g} (max_client_error_rise)"
-        checks.append(
-            _compare(
-                "client_errors_vs_stable",
-                errors_q,
-                errors,
-                "<=",
-                bound,
-                text,
-                enough and enough_stable,
-                stable_errors_q,
-                stable_errors,
-            )  # fmt: skip
-        )
-        p99_q, stable_p99_q = self.p99(self.candidate), self.p99(self.stable)
-        p99 = ask(p99_q) if enough else None
-        checks.append(
-            _compare(
-                "p99",
-                p99_q,
-                p99,
-                "<=",
-                policy.max_p99_seconds,
-                f"<= {policy.max_p99_seconds:g}s (max_p99_seconds)",
-                enough,
-            )  # fmt: skip
-        )
-        stable_p99 = ask(stable_p99_q) if enough and enough_stable else None
-        if stable_p99 is not None:
-            bound = max(stable_p99 * policy.max_p99_ratio, stable_p99 + P99_NOISE)
-            text = f"<= stable {stable_p99:.6g}s x {policy.max_p99_ratio:g} (max_p99_ratio)"
-        else:
-            bound, text = None, f"<= stable x {policy.max_p99_ratio:g} (max_p99_ratio)"
-        checks.append(
-            _compare(
-                "p99_vs_stable",
-                p99_q,
-                p99,
-                "<=",
-                bound,
-                text,
-                enough and enough_stable,
-                stable_p99_q,
-                stable_p99,
-            )  # fmt: skip
-        )
+        checks += [
+            _compare("success_rate", success(self.candidate), rate, ">=", policy.min_success_rate,
+                     f">= {policy.min_success_rate:g} (min_success_rate)", enough),
+            against_stable("success_vs_stable", success, rate, ">=", lambda s: s - drop,
+                           f">= {{stable}} - {drop:g} (max_success_drop)"),
+            against_stable("client_errors_vs_stable", client_errors, errors, "<=",
+                           lambda s: s + rise, f"<= {{stable}} + {rise:g} (max_client_error_rise)"),
+            _compare("p99", self.p99(self.candidate), p99, "<=", policy.max_p99_seconds,
+                     f"<= {policy.max_p99_seconds:g}s (max_p99_seconds)", enough),
+            against_stable("p99_vs_stable", self.p99, p99, "<=",
+                           lambda s: max(s * ratio, s + P99_NOISE),
+                           f"<= {{stable}} x {ratio:g} (max_p99_ratio)"),
+        ]  # fmt: skip
         if policy.check_bytes:
             checks.extend(self._bytes(ask))
         for own in policy.checks:

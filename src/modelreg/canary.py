@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from modelreg import gates, git, marks, policy, target
 from modelreg.deploy import (
@@ -205,7 +204,7 @@ def promote(
     final weight (the last of canary.steps) has passed."""
     final = registry.config.env(env).canary.steps[-1]
     name = _model(registry, env, model)
-    renders: dict[tuple[str, Any], Rendered] = {}  # by tag and the deprecation it announces
+    renders: dict[tuple[str, policy.Deprecation | None], Rendered] = {}  # by what they announce
     gate_cache: dict[tuple[str, ...], gates.Gate] = {}
 
     def attempt(snapshot: Snapshot) -> Landing[DeployResult]:

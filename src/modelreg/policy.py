@@ -31,6 +31,7 @@ from modelreg.errors import DeployError
 from modelreg.handle import Registry
 from modelreg.jsonable import JsonFields
 from modelreg.target import DeployRecord
+from modelreg.verdict import PASSED
 from modelreg.versions import VersionInfo
 
 
@@ -149,7 +150,7 @@ class Canary(JsonFields):
 
     @property
     def passed(self) -> bool:
-        return self.verdict == "passed"
+        return self.verdict == PASSED
 
 
 def canary_of(records: list[DeployRecord], env: str, model: str) -> Canary | None:

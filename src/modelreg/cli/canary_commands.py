@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelreg.cli.output import emit_json, handle_errors, json_option, note, short
+from modelreg.verdict import FAILED, INCONCLUSIVE, PASSED
 
 if TYPE_CHECKING:
     from modelreg.analysis import Measurement
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from modelreg.handle import Registry
 
 # analyze's exit codes: 1 and 2 stay errors and usage, 3 is modelreg's own bug
-EXIT_CODES = {"passed": 0, "failed": 4, "inconclusive": 5}
+EXIT_CODES = {PASSED: 0, FAILED: 4, INCONCLUSIVE: 5}
 
 push_option = click.option(
     "--push", is_flag=True, help="Push the deploy branch to its remote afterwards."
@@ -231,7 +232,7 @@ def analyze(
         emit_json(results if every else results[0])
     sys.stdout.flush()
     verdicts = {r["verdict"] for r in results}
-    worst = next((v for v in ("failed", "inconclusive") if v in verdicts), "passed")
+    worst = next((v for v in (FAILED, INCONCLUSIVE) if v in verdicts), PASSED)
     raise SystemExit(EXIT_CODES[worst])
 
 
@@ -271,7 +272,7 @@ def _judge(
         from modelreg.analysis import record as commit_record
 
         data["record"] = commit_record(registry, result, push)
-    if result.verdict == "failed" and on_fail == "abort":
+    if result.verdict == FAILED and on_fail == "abort":
         from modelreg.canary import abort
 
         reason = f"canary analysis failed: {result.summary}"
@@ -291,7 +292,7 @@ def _judge(
         )
     if push and ("record" in data or "aborted" in data):
         click.echo("Pushed the deploy branch.")
-    if result.verdict != "passed" and "aborted" not in data:
+    if result.verdict != PASSED and "aborted" not in data:
         note(
             f"The canary stays at {result.weight}%: step and promote refuse until an "
             "analysis passes."

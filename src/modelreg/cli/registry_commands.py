@@ -311,10 +311,10 @@ def show(repo: str, ref: str, as_json: bool) -> None:
     versions."""
     import yaml
 
-    from modelreg.analysis import check_line
     from modelreg.handle import open_registry
     from modelreg.policy import canaries, deprecations, quarantines
     from modelreg.target import analysis_records, moved, read_log
+    from modelreg.verdict import check_line
     from modelreg.versions import resolve
 
     registry = open_registry(repo)
