@@ -213,7 +213,7 @@ def render(
             files[name.removesuffix(".j2")] = text.encode()
             objects.extend(docs)
     if track is not None and config.serving.kind == "kserve":
-        files, objects = _kserve_canary(files, objects, track.weight, resolved.info.tag)
+        files, objects = _kserve_canary(files, track.weight, resolved.info.tag)
     for name, text in _render_all(_owned_templates(), context).items():
         if name.removesuffix(".j2") in files:
             raise RenderError(
@@ -268,44 +268,31 @@ def _owned_templates() -> dict[str, str]:
 
 
 def _kserve_canary(
-    files: dict[str, bytes], objects: list[dict[str, Any]], weight: int, tag: str
+    files: dict[str, bytes], weight: int, tag: str
 ) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     """The candidate's InferenceService with `spec.predictor.canaryTrafficPercent`: KServe keeps
     the last ready revision (the stable one) for the rest of the traffic. Raw deployment mode has no
-    revisions to split between: refused."""
+    revisions to split between: refused. The files, and the objects they hold."""
     import yaml
 
-    found = False
     out: dict[str, bytes] = {}
+    objects: list[dict[str, Any]] = []
     for name, data in files.items():
         docs = [d for d in safe_yaml.load_all(data.decode(), name, RenderError) if d is not None]
-        if not any(d.get("kind") == "InferenceService" for d in docs):
-            out[name] = data
-            continue
-        for doc in docs:
-            if doc.get("kind") != "InferenceService":
-                continue
-            mode = (doc.get("metadata", {}).get("annotations") or {}).get(
-                "serving.kserve.io/deploymentMode", ""
-            )
-            if mode == "RawDeployment":
+        split = [d for d in docs if d.get("kind") == "InferenceService"]
+        for doc in split:
+            annotations = doc.get("metadata", {}).get("annotations") or {}
+            if annotations.get("serving.kserve.io/deploymentMode") == "RawDeployment":
                 raise RenderError(
                     f"{tag}: KServe's RawDeployment mode cannot split traffic "
                     "(canaryTrafficPercent needs Serverless mode's revisions)"
                 )
             doc["spec"]["predictor"]["canaryTrafficPercent"] = weight
-            found = True
-        out[name] = yaml.safe_dump_all(docs, sort_keys=False).encode()
-    if not found:
+            check_schema(doc, f"{name}.j2", "")  # a CRD: no Kubernetes version is read
+        out[name] = yaml.safe_dump_all(docs, sort_keys=False).encode() if split else data
+        objects.extend(docs)
+    if not any(d.get("kind") == "InferenceService" for d in objects):
         raise RenderError(f"{tag}: the templates rendered no InferenceService to split traffic on")
-    objects = [
-        d
-        for name, data in out.items()
-        for d in safe_yaml.load_all(data.decode(), name, RenderError)
-        if d is not None
-    ]
-    for doc in objects:
-        check_schema(doc, "inferenceservice.yaml.j2", "")
     return out, objects
 
 
